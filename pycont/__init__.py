@@ -1,0 +1,89 @@
+"""pycont: a small, real container runtime in Python, and the engine of the container course.
+
+    >>> import pycont
+    >>> c = pycont.run("busybox", ["sh", "-c", "echo $$; hostname"], rm=True)
+    >>> c.output
+    '1\\n...\\n'
+
+Heavy parts are imported on first use, so the CLI and the helper process start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from pycont.errors import (
+    CommandNotExecutable,
+    CommandNotFound,
+    ContainerNotFound,
+    ImageNotFound,
+    InvalidState,
+    KernelError,
+    NameConflict,
+    PycontError,
+    StartError,
+    Unsupported,
+    UsageError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CommandNotExecutable",
+    "CommandNotFound",
+    "Container",
+    "ContainerNotFound",
+    "ExecResult",
+    "ImageNotFound",
+    "InvalidState",
+    "KernelError",
+    "NameConflict",
+    "PycontError",
+    "StartError",
+    "Unsupported",
+    "UsageError",
+    "containers",
+    "create",
+    "get",
+    "load_ipython_extension",
+    "probe",
+    "run",
+    "unload_ipython_extension",
+]
+
+_LAZY = {
+    "Container": "pycont.runtime.container",
+    "ExecResult": "pycont.runtime.container",
+    "containers": "pycont.runtime.container",
+    "create": "pycont.runtime.container",
+    "get": "pycont.runtime.container",
+    "run": "pycont.runtime.container",
+    "probe": "pycont.kernel.probe",
+}
+
+if TYPE_CHECKING:
+    from pycont.kernel.probe import probe
+    from pycont.runtime.container import Container, ExecResult, containers, create, get, run
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pycont' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext pycont``: registers the magics."""
+    from pycont.magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from pycont.magics import unload
+
+    unload(ipython)

@@ -1,0 +1,5 @@
+import sys
+
+from pycont.cli import main
+
+sys.exit(main())

@@ -1,0 +1,29 @@
+"""`pycont doctor`: what this machine allows, as the CLI prints it.
+
+The probe (:mod:`pycont.kernel.probe`) asks the kernel; this module only formats its answers,
+so the CLI, the notebooks and the tests all read the same facts.
+"""
+
+from __future__ import annotations
+
+from pycont.kernel.probe import Probe
+
+__all__ = ["doctor_text"]
+
+
+def doctor_text(p: Probe) -> str:
+    """The report ``pycont doctor`` prints: a heading, the mode, then one line per answer."""
+    controllers = ", ".join(f"{c} ({v})" for c, v in p.cgroup_controllers.items()) or "none"
+    out = [
+        "pycont doctor",
+        "=============",
+        f"mode: {p.mode_summary}",
+        f"kernel {p.kernel}; cgroups {p.cgroup_mode}; controllers: {controllers}",
+        "",
+    ]
+    for label, answer in p.answers():
+        out.append(f"{'✔' if answer.ok else '✘'} {label}: {answer.reason}")
+        if answer.detail:
+            out.append(f"    {answer.detail}")
+    out += ["", f"probed in {p.elapsed * 1000:.0f} ms"]
+    return "\n".join(out)

@@ -1,0 +1,95 @@
+"""pycont's exceptions, one tree.
+
+Every error pycont raises on purpose derives from :class:`PycontError`. Errors that come from
+a system call keep their errno by also deriving from :class:`OSError`::
+
+    PycontError
+    ├── UsageError            bad input from the user (flags, names, values); CLI exit 125
+    ├── ImageNotFound         IMAGE does not resolve to a root filesystem; CLI exit 125
+    ├── ContainerNotFound     no container by that name or id; CLI exit 125
+    ├── NameConflict          a container already has that name; CLI exit 125
+    ├── InvalidState          an illegal lifecycle transition (e.g. exec into a stopped container)
+    ├── StartError            the container could not start; carries ``exit_code``
+    │   ├── CommandNotFound   the command does not exist in the container (exit 127)
+    │   └── CommandNotExecutable  it exists but cannot be executed (exit 126)
+    └── KernelError(OSError)  a syscall failed: names the operation, the object and errno
+        └── Unsupported       the machine does not allow it (no user namespaces, ...)
+
+The CLI prints ``str(err)`` as one line and exits with ``err.exit_code``.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class PycontError(Exception):
+    """Base of every error pycont raises on purpose."""
+
+    exit_code: int = 125
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing a traceback: user errors read as one line.
+        return [f"{type(self).__name__}: {self}"]
+
+
+class UsageError(PycontError):
+    """Bad input: a flag, a name or a value that pycont does not accept."""
+
+
+class ImageNotFound(PycontError):
+    """The image reference does not resolve to a root filesystem."""
+
+
+class ContainerNotFound(PycontError):
+    """No container has that name or id."""
+
+
+class NameConflict(PycontError):
+    """The name is already used by another container."""
+
+
+class InvalidState(PycontError):
+    """The container's current status does not allow the operation."""
+
+
+class StartError(PycontError):
+    """The container could not be started; nothing of it is left behind."""
+
+    def __init__(self, message: str, exit_code: int = 125) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class CommandNotFound(StartError):
+    """The command does not exist inside the container (docker's exit code 127)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 127)
+
+
+class CommandNotExecutable(StartError):
+    """The command exists but cannot be executed (docker's exit code 126)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 126)
+
+
+class KernelError(PycontError, OSError):
+    """A system call failed. ``errno`` and ``filename`` are set as for OSError."""
+
+    def __init__(self, op: str, err: int, target: str | None = None, detail: str = "") -> None:
+        OSError.__init__(self, err, os.strerror(err), target)
+        self.op = op
+        self.detail = detail
+
+    def __str__(self) -> str:
+        what = f"{self.op} {self.filename}" if self.filename else self.op
+        name = _errno.errorcode.get(self.errno or 0, str(self.errno))
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"{what}: {self.strerror} [{name}]{extra}"
+
+
+class Unsupported(KernelError):
+    """The machine refuses something pycont needs; the message says what and why."""

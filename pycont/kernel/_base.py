@@ -1,0 +1,93 @@
+"""The Kernel interface and the flag constants of <sched.h> and <sys/mount.h>."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+# clone(2) / unshare(2) namespace flags, from <linux/sched.h>.
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# mount(2) flags, from <linux/mount.h>.
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+
+# umount2(2) flags.
+MNT_DETACH = 2
+
+_CLONE_NAMES = {
+    CLONE_NEWNS: "CLONE_NEWNS",
+    CLONE_NEWCGROUP: "CLONE_NEWCGROUP",
+    CLONE_NEWUTS: "CLONE_NEWUTS",
+    CLONE_NEWIPC: "CLONE_NEWIPC",
+    CLONE_NEWUSER: "CLONE_NEWUSER",
+    CLONE_NEWPID: "CLONE_NEWPID",
+    CLONE_NEWNET: "CLONE_NEWNET",
+}
+_MS_NAMES = {
+    MS_RDONLY: "MS_RDONLY",
+    MS_NOSUID: "MS_NOSUID",
+    MS_NODEV: "MS_NODEV",
+    MS_NOEXEC: "MS_NOEXEC",
+    MS_REMOUNT: "MS_REMOUNT",
+    MS_BIND: "MS_BIND",
+    MS_MOVE: "MS_MOVE",
+    MS_REC: "MS_REC",
+    MS_PRIVATE: "MS_PRIVATE",
+    MS_SLAVE: "MS_SLAVE",
+}
+
+
+def describe_flags(flags: int, kind: str = "clone") -> str:
+    """``CLONE_NEWNS|CLONE_NEWPID`` for a flag word, as strace prints it."""
+    table = _CLONE_NAMES if kind == "clone" else _MS_NAMES
+    names = [name for bit, name in table.items() if flags & bit]
+    rest = flags & ~sum(bit for bit in table if flags & bit)
+    if rest:
+        names.append(hex(rest))
+    return "|".join(names) or "0"
+
+
+class Kernel(Protocol):
+    """What pycont needs from the kernel. Each method raises KernelError on failure."""
+
+    def unshare(self, flags: int) -> None: ...
+
+    def clone(self, flags: int) -> int:
+        """fork(2) into new namespaces: returns the child's pid in the parent, 0 in the child."""
+        ...
+
+    def setns(self, fd: int, nstype: int, path: str = "") -> None: ...
+
+    def mount(
+        self, source: str, target: str, fstype: str = "", flags: int = 0, data: str = ""
+    ) -> None: ...
+
+    def umount2(self, target: str, flags: int = 0) -> None: ...
+
+    def pivot_root(self, new_root: str, put_old: str) -> None: ...
+
+    def sethostname(self, name: str) -> None: ...
+
+    def set_child_subreaper(self) -> None: ...
+
+    def set_pdeathsig(self, sig: int) -> None: ...
+
+    def set_no_new_privs(self) -> None: ...
+
+    def set_link_up(self, name: str) -> None:
+        """Bring a network device up (``ip link set NAME up``)."""
+        ...

@@ -1,0 +1,151 @@
+"""The real kernel: syscalls through ctypes (Python 3.11's os module has no unshare or setns)."""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import platform
+import signal
+import socket
+import struct
+
+from pycont.errors import KernelError, Unsupported
+from pycont.kernel._base import describe_flags
+
+# glibc's soname; ctypes.util.find_library would cost tens of ms in every helper start.
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.unshare.restype = ctypes.c_int
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.setns.restype = ctypes.c_int
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+]
+_libc.mount.restype = ctypes.c_int
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.umount2.restype = ctypes.c_int
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.sethostname.restype = ctypes.c_int
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
+_libc.prctl.restype = ctypes.c_int
+_libc.syscall.restype = ctypes.c_long
+
+# glibc has no pivot_root wrapper and its clone() wants a new stack: use syscall(2).
+_SYSCALLS = {
+    "x86_64": {"clone": 56, "pivot_root": 155},
+    "aarch64": {"clone": 220, "pivot_root": 41},
+}
+_NR = _SYSCALLS.get(platform.machine(), _SYSCALLS["x86_64"])
+
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def _check(
+    ret: int, op: str, target: str | None = None, unsupported_on: tuple[int, ...] = ()
+) -> int:
+    if ret == -1:
+        err = ctypes.get_errno()
+        cls = Unsupported if err in unsupported_on else KernelError
+        raise cls(op, err, target)
+    return ret
+
+
+def _b(s: str) -> bytes:
+    return os.fsencode(s)
+
+
+class LinuxKernel:
+    """Calls the kernel for real."""
+
+    def unshare(self, flags: int) -> None:
+        # unshare(2): EPERM/EINVAL/ENOSPC here mean the machine refuses the namespace.
+        _check(
+            _libc.unshare(flags),
+            f"unshare({describe_flags(flags)})",
+            unsupported_on=(1, 22, 28),
+        )
+
+    def clone(self, flags: int) -> int:
+        # clone(2) with a NULL stack behaves like fork(2) (the child runs on a copy of the
+        # parent's stack) but can create namespaces at the same time, so the child is PID 1
+        # of its new PID namespace and every new namespace is owned by its new user
+        # namespace. Only safe in a single-threaded process: that is why it runs in the
+        # helper, never in a notebook kernel.
+        pid = _libc.syscall(
+            _NR["clone"],
+            ctypes.c_ulong(flags | signal.SIGCHLD),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+        )
+        return _check(pid, f"clone({describe_flags(flags)})", unsupported_on=(1, 22, 28))
+
+    def setns(self, fd: int, nstype: int, path: str = "") -> None:
+        _check(_libc.setns(fd, nstype), f"setns({describe_flags(nstype)})", path or None)
+
+    def mount(
+        self, source: str, target: str, fstype: str = "", flags: int = 0, data: str = ""
+    ) -> None:
+        ret = _libc.mount(
+            _b(source) if source else None,
+            _b(target),
+            fstype.encode() if fstype else None,
+            ctypes.c_ulong(flags),
+            data.encode() if data else None,
+        )
+        _check(
+            ret, f"mount {fstype or describe_flags(flags, 'mount')} {source or 'none'} on", target
+        )
+
+    def umount2(self, target: str, flags: int = 0) -> None:
+        _check(_libc.umount2(_b(target), flags), "umount2", target)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        ret = _libc.syscall(
+            _NR["pivot_root"], ctypes.c_char_p(_b(new_root)), ctypes.c_char_p(_b(put_old))
+        )
+        _check(ret, "pivot_root", new_root)
+
+    def sethostname(self, name: str) -> None:
+        raw = name.encode()
+        _check(_libc.sethostname(raw, len(raw)), "sethostname", name)
+
+    def _prctl(self, option: int, arg: int, what: str) -> None:
+        _check(_libc.prctl(option, arg, 0, 0, 0), f"prctl({what})")
+
+    def set_child_subreaper(self) -> None:
+        self._prctl(PR_SET_CHILD_SUBREAPER, 1, "PR_SET_CHILD_SUBREAPER")
+
+    def set_pdeathsig(self, sig: int) -> None:
+        self._prctl(PR_SET_PDEATHSIG, sig, "PR_SET_PDEATHSIG")
+
+    def set_no_new_privs(self) -> None:
+        self._prctl(PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")
+
+    def set_link_up(self, name: str) -> None:
+        # netdevice(7): SIOCGIFFLAGS/SIOCSIFFLAGS on any socket of the network namespace.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            ifreq = struct.pack("16sH14x", name.encode(), 0)
+            try:
+                flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
+                fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", name.encode(), flags | IFF_UP))
+            except OSError as err:
+                raise KernelError("ioctl(SIOCSIFFLAGS, IFF_UP)", err.errno or 0, name) from err

@@ -1,0 +1,81 @@
+"""A kernel that tells each syscall as it makes it, strace-style: the course turns it on to show
+the exact sequence of calls behind ``pycont run``."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+from pycont.errors import KernelError
+from pycont.kernel._base import Kernel, describe_flags
+
+
+class NarratingKernel:
+    """Wraps another kernel; ``say`` receives one line per call, with its result."""
+
+    def __init__(self, inner: Kernel, say: Callable[[str], None]) -> None:
+        self.inner = inner
+        self.say = say
+
+    def _do(self, text: str, fn: Callable[[], object]) -> object:
+        try:
+            result = fn()
+        except KernelError as err:
+            self.say(f"{text} = -1 {err.strerror}")
+            raise
+        self.say(f"{text} = {result if isinstance(result, int) else 0}")
+        return result
+
+    def unshare(self, flags: int) -> None:
+        self._do(f"unshare({describe_flags(flags)})", lambda: self.inner.unshare(flags))
+
+    def clone(self, flags: int) -> int:
+        text = f"clone({describe_flags(flags)}|SIGCHLD)"
+        pid = self.inner.clone(flags)
+        if pid:  # only the parent narrates, or the line would be printed twice
+            self.say(f"{text} = {pid}")
+        return pid
+
+    def setns(self, fd: int, nstype: int, path: str = "") -> None:
+        self._do(
+            f'setns(open("{path}"), {describe_flags(nstype)})',
+            lambda: self.inner.setns(fd, nstype, path),
+        )
+
+    def mount(
+        self, source: str, target: str, fstype: str = "", flags: int = 0, data: str = ""
+    ) -> None:
+        text = (
+            f'mount("{source or "none"}", "{target}", '
+            f"{f'{chr(34)}{fstype}{chr(34)}' if fstype else 'NULL'}, "
+            f"{describe_flags(flags, 'mount')}, {f'{chr(34)}{data}{chr(34)}' if data else 'NULL'})"
+        )
+        self._do(text, lambda: self.inner.mount(source, target, fstype, flags, data))
+
+    def umount2(self, target: str, flags: int = 0) -> None:
+        self._do(
+            f'umount2("{target}", {"MNT_DETACH" if flags == 2 else flags})',
+            lambda: self.inner.umount2(target, flags),
+        )
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        self._do(
+            f'pivot_root("{new_root}", "{put_old}")',
+            lambda: self.inner.pivot_root(new_root, put_old),
+        )
+
+    def sethostname(self, name: str) -> None:
+        self._do(f'sethostname("{name}")', lambda: self.inner.sethostname(name))
+
+    def set_child_subreaper(self) -> None:
+        self._do("prctl(PR_SET_CHILD_SUBREAPER, 1)", self.inner.set_child_subreaper)
+
+    def set_pdeathsig(self, sig: int) -> None:
+        name = signal.Signals(sig).name
+        self._do(f"prctl(PR_SET_PDEATHSIG, {name})", lambda: self.inner.set_pdeathsig(sig))
+
+    def set_no_new_privs(self) -> None:
+        self._do("prctl(PR_SET_NO_NEW_PRIVS, 1)", self.inner.set_no_new_privs)
+
+    def set_link_up(self, name: str) -> None:
+        self._do(f'ioctl(SIOCSIFFLAGS, "{name}", IFF_UP)', lambda: self.inner.set_link_up(name))

@@ -1,0 +1,72 @@
+"""A kernel that records calls instead of making them: unit tests of namespace logic, no root."""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+
+from pycont.errors import KernelError
+
+
+@dataclass(frozen=True)
+class Call:
+    """One recorded syscall: its name and arguments."""
+
+    name: str
+    args: tuple[object, ...]
+
+
+@dataclass
+class RecordingKernel:
+    """Records each call; ``fail`` maps a syscall name to the errno it should fail with."""
+
+    calls: list[Call] = field(default_factory=list)
+    fail: dict[str, int] = field(default_factory=dict)
+    next_pid: int = 4242
+
+    def _record(self, name: str, *args: object) -> None:
+        self.calls.append(Call(name, args))
+        if name in self.fail:
+            raise KernelError(name, self.fail[name], str(args[0]) if args else None)
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.calls]
+
+    def unshare(self, flags: int) -> None:
+        self._record("unshare", flags)
+
+    def clone(self, flags: int) -> int:
+        self._record("clone", flags)
+        return self.next_pid
+
+    def setns(self, fd: int, nstype: int, path: str = "") -> None:
+        self._record("setns", path or fd, nstype)
+
+    def mount(
+        self, source: str, target: str, fstype: str = "", flags: int = 0, data: str = ""
+    ) -> None:
+        self._record("mount", source, target, fstype, flags, data)
+
+    def umount2(self, target: str, flags: int = 0) -> None:
+        self._record("umount2", target, flags)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        self._record("pivot_root", new_root, put_old)
+
+    def sethostname(self, name: str) -> None:
+        if len(name.encode()) > 64:
+            # sethostname(2): EINVAL when len exceeds HOST_NAME_MAX, as the real kernel does.
+            raise KernelError("sethostname", errno.EINVAL, name)
+        self._record("sethostname", name)
+
+    def set_child_subreaper(self) -> None:
+        self._record("prctl", "PR_SET_CHILD_SUBREAPER")
+
+    def set_pdeathsig(self, sig: int) -> None:
+        self._record("prctl", "PR_SET_PDEATHSIG", sig)
+
+    def set_no_new_privs(self) -> None:
+        self._record("prctl", "PR_SET_NO_NEW_PRIVS")
+
+    def set_link_up(self, name: str) -> None:
+        self._record("set_link_up", name)

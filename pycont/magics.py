@@ -1,0 +1,166 @@
+"""The IPython extension: ``%load_ext pycont``.
+
+``%%container [options] IMAGE`` runs the cell as a shell script in a new container and streams
+its output into the notebook; it stands for ``pycont.run(IMAGE, ["sh", "-c", CELL], ...)``.
+``%pycont ARGS`` runs the CLI (``pycont ARGS``) with its output in the notebook. Errors a user
+makes print one line, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import codecs
+import contextlib
+import os
+import shlex
+import subprocess
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError as IPythonUsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+
+from pycont.errors import ContainerNotFound, PycontError
+
+# Containers started from this kernel and not detached: removed when the kernel shuts down.
+_started: list[Any] = []
+
+
+def _cleanup() -> None:
+    for c in _started:
+        with contextlib.suppress(PycontError, OSError):
+            if not c.config.detach:
+                c.remove(force=True)
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    from pycont.cli import _add_run_flags, _Parser
+
+    p = _Parser(prog="%%container", add_help=False)
+    _add_run_flags(p)
+    p.add_argument("image")
+    return p
+
+
+# A notebook cell cannot show gigabytes: past this budget, output is counted, not shown.
+OUTPUT_BUDGET = 1 << 20  # bytes shown per cell
+OUTPUT_TAIL = 4096  # bytes of the end kept and shown after the notice
+
+
+def stream_output(fd: int, out: Any, budget: int = OUTPUT_BUDGET) -> int:
+    """Copy a container's output to ``out`` until EOF; past ``budget`` bytes keep draining the
+    pipe (so the container never blocks on a full pipe) but show only a notice and the tail.
+    Returns the number of bytes read."""
+    decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+    total = 0
+    tail = b""
+    while chunk := os.read(fd, 65536):
+        room = max(0, budget - total)
+        total += len(chunk)
+        if room:
+            out.write(decode(chunk[:room]))
+        tail = (tail + chunk[room:])[-OUTPUT_TAIL:]
+    out.write(decode(b"", final=True))
+    if total > budget:
+        print(
+            f"\n[pycont] output throttled: {total - budget:,} more bytes were not shown "
+            f"(cell budget {budget:,} bytes); the last {len(tail):,}:",
+            file=out,
+        )
+        out.write(tail.decode(errors="replace"))
+    return total
+
+
+class ContainerRunner:
+    """The logic behind ``%%container``, kept apart from IPython so it can be tested alone."""
+
+    def __init__(self, out: Any = None) -> None:
+        self.out = out
+
+    def run(self, line: str, cell: str) -> int:
+        from pycont.runtime.container import create
+
+        try:
+            a = _run_parser().parse_args(shlex.split(line))
+        except PycontError as err:
+            raise IPythonUsageError(str(err)) from None
+        out = self.out or sys.stdout
+        c = create(
+            a.image,
+            ["sh", "-c", cell],
+            name=a.name,
+            hostname=a.hostname,
+            env=a.env,
+            workdir=a.workdir,
+            detach=a.detach,
+            rm=a.rm,
+            pid=a.pid,
+            network=a.network,
+            ipc=a.ipc,
+            uts=a.uts,
+            userns=a.userns,
+            cgroupns=a.cgroupns,
+            narrate=a.narrate,
+        )
+        _started.append(c)
+        say = (lambda s: print(f"[pycont] {s}", file=out)) if a.narrate else False
+        try:
+            c.start(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, narrate=say)
+        except BaseException:
+            with contextlib.suppress(ContainerNotFound):
+                c.remove(force=True)
+            raise
+        if a.detach:
+            print(f"{c.name} ({c.short_id}) started in the background", file=out)
+            return 0
+        assert c.stdout is not None
+        try:
+            stream_output(c.stdout.fileno(), out)
+        except KeyboardInterrupt:
+            c.remove(force=True)
+            print("interrupted: container killed", file=out)
+            return 130
+        code = c.wait()
+        if code:
+            print(f"[exit code {code}]", file=out)
+        return code
+
+
+@magics_class
+class PycontMagics(Magics):
+    @cell_magic
+    def container(self, line: str, cell: str) -> None:
+        """%%container [--rm] [--name N] [-e K=V] [--pid host] ... IMAGE
+
+        Run the cell as a shell script in a container (pycont.run(IMAGE, ["sh", "-c", CELL]))."""
+        ContainerRunner().run(line, cell)
+
+    @line_magic
+    def pycont(self, line: str) -> None:
+        """%pycont ARGS: the pycont CLI, with its output here (e.g. %pycont ps -a)."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pycont", *shlex.split(line)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            sys.stdout.write(raw.decode(errors="replace"))
+        proc.wait()
+
+
+_registered = False
+
+
+def load(ipython: Any) -> None:
+    global _registered
+    ipython.register_magics(PycontMagics)
+    if not _registered:  # %reload_ext must not register the handler twice
+        atexit.register(_cleanup)
+        _registered = True
+
+
+def unload(ipython: Any) -> None:
+    _cleanup()

@@ -1,0 +1,150 @@
+"""The container's root filesystem: a private mount table, a root that is not the host's.
+
+Runs inside the container's new mount namespace, before exec. The image root is stacked under
+a per-container read/write layer with OverlayFS, ``pivot_root(2)`` makes that the new ``/``
+and the host's root is detached, so the container can neither see nor reach it. Every mount
+made here lives in the container's mount namespace and vanishes with it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+
+from pycont.errors import KernelError
+from pycont.kernel import (
+    MNT_DETACH,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    Kernel,
+)
+
+# The device nodes every container gets (the OCI runtime spec's default set). They are bind
+# mounted from the host: mknod(2) is refused inside a user namespace.
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_LINKS = {
+    "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+    "ptmx": "pts/ptmx",
+    "core": "/proc/kcore",
+}
+
+
+@dataclass(frozen=True)
+class RootSpec:
+    """What the root is made of: read-only lower dirs (top first), the container's own dir."""
+
+    lowers: tuple[str, ...]
+    container_dir: str
+    userns: bool = False
+    private_net: bool = True
+    private_pid: bool = True
+
+    @property
+    def upper(self) -> str:
+        return os.path.join(self.container_dir, "upper")
+
+    @property
+    def work(self) -> str:
+        return os.path.join(self.container_dir, "work")
+
+    @property
+    def merged(self) -> str:
+        return os.path.join(self.container_dir, "merged")
+
+
+def prepare_dirs(spec: RootSpec) -> None:
+    """Create the upper, work and merged dirs (on the host side, before the container starts)."""
+    for d in (spec.upper, spec.work, spec.merged):
+        os.makedirs(d, mode=0o755, exist_ok=True)
+
+
+def overlay_options(spec: RootSpec) -> str:
+    opts = f"lowerdir={':'.join(spec.lowers)},upperdir={spec.upper},workdir={spec.work}"
+    if spec.userns:
+        # overlayfs in a user namespace cannot use trusted.* xattrs; userxattr stores its
+        # metadata in user.overlay.* instead (Documentation/filesystems/overlayfs.rst).
+        opts += ",userxattr"
+    return opts
+
+
+def _touch(path: str) -> None:
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644)
+    os.close(fd)
+
+
+def setup_root(k: Kernel, spec: RootSpec) -> None:
+    """Build the container's root and pivot into it. Call in the new mount namespace."""
+    # mount_namespaces(7): without private propagation our mounts would leak to the host's
+    # namespace (systemd makes / shared).
+    k.mount("", "/", "", MS_REC | MS_PRIVATE)
+    merged = spec.merged
+    k.mount("pycont-overlay", merged, "overlay", 0, overlay_options(spec))
+    _mount_proc(k, merged, spec)
+    _mount_dev(k, merged)
+    _mount_sys(k, merged, spec)
+    # pivot_root(2): "new_root and put_old may be the same directory"; the old root then sits
+    # on top of the new one and can be detached at once, without a directory for it.
+    os.chdir(merged)
+    k.pivot_root(".", ".")
+    k.umount2(".", MNT_DETACH)
+    os.chdir("/")
+
+
+def _mount_proc(k: Kernel, merged: str, spec: RootSpec) -> None:
+    target = os.path.join(merged, "proc")
+    os.makedirs(target, exist_ok=True)
+    # proc(5): a fresh proc shows the PID namespace of the mounting process.
+    k.mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _mount_dev(k: Kernel, merged: str) -> None:
+    dev = os.path.join(merged, "dev")
+    os.makedirs(dev, exist_ok=True)
+    k.mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+    for name in DEVICES:
+        target = os.path.join(dev, name)
+        _touch(target)
+        k.mount(f"/dev/{name}", target, "", MS_BIND)
+    for name, dest in DEV_LINKS.items():
+        os.symlink(dest, os.path.join(dev, name))
+    pts = os.path.join(dev, "pts")
+    os.mkdir(pts, 0o755)
+    # devpts(5) "newinstance": a private pty set, not the host's.
+    k.mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
+    shm = os.path.join(dev, "shm")
+    os.mkdir(shm, 0o1777)
+    k.mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    mqueue = os.path.join(dev, "mqueue")
+    os.mkdir(mqueue, 0o755)
+    try:
+        # mq_overview(7): a fresh mqueue shows the IPC namespace's own queues.
+        k.mount("mqueue", mqueue, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except KernelError as err:
+        if err.errno not in (errno.EPERM, errno.ENODEV):
+            raise
+
+
+def _mount_sys(k: Kernel, merged: str, spec: RootSpec) -> None:
+    target = os.path.join(merged, "sys")
+    os.makedirs(target, exist_ok=True)
+    ro = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    try:
+        # sysfs shows the network devices of the mounting process's network namespace; the
+        # kernel allows it only to a process that owns that namespace (sysfs(5)).
+        k.mount("sysfs", target, "sysfs", ro)
+    except KernelError as err:
+        if err.errno != errno.EPERM:
+            raise
+        # Sharing the host's network from a new user namespace: bind the host's /sys instead.
+        k.mount("/sys", target, "", MS_BIND | MS_REC)
+        k.mount("", target, "", MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC)

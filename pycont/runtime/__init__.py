@@ -1,0 +1,1 @@
+"""The container runtime: lifecycle, state on disk, and the helper process."""

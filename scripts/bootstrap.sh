@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/course.sh and scripts/test.sh. Idempotent: a second run only checks.
+#
+#   1. as root, apt-get install the Debian packages pycont and the course use, if any is missing;
+#   2. create a virtualenv at .venv in the repo (python3.11 from PATH, else /usr/bin/python3);
+#   3. pip install -e '.[dev]' into it, unless .venv/.pycont-stamp is newer than pyproject.toml.
+#
+# Run it (`bash scripts/bootstrap.sh`) or source it (`. scripts/bootstrap.sh`): the work happens
+# in a subshell either way, so a sourcing shell keeps its options and its fds.
+
+PYCONT_APT_PACKAGES=(busybox-static iproute2 util-linux procps psmisc crun runc)
+
+pycont_bootstrap() (
+    # Errors are checked explicitly (die) as well: set -e is void when the caller writes
+    # `. scripts/bootstrap.sh || ...`.
+    set -euo pipefail
+
+    repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    cd "$repo"
+
+    log() { printf 'bootstrap: %s\n' "$*" >&2; }
+    is_installed() {
+        [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+    }
+    apt_updated=0
+    apt_install() {
+        if [ "$apt_updated" = 0 ]; then
+            log "apt-get update"
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+            apt_updated=1
+        fi
+        log "apt-get install $*"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    }
+    die() { log "$*"; exit 1; }
+
+    # Two bootstraps at once (course and tests) must not build the same venv together.
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>"${TMPDIR:-/tmp}/pycont-bootstrap.$(id -u).lock"
+        flock 9
+    fi
+
+    # --- 1. Debian packages -------------------------------------------------------------------
+    if command -v dpkg-query >/dev/null 2>&1; then
+        missing=()
+        for pkg in "${PYCONT_APT_PACKAGES[@]}"; do
+            is_installed "$pkg" || missing+=("$pkg")
+        done
+        if [ "${#missing[@]}" -gt 0 ]; then
+            if [ "$(id -u)" = 0 ]; then
+                apt_install "${missing[@]}" || die "apt-get install ${missing[*]} failed"
+            else
+                log "not root: cannot install ${missing[*]}; pycont doctor says what still works"
+            fi
+        fi
+    fi
+
+    # --- 2. the virtualenv --------------------------------------------------------------------
+    venv="$repo/.venv"
+    # A venv whose interpreter vanished (pyenv upgrade) or that has no pip is built again.
+    if ! { [ -x "$venv/bin/pip" ] && "$venv/bin/python" -c '' 2>/dev/null; }; then
+        py=""
+        if command -v python3.11 >/dev/null 2>&1 && python3.11 -c '' 2>/dev/null; then
+            py=$(command -v python3.11)
+        elif [ -x /usr/bin/python3 ]; then
+            py=/usr/bin/python3
+        fi
+        if [ -z "$py" ] || ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+            die "need Python >= 3.11 (python3.11 on PATH or /usr/bin/python3)"
+        fi
+        # Debian splits ensurepip out of the interpreter: without python3-venv, `-m venv` fails
+        # half-way and leaves a .venv without pip behind.
+        if ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+                apt_install python3-venv || die "apt-get install python3-venv failed"
+            else
+                die "$py has no ensurepip: install python3-venv (as root) and run again"
+            fi
+        fi
+        log "creating $venv with $py"
+        rm -rf "$venv"
+        "$py" -m venv "$venv" || { rm -rf "$venv"; die "$py -m venv $venv failed"; }
+        PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q --upgrade pip \
+            || die "pip install --upgrade pip failed"
+    fi
+
+    # --- 3. pycont and its tools --------------------------------------------------------------
+    stamp="$venv/.pycont-stamp"
+    if [ ! -e "$stamp" ] || [ ! "$stamp" -nt "$repo/pyproject.toml" ]; then
+        log "pip install -e '.[dev]' (a few minutes the first time)"
+        PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q -e "${repo}[dev]" \
+            || die "pip install -e '.[dev]' failed"
+        touch "$stamp"
+    fi
+)
+
+# Run when executed; when sourced, run too, but hand the status back instead of exiting the caller.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    pycont_bootstrap
+    exit
+else
+    pycont_bootstrap
+fi

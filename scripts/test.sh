@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The whole suite: bash scripts/test.sh [extra pytest arguments, e.g. -k overlay -x]
+#
+# Steps run in order and stop at the first failure; the leak check runs at the end whatever
+# happened, because a failed test is exactly when a container is most likely left behind.
+# Exit status: 0 only when every step that ran passed and nothing leaked.
+#
+# No `set -e`: each step's status is tracked explicitly so that the leak check always runs.
+set -uo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo" || exit 125
+
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
+failed=""      # name of the first step that failed
+summary=()     # one line per step, printed at the end
+
+header() {
+    printf '\n%s==== %s ====%s\n' "$bold" "$1" "$plain"
+    shift
+    printf '$ %s\n' "$*"
+}
+
+# step NAME COMMAND...: run COMMAND unless an earlier step failed; record the outcome.
+step() {
+    local name=$1 start=$SECONDS rc
+    shift
+    if [ -n "$failed" ]; then
+        summary+=("skipped  $name")
+        return
+    fi
+    local shown=("$@")
+    [ "$1" = pytest_may_collect_nothing ] && shown=("${shown[@]:1}")
+    header "$name" "${shown[@]}"
+    "$@"
+    rc=$?
+    if [ "$rc" -eq 0 ]; then
+        summary+=("ok       $name ($((SECONDS - start)) s)")
+    else
+        summary+=("FAILED   $name (exit $rc, $((SECONDS - start)) s)")
+        failed=$name
+    fi
+}
+
+# pytest exits 5 when it collected no test: a failure for the main suite (a suite that finds
+# nothing must not pass), but fine for the notebooks when "$@" deselects all of them.
+pytest_may_collect_nothing() {
+    "$@"
+    local rc=$?
+    if [ "$rc" -eq 5 ]; then
+        echo "(no notebook cell selected: not a failure)"
+        return 0
+    fi
+    return "$rc"
+}
+
+step "bootstrap" bash scripts/bootstrap.sh
+
+export VIRTUAL_ENV="$repo/.venv"
+export PATH="$VIRTUAL_ENV/bin:$PATH"
+
+lint_paths=()
+for d in pycont tests bench; do
+    [ -d "$d" ] && lint_paths+=("$d")
+done
+test_paths=()
+for d in tests/unit tests/integration; do
+    [ -d "$d" ] && test_paths+=("$d")
+done
+
+step "lint (ruff check)" ruff check "${lint_paths[@]}"
+step "format (ruff format --check)" ruff format --check "${lint_paths[@]}"
+step "types (mypy)" mypy
+step "unit + integration tests" pytest "${test_paths[@]}" "$@"
+
+if compgen -G 'notebooks/*.ipynb' >/dev/null; then
+    step "notebooks (nbval)" pytest_may_collect_nothing \
+        pytest -p no:cacheprovider --nbval --nbval-current-env \
+        --nbval-sanitize-with tests/nbval-sanitize.cfg notebooks/ "$@"
+else
+    summary+=("skipped  notebooks (nbval): no notebooks/*.ipynb yet")
+fi
+
+# Always, even after a failure: stdlib only, so the system python will do if the venv is broken.
+py=python3
+[ -x "$VIRTUAL_ENV/bin/python" ] && py="$VIRTUAL_ENV/bin/python"
+header "leak check" "$py" tests/leaks.py
+"$py" tests/leaks.py
+leak_rc=$?
+if [ "$leak_rc" -eq 0 ]; then
+    summary+=("ok       leak check")
+else
+    summary+=("FAILED   leak check (exit $leak_rc)")
+fi
+
+printf '\n%s==== summary ====%s\n' "$bold" "$plain"
+printf '  %s\n' "${summary[@]}"
+
+if [ -n "$failed" ] || [ "$leak_rc" -ne 0 ]; then
+    printf '\nFAILED%s\n' "${failed:+ at: $failed}"
+    exit 1
+fi
+printf '\nall steps passed\n'

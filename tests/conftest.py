@@ -1,0 +1,137 @@
+"""Suite-wide setup: a private PYCONT_ROOT, the privileged-test count, and the leak check.
+
+- Every test runs with ``PYCONT_ROOT`` set to a fresh temporary folder (an environment
+  variable, so the CLI and the helper processes the tests start inherit it).
+- Tests declare their needs with :func:`tests.helpers.requires`; those needing root or user
+  namespaces are marked ``privileged`` and the summary says how many of them ran and how many
+  were skipped, so a silent skip cannot pass for coverage.
+- After the last test, nothing pycont made may be left on the machine (``tests/leaks.py``) and
+  the temporary store must hold no container; otherwise the session fails.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.helpers import PRIVILEGED_NEEDS, needs_of
+
+_privileged: set[str] = set()  # node ids of the privileged tests collected
+_outcomes: dict[str, str] = {}  # node id -> "ran" | "skipped" | "error"
+_skip_reasons: dict[str, str] = {}
+_leaks: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "privileged: needs root or user namespaces; added by tests.helpers.requires()",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if PRIVILEGED_NEEDS & set(needs_of(item)):
+            item.add_marker(pytest.mark.privileged)
+            _privileged.add(item.nodeid)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.nodeid not in _privileged:
+        return
+    if report.when == "setup":
+        if report.skipped:
+            _outcomes[report.nodeid] = "skipped"
+            _skip_reasons[report.nodeid] = _reason(report)
+        elif report.failed:
+            _outcomes[report.nodeid] = "error"
+    elif report.when == "call":
+        if report.skipped and not hasattr(report, "wasxfail"):
+            _outcomes[report.nodeid] = "skipped"
+            _skip_reasons[report.nodeid] = _reason(report)
+        else:
+            _outcomes[report.nodeid] = "ran"
+
+
+def _reason(report: pytest.TestReport) -> str:
+    longrepr: Any = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _rmtree(path: str) -> None:
+    """rm -rf, also through folders without permissions (overlayfs leaves work/work mode 000)."""
+
+    def fix(func: Any, p: str, _exc: Any) -> None:
+        os.chmod(os.path.dirname(p), stat.S_IRWXU)
+        if os.path.isdir(p) and not os.path.islink(p):
+            os.chmod(p, stat.S_IRWXU)
+            shutil.rmtree(p, onerror=fix)
+        else:
+            func(p)
+
+    shutil.rmtree(path, onerror=fix)
+
+
+def _find_leaks() -> list[str]:
+    """tests/leaks.py's find_leaks() when that module exists (another part of the suite)."""
+    try:
+        leaks = importlib.import_module("tests.leaks")
+    except ModuleNotFoundError as err:
+        if err.name not in ("tests.leaks", "tests"):
+            raise
+        return []
+    return list(leaks.find_leaks())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pycont_root() -> Iterator[str]:
+    """A fresh PYCONT_ROOT for the whole session; checked for leaks, then removed."""
+    previous = os.environ.get("PYCONT_ROOT")
+    root = tempfile.mkdtemp(prefix="pycont-tests-")
+    os.environ["PYCONT_ROOT"] = root
+    try:
+        yield root
+    finally:
+        containers = os.path.join(root, "containers")
+        left = sorted(os.listdir(containers)) if os.path.isdir(containers) else []
+        _leaks.extend(f"container left in {containers}: {cid}" for cid in left)
+        _leaks.extend(_find_leaks())
+        if previous is None:
+            del os.environ["PYCONT_ROOT"]
+        else:
+            os.environ["PYCONT_ROOT"] = previous
+        _rmtree(root)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _leaks and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    tr = terminalreporter
+    ran = sum(1 for o in _outcomes.values() if o == "ran")
+    errors = sum(1 for o in _outcomes.values() if o == "error")
+    skipped = sum(1 for o in _outcomes.values() if o == "skipped")
+    line = f"privileged tests: {ran} ran, {skipped} skipped"
+    if errors:
+        line += f", {errors} errored before running"
+    tr.write_sep("-", line, yellow=bool(skipped), green=not skipped and not errors)
+    for reason in sorted(set(_skip_reasons.values())):
+        count = sum(1 for r in _skip_reasons.values() if r == reason)
+        tr.write_line(f"  skipped {count}: {reason}")
+    if _leaks:
+        tr.write_sep("=", f"leak check: {len(_leaks)} pycont object(s) left behind", red=True)
+        for leak in _leaks:
+            tr.write_line(f"  {leak}")
+    else:
+        tr.write_line("leak check: nothing left behind")

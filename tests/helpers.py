@@ -1,0 +1,99 @@
+"""What the test suite shares: ``requires()`` for privileged tests, and small polling helpers.
+
+A privileged test declares what it needs; on a machine that does not give it, it is skipped
+with that reason (never silently passed), and the suite counts how many such tests ran::
+
+    @requires("root", "userns")
+    def test_rootless(): ...
+
+    pytestmark = requires("root")   # a whole module
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+# A test that needs any of these is "privileged": conftest counts how many of them ran.
+PRIVILEGED_NEEDS = frozenset({"root", "userns"})
+
+
+def _max_user_namespaces() -> int:
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def _has_filesystem(name: str) -> bool:
+    try:
+        with open("/proc/filesystems") as f:
+            return any(line.split()[-1] == name for line in f if line.strip())
+    except OSError:
+        return False
+
+
+def missing(need: str) -> str | None:
+    """Why this machine does not give ``need``, or None when it does."""
+    if need == "root":
+        euid = os.geteuid()
+        return None if euid == 0 else f"needs root (running as uid {euid})"
+    if need == "userns":
+        n = _max_user_namespaces()
+        return None if n > 0 else f"needs user namespaces (/proc/sys/user/max_user_namespaces = {n})"
+    if need == "overlay":
+        return None if _has_filesystem("overlay") else "needs overlay (not in /proc/filesystems)"
+    raise ValueError(f"requires(): unknown need {need!r}: accepted are root, userns, overlay")
+
+
+def requires(*needs: str) -> pytest.MarkDecorator:
+    """A skipif mark that skips unless the machine gives every need, with the reason why.
+
+    The mark carries ``needs``: conftest adds the ``privileged`` marker to every test whose
+    needs include root or user namespaces, and reports how many of those ran."""
+    reasons = [r for r in (missing(n) for n in needs) if r]
+    return pytest.mark.skipif(bool(reasons), reason="; ".join(reasons) or "", needs=needs)
+
+
+def needs_of(item: pytest.Item) -> tuple[str, ...]:
+    """Everything the test declared with requires() (on itself, its class or its module)."""
+    found: list[str] = []
+    for mark in item.iter_markers("skipif"):
+        found.extend(mark.kwargs.get("needs", ()))
+    return tuple(dict.fromkeys(found))
+
+
+def wait_for(
+    check: Callable[[], T], timeout: float = 15.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what or check}")
+        time.sleep(interval)
+
+
+def process_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs: absent, or a zombie waiting to be reaped (proc(5))."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def mountinfo_lines(needle: str, pid: int | str = "self") -> list[str]:
+    with open(f"/proc/{pid}/mountinfo") as f:
+        return [line.rstrip("\n") for line in f if needle in line]
