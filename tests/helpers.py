@@ -12,6 +12,8 @@ with that reason (never silently passed), and the suite counts how many such tes
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -47,7 +49,9 @@ def missing(need: str) -> str | None:
         return None if euid == 0 else f"needs root (running as uid {euid})"
     if need == "userns":
         n = _max_user_namespaces()
-        return None if n > 0 else f"needs user namespaces (/proc/sys/user/max_user_namespaces = {n})"
+        if n > 0:
+            return None
+        return f"needs user namespaces (/proc/sys/user/max_user_namespaces = {n})"
     if need == "overlay":
         return None if _has_filesystem("overlay") else "needs overlay (not in /proc/filesystems)"
     raise ValueError(f"requires(): unknown need {need!r}: accepted are root, userns, overlay")
@@ -97,3 +101,47 @@ def process_gone(pid: int) -> bool:
 def mountinfo_lines(needle: str, pid: int | str = "self") -> list[str]:
     with open(f"/proc/{pid}/mountinfo") as f:
         return [line.rstrip("\n") for line in f if needle in line]
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cli(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pycont ARGS`` in a new process, as a user types it; PYCONT_ROOT inherited."""
+    full = dict(os.environ)
+    full["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, full.get("PYTHONPATH")) if p)
+    full.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pycont", *args],
+        cwd=REPO,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def containers_dir() -> str:
+    return os.path.join(os.environ["PYCONT_ROOT"], "containers")
+
+
+def container_ids() -> set[str]:
+    """The containers in the store, by the folders that hold them."""
+    d = containers_dir()
+    return set(os.listdir(d)) if os.path.isdir(d) else set()
+
+
+def pids_in_pid_namespace(inode: int) -> list[int]:
+    """Host pids of the processes whose PID namespace has this inode."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/pid").st_ino == inode:
+                found.append(int(entry))
+        except OSError:  # gone, or a zombie: its namespaces are already released
+            continue
+    return found

@@ -9,7 +9,9 @@ records calls (unit tests without root) or one that narrates each call as it hap
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from pycont.kernel._base import (
     CLONE_NEWCGROUP,
@@ -33,8 +35,10 @@ from pycont.kernel._base import (
     describe_flags,
 )
 from pycont.kernel.linux import LinuxKernel
-from pycont.kernel.narrating import NarratingKernel
-from pycont.kernel.recording import Call, RecordingKernel
+
+if TYPE_CHECKING:
+    from pycont.kernel.narrating import NarratingKernel
+    from pycont.kernel.recording import Call, RecordingKernel
 
 __all__ = [
     "CLONE_NEWCGROUP",
@@ -63,6 +67,21 @@ __all__ = [
     "describe_flags",
     "use",
 ]
+
+_LAZY = {
+    "NarratingKernel": "pycont.kernel.narrating",
+    "RecordingKernel": "pycont.kernel.recording",
+    "Call": "pycont.kernel.recording",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The recording and narrating kernels load on first use: the CLI and the shim start faster.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pycont.kernel' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 _current: Kernel = LinuxKernel()
 

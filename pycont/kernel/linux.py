@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
-import platform
 import signal
 import socket
 import struct
@@ -47,7 +46,7 @@ _SYSCALLS = {
     "x86_64": {"clone": 56, "pivot_root": 155},
     "aarch64": {"clone": 220, "pivot_root": 41},
 }
-_NR = _SYSCALLS.get(platform.machine(), _SYSCALLS["x86_64"])
+_NR = _SYSCALLS.get(os.uname().machine, _SYSCALLS["x86_64"])
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914

@@ -27,7 +27,7 @@ if __name__ == "__main__":  # run as a script: make the package importable, noth
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from pycont.errors import KernelError
-from pycont.kernel import LinuxKernel, NarratingKernel
+from pycont.kernel import LinuxKernel
 from pycont.kernel._base import CLONE_NEWCGROUP, Kernel
 from pycont.namespaces import Namespace, NamespaceSet
 from pycont.rootfs import RootSpec, setup_root
@@ -82,6 +82,8 @@ def _kernel(narrate: bool, rep: Reporter) -> Kernel:
     real = LinuxKernel()
     if not narrate:
         return real
+    from pycont.kernel.narrating import NarratingKernel
+
     return NarratingKernel(real, lambda line: rep.send(narrate=shorten(line)))
 
 

@@ -1,0 +1,88 @@
+"""Generate the course notebooks from the chapter sources in this folder.
+
+    .venv/bin/python notebooks/_src/build.py            # writes notebooks/NN-*.ipynb (no outputs)
+    .venv/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/NN-*.ipynb
+
+Each chapter module (``chNN.py``) defines ``FILE`` and ``CELLS``: a list of ("md" | "code", source)
+pairs. The navigation line (previous | index | next) is generated here from ``CHAPTERS``, so the
+links stay right when a chapter is added. Chapters without a file yet are listed, not linked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import nbformat
+
+HERE = Path(__file__).resolve().parent
+NOTEBOOKS = HERE.parent
+
+# (number, title, file or None while it is not written yet)
+CHAPTERS = [
+    ("00", "Index", "00-index.ipynb"),
+    ("01", "A container is a process on the host", "01-containers-are-processes.ipynb"),
+    ("02", "Namespaces: what a process can see", "02-namespaces.ipynb"),
+    ("03", "cgroups: how much a process can use", None),
+    ("04", "OverlayFS: layers and the read/write layer", None),
+    ("05", "Images and registries", None),
+    ("06", "Dockerfile and build", None),
+    ("07", "Lifecycle and volumes", None),
+    ("08", "Containers vs virtual machines", None),
+]
+SOURCES = ["ch00", "ch01", "ch02"]
+
+
+def nav(file: str) -> str:
+    """``← previous | index | next →`` for the chapter in ``file``."""
+    idx = next(i for i, c in enumerate(CHAPTERS) if c[2] == file)
+    parts = []
+    if idx > 0:
+        num, title, f = CHAPTERS[idx - 1]
+        parts.append(f"[← {num} {title}]({f})" if f else f"← {num} {title}")
+    parts.append("[Index](00-index.ipynb)" if idx else "**Index**")
+    if idx + 1 < len(CHAPTERS):
+        num, title, f = CHAPTERS[idx + 1]
+        parts.append(f"[{num} {title} →]({f})" if f else f"{num} {title} (coming soon) →")
+    return " | ".join(parts)
+
+
+def toc() -> str:
+    rows = []
+    for num, title, f in CHAPTERS[1:]:
+        rows.append(f"{num}. [{title}]({f})" if f else f"{num}. {title} — *coming soon*")
+    return "\n".join(rows)
+
+
+def build(modname: str) -> Path:
+    mod = importlib.import_module(modname)
+    line = nav(mod.FILE)
+    cells = [nbformat.v4.new_markdown_cell(line)]
+    for kind, src in mod.CELLS:
+        src = src.strip("\n").replace("{{TOC}}", toc())
+        if kind == "md":
+            cells.append(nbformat.v4.new_markdown_cell(src))
+        else:
+            cells.append(nbformat.v4.new_code_cell(src))
+    cells.append(nbformat.v4.new_markdown_cell("---\n" + line))
+    for i, cell in enumerate(cells):
+        cell["id"] = f"{mod.FILE[:2]}-{i:03d}"  # stable ids: clean diffs between builds
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    out = NOTEBOOKS / mod.FILE
+    nbformat.validate(nb)
+    nbformat.write(nb, out)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    sys.path.insert(0, str(HERE))
+    for name in argv or SOURCES:
+        print("wrote", build(name).relative_to(NOTEBOOKS.parent))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

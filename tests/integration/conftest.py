@@ -1,0 +1,63 @@
+"""Integration tests run real containers: each test leaves none behind.
+
+Whatever containers a test made (through the API or the CLI) are removed after it with
+``remove(force=True)``, and the removal is checked: no folder in the store, no process left
+in their PID namespaces, no mount naming them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import (
+    container_ids,
+    containers_dir,
+    mountinfo_lines,
+    pids_in_pid_namespace,
+    wait_for,
+)
+
+
+@pytest.fixture(autouse=True)
+def cleanup_containers(pycont_root: str) -> Iterator[None]:
+    before = container_ids()
+    yield
+    new = container_ids() - before
+    if not new:
+        return
+    import pycont
+
+    namespaces: dict[str, int] = {}
+    for cid in sorted(new):
+        c = pycont.Container(cid)
+        with contextlib.suppress(pycont.ContainerNotFound):
+            pid = c.pid
+            if pid:
+                with contextlib.suppress(OSError):
+                    namespaces[cid] = os.stat(f"/proc/{pid}/ns/pid").st_ino
+        with contextlib.suppress(pycont.ContainerNotFound):
+            c.remove(force=True)
+    wait_for(
+        lambda: not (container_ids() - before),
+        timeout=30,
+        what=f"removal of {sorted(container_ids() - before)} from {containers_dir()}",
+    )
+    for cid, inode in namespaces.items():
+        wait_for(
+            lambda inode=inode: not pids_in_pid_namespace(inode),
+            timeout=30,
+            what=f"the processes of container {cid[:12]} to end",
+        )
+    for cid in new:
+        assert mountinfo_lines(cid) == [], f"mounts of container {cid[:12]} left on the host"
+
+
+@pytest.fixture
+def name() -> str:
+    """A container name no other test uses."""
+    return f"t-{uuid.uuid4().hex[:10]}"
