@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from IPython.core.error import UsageError as IPythonUsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
 from pycont.errors import ContainerNotFound, PycontError
 
@@ -136,6 +136,7 @@ class PycontMagics(Magics):
         Run the cell as a shell script in a container (pycont.run(IMAGE, ["sh", "-c", CELL]))."""
         ContainerRunner().run(line, cell)
 
+    @no_var_expand  # keep docker templates such as {{.State.Pid}} as they are
     @line_magic
     def pycont(self, line: str) -> None:
         """%pycont ARGS: the pycont CLI, with its output here (e.g. %pycont ps -a)."""

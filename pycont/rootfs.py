@@ -48,6 +48,7 @@ class RootSpec:
     userns: bool = False
     private_net: bool = True
     private_pid: bool = True
+    private_ipc: bool = True
 
     @property
     def upper(self) -> str:
@@ -90,7 +91,7 @@ def setup_root(k: Kernel, spec: RootSpec) -> None:
     merged = spec.merged
     k.mount("pycont-overlay", merged, "overlay", 0, overlay_options(spec))
     _mount_proc(k, merged, spec)
-    _mount_dev(k, merged)
+    _mount_dev(k, merged, spec)
     _mount_sys(k, merged, spec)
     # pivot_root(2): "new_root and put_old may be the same directory"; the old root then sits
     # on top of the new one and can be detached at once, without a directory for it.
@@ -103,11 +104,18 @@ def setup_root(k: Kernel, spec: RootSpec) -> None:
 def _mount_proc(k: Kernel, merged: str, spec: RootSpec) -> None:
     target = os.path.join(merged, "proc")
     os.makedirs(target, exist_ok=True)
-    # proc(5): a fresh proc shows the PID namespace of the mounting process.
-    k.mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    try:
+        # proc(5): a fresh proc shows the PID namespace of the mounting process.
+        k.mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except KernelError as err:
+        # Mounting proc needs CAP_SYS_ADMIN in the user namespace that owns the PID namespace:
+        # with the host's PID namespace and a new user namespace we have not. Bind the host's.
+        if err.errno != errno.EPERM or spec.private_pid:
+            raise
+        k.mount("/proc", target, "", MS_BIND | MS_REC)
 
 
-def _mount_dev(k: Kernel, merged: str) -> None:
+def _mount_dev(k: Kernel, merged: str, spec: RootSpec) -> None:
     dev = os.path.join(merged, "dev")
     os.makedirs(dev, exist_ok=True)
     k.mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
@@ -123,7 +131,11 @@ def _mount_dev(k: Kernel, merged: str) -> None:
     k.mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
     shm = os.path.join(dev, "shm")
     os.mkdir(shm, 0o1777)
-    k.mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    if spec.private_ipc:
+        k.mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    else:
+        # docker's --ipc host shares POSIX shared memory too: it lives in the host's /dev/shm.
+        k.mount("/dev/shm", shm, "", MS_BIND)
     mqueue = os.path.join(dev, "mqueue")
     os.mkdir(mqueue, 0o755)
     try:

@@ -22,13 +22,14 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import PRIVILEGED_NEEDS, needs_of
+from tests.helpers import PRIVILEGED_NEEDS, SESSION_ROOTS, needs_of, register_root
 
 _privileged: set[str] = set()  # node ids of the privileged tests collected
 _outcomes: dict[str, str] = {}  # node id -> "ran" | "skipped" | "error"
 _skip_reasons: dict[str, str] = {}
 _leaks: list[str] = []
 _preexisting: list[str] = []  # on the machine before the session started
+_foreign: list[str] = []  # made during the session by another pycont store than ours
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -102,6 +103,29 @@ def _stop_fork_server() -> None:
         shutdown()
 
 
+def _under(path: str) -> bool:
+    return any(path == r or path.startswith(r + os.sep) for r in SESSION_ROOTS)
+
+
+def _is_foreign(leak: str) -> bool:
+    """A leftover of another pycont user of this machine (a developer's container in
+    /var/lib/pycont, a benchmark): a state folder outside our roots, or a process whose
+    environment names another PYCONT_ROOT (or none: the default root). Anything that cannot
+    be told apart counts as ours."""
+    kind, _, rest = leak.partition(": ")
+    if kind == "state":
+        return not _under(rest)
+    if kind == "process":
+        try:
+            with open(f"/proc/{rest.split()[0]}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            return False
+        roots = [e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"PYCONT_ROOT=")]
+        return not roots or not _under(os.path.abspath(roots[0]))
+    return False
+
+
 @pytest.fixture(scope="session", autouse=True)
 def pycont_root() -> Iterator[str]:
     """A fresh PYCONT_ROOT for the whole session; checked for leaks, then removed.
@@ -110,7 +134,7 @@ def pycont_root() -> Iterator[str]:
     are not this session's leaks: they are listed as a note, without failing."""
     previous = os.environ.get("PYCONT_ROOT")
     root = tempfile.mkdtemp(prefix="pycont-tests-")
-    os.environ["PYCONT_ROOT"] = root
+    os.environ["PYCONT_ROOT"] = register_root(root)
     before = set(_find_leaks())
     _preexisting.extend(sorted(before))
     try:
@@ -120,7 +144,9 @@ def pycont_root() -> Iterator[str]:
         containers = os.path.join(root, "containers")
         left = sorted(os.listdir(containers)) if os.path.isdir(containers) else []
         _leaks.extend(f"container left in {containers}: {cid}" for cid in left)
-        _leaks.extend(leak for leak in _find_leaks() if leak not in before)
+        for leak in _find_leaks():
+            if leak not in before:
+                (_foreign if _is_foreign(leak) else _leaks).append(leak)
         if previous is None:
             del os.environ["PYCONT_ROOT"]
         else:
@@ -151,6 +177,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_line(f"  {leak}")
     else:
         tr.write_line("leak check: nothing left behind")
+    if _foreign:
+        tr.write_line(f"note: {len(_foreign)} pycont object(s) of another pycont store:")
+        for leak in _foreign:
+            tr.write_line(f"  {leak}")
     if _preexisting:
         tr.write_line(f"note: {len(_preexisting)} pycont object(s) predate this session:")
         for leak in _preexisting:

@@ -105,6 +105,15 @@ def mountinfo_lines(needle: str, pid: int | str = "self") -> list[str]:
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Every PYCONT_ROOT this session's containers live in: the session's, and the rootless tests'.
+# The leak check tells our leftovers from those of another pycont user of the same machine.
+SESSION_ROOTS: list[str] = []
+
+
+def register_root(path: str) -> str:
+    SESSION_ROOTS.append(os.path.abspath(path))
+    return path
+
 
 def cli(
     *args: str, timeout: float = 60, env: dict[str, str] | None = None

@@ -3,9 +3,13 @@
     .venv/bin/python notebooks/_src/build.py            # writes notebooks/NN-*.ipynb (no outputs)
     .venv/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/NN-*.ipynb
 
-Each chapter module (``chNN.py``) defines ``FILE`` and ``CELLS``: a list of ("md" | "code", source)
-pairs. The navigation line (previous | index | next) is generated here from ``CHAPTERS``, so the
-links stay right when a chapter is added. Chapters without a file yet are listed, not linked.
+Each chapter module (``chNN.py``) defines ``FILE`` and ``CELLS``: a list of (kind, source) pairs,
+kind "md", "code", or "code-ignore-output" (a code cell tagged for nbval not to compare its
+output: for cell magics, which cannot start with a ``# NBVAL_IGNORE_OUTPUT`` comment).
+The navigation line (previous | index | next) is generated here from ``CHAPTERS``, so the links
+stay right when a chapter is added. Chapters without a file yet are listed, not linked.
+Then run the notebooks as root (the committed outputs come from that run), and
+``check_solutions.py`` to prove that the folded solutions pass their check cells.
 """
 
 from __future__ import annotations
@@ -63,13 +67,23 @@ def build(modname: str) -> Path:
         src = src.strip("\n").replace("{{TOC}}", toc())
         if kind == "md":
             cells.append(nbformat.v4.new_markdown_cell(src))
+        elif kind == "code-ignore-output":
+            # For cell magics, whose first line must be the magic: nbval reads the same marker
+            # from the cell's tags as from a "# NBVAL_IGNORE_OUTPUT" comment.
+            cell = nbformat.v4.new_code_cell(src)
+            cell.metadata["tags"] = ["nbval-ignore-output"]
+            cells.append(cell)
         else:
             cells.append(nbformat.v4.new_code_cell(src))
     cells.append(nbformat.v4.new_markdown_cell("---\n" + line))
     for i, cell in enumerate(cells):
         cell["id"] = f"{mod.FILE[:2]}-{i:03d}"  # stable ids: clean diffs between builds
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     out = NOTEBOOKS / mod.FILE
     nbformat.validate(nb)

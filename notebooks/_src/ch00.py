@@ -1,7 +1,10 @@
 """00 — welcome and index."""
 
+# ruff: noqa: E501  (markdown tables and links cannot be wrapped)
+
 FILE = "00-index.ipynb"
 
+# fmt: off
 CELLS = [
     ("md", r"""
 # Containers, by hand
@@ -146,8 +149,8 @@ echo "my PID is $$"
 %pycont run --rm --name ch00-cli --hostname cli-box busybox hostname
 """),
     ("md", r"""
-*My PID is 1*: the shell is the first process of its own PID namespace, although the host has
-hundreds of processes. That is where chapter 01 starts.
+*My PID is 1*: the shell is the first process of its own PID namespace, although the host runs
+many more. That is where chapter 01 starts.
 
 ## Table of contents
 
@@ -156,3 +159,4 @@ hundreds of processes. That is where chapter 01 starts.
 Chapters marked *coming soon* are being written; their experiments follow the same structure.
 """),
 ]
+# fmt: on

@@ -1,7 +1,10 @@
 """01 — a container is a process on the host."""
 
+# ruff: noqa: E501  (markdown tables and links cannot be wrapped)
+
 FILE = "01-containers-are-processes.ipynb"
 
+# fmt: off
 CELLS = [
     ("md", r"""
 # 01 · A container is a process on the host
@@ -32,6 +35,7 @@ This chapter needs namespaces: pycont must run as root, or rootless with user na
 left over from an interrupted run of this chapter, and defines two helpers that read `/proc`.
 """),
     ("code", r"""
+%load_ext pycont
 import os
 import signal
 import time
@@ -80,7 +84,8 @@ pid = c.pid
 print("a folder in the host's /proc:", str(pid) in os.listdir("/proc"))
 print("/proc/PID/cmdline :", cmdline(pid))
 print("/proc/PID/exe     :", os.readlink(f"/proc/{pid}/exe"))
-print("/proc/PID/comm    :", open(f"/proc/{pid}/comm").read().strip())
+with open(f"/proc/{pid}/comm") as f:
+    print("/proc/PID/comm    :", f.read().strip())
 """),
     ("md", r"""
 And with the host's own `ps` (the numbers change on every run):
@@ -122,9 +127,10 @@ while True:
 print("the container's parent is its shim:", ppid(c.pid) == shim)
 """),
     ("md", r"""
-**What happened.** pycont never forks this notebook's kernel (a multi-threaded process is not safe
-to fork). A small single-threaded helper, the **shim**, calls `clone(2)` with the `CLONE_NEW*`
-flags: the child is born in new namespaces and `exec`s your command. The shim stays as its parent
+**What happened.** pycont never makes a container out of a fork of this notebook's kernel (a
+multi-threaded process is not safe to fork). It starts a small single-threaded helper once, the
+fork server, which forks one **shim** per container. The shim calls `clone(2)` with the
+`CLONE_NEW*` flags: the child is born in new namespaces and `exec`s your command. The shim stays as its parent
 to `wait(2)` for it and record its exit code — the job `containerd-shim` does for docker and
 `conmon` for podman. In docker's picture:
 
@@ -166,7 +172,8 @@ namespace) shows one number, the host's shows both.
 print(c.exec(["ps", "-o", "pid,ppid,args"]).output)
 """),
     ("code", r"""
-for proc in c.processes():  # the host's /proc, keeping the processes in the container's PID namespace
+# c.processes() scans the host's /proc for the processes in the container's PID namespace
+for proc in c.processes():
     print(f"host pid {proc['pid']} = pid {proc['nspid']} inside: {proc['cmd']}")
 host_count = sum(name.isdigit() for name in os.listdir("/proc"))
 print("the host has more processes than the container:", host_count > len(c.processes()))
@@ -290,9 +297,8 @@ a container's life, put it in a **volume** — chapter 07. How the layers are st
 container, strace-style, with its result (`= 0` is success). `$CONTAINER` and `$IMAGE` stand for
 the container's folder and the image's layer on the host.
 """),
-    ("code", r"""
+    ("code-ignore-output", r"""
 %%container --rm --narrate --name ch01-narrate --hostname narrated busybox
-# NBVAL_IGNORE_OUTPUT
 echo "hello from $(hostname), PID $$"
 """),
     ("md", r"""
@@ -363,19 +369,21 @@ answer1 = None  # the host PID of ch01-exercise's PID 1, an int
     ("code", r"""
 check(lambda: answer1 == ex.pid,
       "for each numeric folder of /proc, compare cmdline(pid) with 'sleep 1000' and nspid(pid)[-1] "
-      "with 1; of those, keep the one whose /proc/<pid>/ns/pid differs from yours")
+      "with 1; if several match, keep the one whose parent is ex's shim (section 2)")
 """),
     ("md", r"""
 <details><summary>Solution</summary>
 
 ```python
-mine = os.readlink("/proc/self/ns/pid")
-answer1 = next(
-    int(p) for p in os.listdir("/proc")
-    if p.isdigit() and cmdline(p) == "sleep 1000" and nspid(int(p))[-1] == 1
-    and os.readlink(f"/proc/{p}/ns/pid") != mine
-    and ppid(int(p)) == ex.state().monitor_pid  # other containers may run sleep 1000 too
-)
+def is_it(p):
+    try:
+        return (cmdline(p) == "sleep 1000" and nspid(int(p))[-1] == 1
+                # other containers may run a sleep 1000 as PID 1: keep the one of ex's shim
+                and ppid(int(p)) == ex.state().monitor_pid)
+    except OSError:  # the process ended while we looked
+        return False
+
+answer1 = next(int(p) for p in os.listdir("/proc") if p.isdigit() and is_it(p))
 ```
 </details>
 """),
@@ -447,7 +455,8 @@ def _run4():
     return pycont.run("busybox", command4, rm=True, name="ch01-ex4", timeout=30).exit_code == 42
 
 
-check(_run4, "the container's exit code is its main process's: `exit 42` in a shell")
+check(_run4, "the container's exit code is its main process's, and a shell can end with any "
+      "code you choose")
 """),
     ("md", r"""
 <details><summary>Solution</summary>
@@ -518,3 +527,4 @@ print("containers left from this chapter:",
 - Michael Kerrisk, [Namespaces in operation, part 3: PID namespaces](https://lwn.net/Articles/531419/) (LWN).
 """),
 ]
+# fmt: on

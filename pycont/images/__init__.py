@@ -1,65 +1,96 @@
 """Images: a name that resolves to the read-only layers of a container's root.
 
-For now an image is a plain directory under the store (``<root>/images/<name>/rootfs``) plus
-its config; the only built-in one is ``busybox``, made offline from Debian's busybox-static.
-Everything that turns an IMAGE argument into layers goes through :func:`resolve`.
+An image is a stack of read-only layers plus a config (command, environment). The store is an
+OCI image layout under ``<root>/images`` (:mod:`pycont.images.store`); each layer is unpacked
+once and shared by every image that has it. The built-in ``busybox`` image is built offline
+from Debian's busybox-static on first use. Everything that turns an IMAGE argument into layers
+goes through :func:`resolve`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 
-from pycont import paths
-from pycont.errors import ImageNotFound, UsageError
+from pycont.errors import ImageNotFound
+from pycont.images.blobs import CorruptBlob
 from pycont.images.busybox import build_busybox
+from pycont.images.layers import LayerError
+from pycont.images.oci import DEFAULT_PATH
+from pycont.images.reference import Reference
+from pycont.images.report import DiskUsage, HistoryEntry, ImageInfo, ImageRecord, ImageUsage
+from pycont.images.store import ImageInUse, InUse, Store, set_in_use_hook
 
-__all__ = ["Image", "resolve", "build_busybox"]
+__all__ = [
+    "CorruptBlob",
+    "DiskUsage",
+    "HistoryEntry",
+    "Image",
+    "ImageInUse",
+    "ImageInfo",
+    "ImageRecord",
+    "ImageUsage",
+    "InUse",
+    "LayerError",
+    "Reference",
+    "Store",
+    "build_busybox",
+    "resolve",
+    "set_in_use_hook",
+]
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_BUILTIN = {"busybox": build_busybox}
+# Images pycont can make without a network: canonical reference -> builder.
+_BUILTIN = {"docker.io/library/busybox:latest": build_busybox}
 
 
 @dataclass(frozen=True)
 class Image:
-    """An image ready to run: its layers (top first) and its default config."""
+    """An image ready to run: its layers (top first: overlay's lowerdir order) and its config."""
 
-    name: str
+    name: str  # "busybox:latest" (docker's familiar form), or the short id when untagged
     layers: tuple[str, ...]
     cmd: tuple[str, ...] = ("sh",)
     env: tuple[str, ...] = (f"PATH={DEFAULT_PATH}",)
     workdir: str = "/"
     labels: dict[str, str] = field(default_factory=dict)
+    id: str = ""  # "sha256:..." of the config: what rmi's in-use check compares
+    digest: str = ""  # "sha256:..." of the manifest
+    ref: str = ""  # the canonical reference it was found by: "docker.io/library/busybox:latest"
+    entrypoint: tuple[str, ...] = ()
+    user: str = ""
 
 
-def _normalize(ref: str) -> tuple[str, str]:
-    if not ref or ref != ref.strip() or any(c.isspace() for c in ref):
-        raise UsageError(f"invalid image reference {ref!r}: expected NAME[:TAG], e.g. busybox")
-    name, _, tag = ref.partition(":")
-    name = name.removeprefix("docker.io/library/").removeprefix("library/")
-    return name, tag or "latest"
-
-
-def resolve(ref: str) -> Image:
-    """The image called ``ref``; built-in images are built on first use."""
-    name, tag = _normalize(ref)
-    base = os.path.join(paths.images_dir(), name, tag)
-    rootfs = os.path.join(base, "rootfs")
-    if not os.path.isdir(rootfs):
-        builder = _BUILTIN.get(name)
-        if builder is None or tag != "latest":
+def resolve(ref: str, store: Store | None = None) -> Image:
+    """The image called ``ref`` (a reference or an image id prefix); built-ins are built on
+    first use. ImageNotFound (one line) when there is no such image."""
+    store = store or Store()
+    try:
+        rec = store.get(ref)
+    except ImageNotFound:
+        parsed = Reference.parse(ref)
+        builder = _BUILTIN.get(parsed.canonical)
+        if builder is None:
             raise ImageNotFound(
-                f"unable to find image '{ref}': no such image in {paths.images_dir()} "
-                f"(built in: {', '.join(sorted(_BUILTIN))})"
-            )
-        builder(base)
-    with open(os.path.join(base, "config.json")) as f:
-        cfg = json.load(f)
+                f"unable to find image '{parsed}': no such image in {store.root} "
+                f"(pycont builds {', '.join(sorted(_familiar(r) for r in _BUILTIN))} offline; "
+                "others come from pycont build, commit or load)"
+            ) from None
+        builder(store, parsed.canonical)
+        rec = store.get(ref)
+    name = rec.reference or rec.short_id
     return Image(
-        name=f"{name}:{tag}",
-        layers=(rootfs,),
-        cmd=tuple(cfg.get("Cmd") or ("sh",)),
-        env=tuple(cfg.get("Env") or (f"PATH={DEFAULT_PATH}",)),
-        workdir=cfg.get("WorkingDir") or "/",
+        name=name,
+        layers=rec.layers,
+        cmd=rec.cmd,
+        env=rec.env or (f"PATH={DEFAULT_PATH}",),
+        workdir=rec.workdir,
+        labels=rec.labels,
+        id=rec.id,
+        digest=rec.digest,
+        ref=Reference.parse(rec.reference).canonical if rec.reference else "",
+        entrypoint=rec.entrypoint,
+        user=rec.user,
     )
+
+
+def _familiar(canonical: str) -> str:
+    return str(Reference.parse(canonical))

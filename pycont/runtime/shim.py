@@ -155,6 +155,7 @@ def _container_init(
             userns=Namespace.USER in private,
             private_net=Namespace.NET in private,
             private_pid=Namespace.PID in private,
+            private_ipc=Namespace.IPC in private,
         )
         setup_root(k, spec)
         os.makedirs(cfg.workdir, exist_ok=True)
@@ -323,7 +324,14 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
     return code
 
 
+def _set_comm(name: str) -> None:
+    """Name this process in ps -o comm / top (proc(5): /proc/self/comm, 15 bytes)."""
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
+        f.write(name)
+
+
 def dispatch(mode: str, args: list[str], status_fd: int) -> int:
+    _set_comm(f"pycont-{mode}")
     if mode == "run":
         return run(args[0], status_fd)
     if mode == "exec":
@@ -351,6 +359,7 @@ def become(mode: str, args: list[str], fds: list[int], new_session: bool) -> NoR
 def fork_server(sock_fd: int) -> int:
     """Fork a shim per request until the caller closes the socket (see launcher.ForkServer)."""
     sock = socket.socket(fileno=sock_fd)
+    _set_comm("pycont-forksrv")
     # Children are reaped by the kernel; each forked shim resets this before it waits for
     # its container (sigaction(2): SIG_IGN for SIGCHLD means no zombies).
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)

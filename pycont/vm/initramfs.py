@@ -33,15 +33,33 @@ class CpioWriter:
         self._ino = 1
         self._names: set[str] = set()
 
-    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0),
-               nlink: int = 1) -> None:
+    def _entry(
+        self,
+        name: str,
+        mode: int,
+        data: bytes = b"",
+        rdev: tuple[int, int] = (0, 0),
+        nlink: int = 1,
+    ) -> None:
         name = name.lstrip("/") or "."
         if name in self._names:
             raise VMError(f"initramfs: {name} added twice")
         self._names.add(name)
         encoded = name.encode() + b"\0"
         fields = (
-            self._ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0
+            self._ino,
+            mode,
+            0,
+            0,
+            nlink,
+            0,
+            len(data),
+            0,
+            0,
+            rdev[0],
+            rdev[1],
+            len(encoded),
+            0,
         )
         header = b"070701" + b"".join(b"%08X" % f for f in fields)
         self._ino += 1
@@ -122,8 +140,22 @@ def build_initramfs(
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "wb") as f:
         cpio = CpioWriter(f)
-        dirs = {"bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp",
-                "mnt", "modules", "etc", "root", "run"}
+        dirs = {
+            "bin",
+            "sbin",
+            "usr",
+            "usr/bin",
+            "usr/sbin",
+            "dev",
+            "proc",
+            "sys",
+            "tmp",
+            "mnt",
+            "modules",
+            "etc",
+            "root",
+            "run",
+        }
         for d in sorted(dirs):
             cpio.dir(d, 0o1777 if d == "tmp" else 0o755)
         cpio.chardev("dev/console", 5, 1)

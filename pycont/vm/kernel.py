@@ -293,9 +293,7 @@ def _fetch(cache: Path, package: str, version: str) -> KernelFiles:
         res = _run(["apt-get", "download", f"{package}={version}"], cwd=work)
         debs = list(work.glob(f"{package}_*.deb"))
         if res.returncode != 0 or not debs:
-            raise VMError(
-                f"apt-get download {package}={version} failed:\n{res.stderr[-2000:]}"
-            )
+            raise VMError(f"apt-get download {package}={version} failed:\n{res.stderr[-2000:]}")
         res = _run(["dpkg", "-x", str(debs[0]), str(work / "x")])
         if res.returncode != 0:
             raise VMError(f"dpkg -x {debs[0].name} failed:\n{res.stderr[-2000:]}")

@@ -1,0 +1,527 @@
+"""Layer archives: a tar of what one step changed, unpacked without trusting it.
+
+An image layer is a tar archive of a filesystem diff (OCI image-spec, layer.md). Unpacking one
+naively is a classic container escape: a name like ``../../etc/cron.d/x``, a symlink
+``etc -> /etc`` followed by ``etc/shadow``, a hard link to ``/etc/passwd``. So nothing here
+uses ``tarfile.extractall``: every entry is created relative to a directory file descriptor
+whose every path component was opened with ``O_NOFOLLOW`` (open(2)), so no write can follow a
+symlink or a ``..`` out of the layer root. A symlink *entry* may point anywhere (``/bin/sh ->
+/bin/busybox`` is normal: it is resolved inside the container, later); what matters is that
+we never write *through* one.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Protocol, cast
+
+from pycont.errors import PycontError
+from pycont.images import whiteouts as wh
+
+__all__ = [
+    "Entry",
+    "LayerError",
+    "LayerStats",
+    "apply_layer",
+    "diff_entries",
+    "remove_tree",
+    "unpack_layer",
+    "write_layer",
+    "write_tar",
+]
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_XATTR_PAX = "SCHILY.xattr."
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
+class LayerError(PycontError):
+    """A layer archive is unsafe or broken (or an upper dir cannot become one)."""
+
+
+@dataclass
+class LayerStats:
+    """What a layer holds (counted while unpacking or writing it)."""
+
+    entries: int = 0
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    hardlinks: int = 0
+    whiteouts: int = 0
+    opaque: int = 0
+    size: int = 0  # bytes of file content
+    skipped_xattrs: list[str] = field(default_factory=list)
+
+
+def _keep_xattr(name: str) -> bool:
+    # File capabilities (ping's cap_net_raw) and user.* belong to the file; overlay's own
+    # metadata never does (whiteouts.is_overlay_xattr), and other namespaces are host policy.
+    return not wh.is_overlay_xattr(name) and (
+        name == "security.capability" or name.startswith("user.")
+    )
+
+
+# -- unpacking --------------------------------------------------------------------------------
+def _split(name: str, what: str, entry: str) -> list[str]:
+    """The path components of a tar name; refuse anything that could leave the root."""
+    if name.startswith("/"):
+        raise LayerError(f"{what}: refusing entry {entry!r}: absolute path {name!r}")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise LayerError(f"{what}: refusing entry {entry!r}: {name!r} leaves the layer root")
+    if any("\0" in p for p in parts):
+        raise LayerError(f"{what}: refusing entry {entry!r}: NUL byte in the name")
+    return parts
+
+
+class _Unpacker:
+    """Creates one tar member at a time below ``root_fd``, never through a symlink."""
+
+    def __init__(self, root_fd: int, what: str) -> None:
+        self.root_fd = root_fd
+        self.what = what
+        self.same_owner = os.geteuid() == 0  # as tar(1): only root keeps the archive's owners
+        self.dirs: list[tuple[list[str], int, int]] = []  # (parts, mode, mtime_ns): set last
+        self.stats = LayerStats()
+
+    def refuse(self, entry: str, why: str) -> LayerError:
+        return LayerError(f"{self.what}: refusing entry {entry!r}: {why}")
+
+    def open_dir(self, parts: list[str], entry: str, create: bool) -> int:
+        """An fd on root/parts, opened component by component with O_NOFOLLOW."""
+        fd = os.dup(self.root_fd)
+        try:
+            for i, part in enumerate(parts):
+                try:
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        missing = "/".join(parts[: i + 1])
+                        raise self.refuse(entry, f"{missing!r} is not in the layer") from None
+                    os.mkdir(part, 0o755, dir_fd=fd)  # tar(1) also makes missing parents
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as err:
+                    if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    prefix = "/".join(parts[: i + 1])
+                    if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                        why = f"it goes through the symlink {prefix!r}"
+                        raise self.refuse(entry, why) from None
+                    raise self.refuse(entry, f"{prefix!r} is not a directory") from None
+                os.close(fd)
+                fd = nfd
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def clear(self, parent: int, base: str, keep_dir: bool = False) -> bool:
+        """Remove what is at ``base`` (a later entry replaces an earlier one, as in tar).
+
+        Returns True when an existing directory was kept."""
+        try:
+            st = os.stat(base, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            if keep_dir:
+                return True
+            shutil.rmtree(base, dir_fd=parent)
+        else:
+            os.unlink(base, dir_fd=parent)
+        return False
+
+    def add(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        parts = _split(m.name, self.what, m.name)
+        self.stats.entries += 1
+        if not parts:  # "./": the layer root itself
+            if not m.isdir():
+                raise self.refuse(m.name, "the layer root must be a directory")
+            self.meta_fd(self.root_fd, m)
+            self.dirs.append(([], m.mode & 0o7777, _ns(m.mtime)))
+            return
+        *dirs, base = parts
+        kind, target = wh.oci_marker(base)
+        if kind == "skip":
+            return
+        parent = self.open_dir(dirs, m.name, create=True)
+        try:
+            if kind == "opaque":
+                wh.mark_opaque(parent)
+                self.stats.opaque += 1
+            elif kind == "whiteout" or (m.ischr() and m.devmajor == 0 and m.devminor == 0):
+                target = target if kind == "whiteout" else base
+                if target in ("", ".", ".."):
+                    raise self.refuse(m.name, "a whiteout must name a file")
+                self.clear(parent, target)
+                wh.make_whiteout(parent, target)
+                self.stats.whiteouts += 1
+            elif m.isdir():
+                self.add_dir(parent, base, parts, m)
+            elif m.isreg():
+                self.add_file(parent, base, tar, m)
+            elif m.issym():
+                self.clear(parent, base)
+                os.symlink(m.linkname, base, dir_fd=parent)
+                if self.same_owner:
+                    os.chown(base, m.uid, m.gid, dir_fd=parent, follow_symlinks=False)
+                os.utime(base, ns=(_ns(m.mtime),) * 2, dir_fd=parent, follow_symlinks=False)
+                self.stats.symlinks += 1
+            elif m.islnk():
+                self.add_hardlink(parent, base, parts, m)
+            elif m.isfifo():
+                self.clear(parent, base)
+                os.mkfifo(base, 0o600, dir_fd=parent)
+                if self.same_owner:
+                    os.chown(base, m.uid, m.gid, dir_fd=parent, follow_symlinks=False)
+                os.chmod(base, m.mode & 0o7777, dir_fd=parent)
+                os.utime(base, ns=(_ns(m.mtime),) * 2, dir_fd=parent, follow_symlinks=False)
+            elif m.ischr() or m.isblk():
+                kind_name = "character" if m.ischr() else "block"
+                raise self.refuse(
+                    m.name,
+                    f"{kind_name} device {m.devmajor}:{m.devminor}: layers may not create device "
+                    "nodes (containers get theirs from the runtime)",
+                )
+            else:
+                raise self.refuse(m.name, f"unsupported tar entry type {m.type!r}")
+        finally:
+            os.close(parent)
+
+    def add_dir(self, parent: int, base: str, parts: list[str], m: tarfile.TarInfo) -> None:
+        if not self.clear(parent, base, keep_dir=True):
+            # 0700 while unpacking; the archive's mode is set at the end, so a read-only
+            # directory does not stop its own entries from being written (unprivileged).
+            os.mkdir(base, 0o700, dir_fd=parent)
+        fd = os.open(base, _DIR_FLAGS, dir_fd=parent)
+        try:
+            self.meta_fd(fd, m, mode=False)
+        finally:
+            os.close(fd)
+        self.dirs.append((parts, m.mode & 0o7777, _ns(m.mtime)))
+        self.stats.dirs += 1
+
+    def add_file(self, parent: int, base: str, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        self.clear(parent, base)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(base, flags, 0o600, dir_fd=parent)
+        try:
+            src = tar.extractfile(m)
+            if src is not None:
+                with os.fdopen(os.dup(fd), "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            self.meta_fd(fd, m)
+        finally:
+            os.close(fd)
+        self.stats.files += 1
+        self.stats.size += m.size
+
+    def add_hardlink(self, parent: int, base: str, parts: list[str], m: tarfile.TarInfo) -> None:
+        target = _split(m.linkname, self.what, m.name)
+        if not target:
+            raise self.refuse(m.name, "a hard link to the layer root")
+        if target == parts:
+            return
+        tparent = self.open_dir(target[:-1], m.name, create=False)
+        try:
+            try:
+                st = os.stat(target[-1], dir_fd=tparent, follow_symlinks=False)
+            except FileNotFoundError:
+                raise self.refuse(
+                    m.name, f"hard link target {m.linkname!r} is not in the layer"
+                ) from None
+            if stat.S_ISDIR(st.st_mode):
+                raise self.refuse(m.name, f"hard link to the directory {m.linkname!r}")
+            self.clear(parent, base)
+            # linkat(2) without AT_SYMLINK_FOLLOW links the entry itself, never what it points to.
+            os.link(target[-1], base, src_dir_fd=tparent, dst_dir_fd=parent, follow_symlinks=False)
+        finally:
+            os.close(tparent)
+        self.stats.hardlinks += 1
+
+    def meta_fd(self, fd: int, m: tarfile.TarInfo, mode: bool = True) -> None:
+        """Owner (numeric, from the archive), mode, xattrs and mtime of an open file."""
+        if self.same_owner:
+            os.fchown(fd, m.uid, m.gid)
+        if mode:  # after chown(2), which clears the set-user-ID bit
+            os.fchmod(fd, m.mode & 0o7777)
+        for key, value in m.pax_headers.items():
+            if not key.startswith(_XATTR_PAX):
+                continue
+            name = key[len(_XATTR_PAX) :]
+            if not _keep_xattr(name):
+                self.stats.skipped_xattrs.append(f"{m.name}: {name}")
+                continue
+            try:
+                os.setxattr(fd, name, value.encode("utf-8", "surrogateescape"))
+            except OSError as err:
+                if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EACCES):
+                    raise
+                self.stats.skipped_xattrs.append(f"{m.name}: {name} ({err.strerror})")
+        if mode:
+            os.utime(fd, ns=(_ns(m.mtime),) * 2)
+
+    def finish(self) -> None:
+        # Directory modes and times last (adding entries changes a directory's mtime), the
+        # deepest first so that a parent's mode cannot stop us from reaching its children.
+        for parts, mode, mtime in sorted(self.dirs, key=lambda d: -len(d[0])):
+            try:
+                fd = self.open_dir(parts, "/".join(parts), create=False)
+            except LayerError:
+                continue  # replaced by a later entry
+            try:
+                os.fchmod(fd, mode)
+                os.utime(fd, ns=(mtime, mtime))
+            finally:
+                os.close(fd)
+
+
+def _ns(mtime: float) -> int:
+    return int(mtime * 1_000_000_000)
+
+
+def apply_layer(fileobj: Readable, dest: str, *, what: str = "layer") -> LayerStats:
+    """Unpack the tar (plain or compressed) read from ``fileobj`` into the directory ``dest``.
+
+    OCI whiteouts become overlay whiteouts (:mod:`pycont.images.whiteouts`). Raises
+    LayerError, naming the entry, for anything unsafe: absolute names, ``..``, writing through
+    a symlink, hard links out of the layer, device nodes."""
+    root_fd = os.open(dest, _DIR_FLAGS)
+    try:
+        unpacker = _Unpacker(root_fd, what)
+        try:
+            with tarfile.open(fileobj=cast(IO[bytes], fileobj), mode="r|*") as tar:
+                for member in tar:
+                    unpacker.add(tar, member)
+        except tarfile.TarError as err:
+            raise LayerError(f"{what}: not a valid tar archive: {err}") from err
+        except ValueError as err:  # e.g. an embedded NUL byte in a symlink target
+            raise LayerError(f"{what}: invalid entry: {err}") from err
+        unpacker.finish()
+        return unpacker.stats
+    finally:
+        os.close(root_fd)
+
+
+def unpack_layer(
+    fileobj: Readable, dest: str, *, what: str = "layer", check: Callable[[], None] | None = None
+) -> LayerStats | None:
+    """Unpack into ``dest`` atomically: into a temporary sibling, renamed when complete.
+
+    ``check`` runs after the archive is read and before the rename (the store verifies the
+    blob's digest there), so a corrupt or refused layer leaves nothing behind. Returns None
+    when another process made ``dest`` first (theirs is the same content)."""
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        os.chmod(tmp, 0o755)
+        stats = apply_layer(fileobj, tmp, what=what)
+        if check is not None:
+            check()
+        try:
+            os.rename(tmp, dest)
+        except OSError as err:
+            if err.errno in (errno.EEXIST, errno.ENOTEMPTY) and os.path.isdir(dest):
+                return None
+            raise
+        return stats
+    finally:
+        if os.path.lexists(tmp):
+            remove_tree(tmp)
+
+
+def remove_tree(path: str) -> None:
+    """rm -rf, also through directories without write or search permission."""
+
+    def fix(func: Callable[..., object], p: str, _exc: object) -> None:
+        parent = os.path.dirname(p)
+        os.chmod(parent, stat.S_IRWXU)
+        if os.path.isdir(p) and not os.path.islink(p):
+            os.chmod(p, stat.S_IRWXU)
+            shutil.rmtree(p, onerror=fix)
+        else:
+            func(p)
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, onerror=fix)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+# -- writing --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Entry:
+    """One member of a layer tar: its metadata and where its content comes from."""
+
+    name: str
+    type: bytes  # tarfile.REGTYPE, DIRTYPE, SYMTYPE, LNKTYPE, FIFOTYPE
+    mode: int
+    uid: int = 0
+    gid: int = 0
+    mtime: int = 0
+    linkname: str = ""
+    data: bytes | None = None  # content of a regular file, or...
+    source: str | None = None  # ...the path to read it from
+    size: int = 0
+    xattrs: tuple[tuple[str, bytes], ...] = ()
+
+
+def write_tar(entries: Iterable[Entry], out: Writable) -> LayerStats:
+    """Write ``entries`` as a PAX tar, in the order given, with numeric owners only.
+
+    Nothing from the machine leaks in (no user names, no current time), so the same entries
+    give the same bytes, hence the same digest, on every machine."""
+    stats = LayerStats()
+    with tarfile.open(fileobj=cast(IO[bytes], out), mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for e in entries:
+            info = tarfile.TarInfo(e.name)
+            info.type = e.type
+            info.mode = e.mode
+            info.uid, info.gid = e.uid, e.gid
+            info.uname = info.gname = ""
+            info.mtime = e.mtime
+            info.linkname = e.linkname
+            if e.xattrs:
+                info.pax_headers = {
+                    _XATTR_PAX + k: v.decode("utf-8", "surrogateescape") for k, v in e.xattrs
+                }
+            stats.entries += 1
+            base = e.name.rpartition("/")[2]
+            if base == wh.OPAQUE_MARKER:
+                stats.opaque += 1
+            elif base.startswith(wh.WHITEOUT_PREFIX):
+                stats.whiteouts += 1
+            elif e.type == tarfile.REGTYPE:
+                stats.files += 1
+            if e.type == tarfile.REGTYPE:
+                if e.source is not None:
+                    info.size = e.size
+                    with open(e.source, "rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    data = e.data or b""
+                    info.size = len(data)
+                    tar.addfile(info, _BytesReader(data))
+                stats.size += info.size
+                continue
+            stats.dirs += e.type == tarfile.DIRTYPE
+            stats.symlinks += e.type == tarfile.SYMTYPE
+            stats.hardlinks += e.type == tarfile.LNKTYPE
+            tar.addfile(info)
+    return stats
+
+
+class _BytesReader:
+    def __init__(self, data: bytes) -> None:
+        self._data, self._pos = data, 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._data) if n < 0 else self._pos + n
+        chunk = self._data[self._pos : end]
+        self._pos += len(chunk)
+        return chunk
+
+
+def _walk(top: str, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
+    """(relative path, lstat) of everything below ``top``, sorted, parents first."""
+    with os.scandir(os.path.join(top, rel) if rel else top) as it:
+        names = sorted(e.name for e in it)
+    for name in names:
+        path = f"{rel}/{name}" if rel else name
+        st = os.lstat(os.path.join(top, path))
+        yield path, st
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk(top, path)
+
+
+def _file_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as err:
+        if err.errno in (errno.EOPNOTSUPP, errno.EPERM):
+            return ()
+        raise
+    keep = sorted(n for n in names if _keep_xattr(n))
+    return tuple((n, os.getxattr(path, n, follow_symlinks=False)) for n in keep)
+
+
+def diff_entries(upper: str, *, userxattr: bool = True) -> Iterator[Entry]:
+    """The layer entries for an overlay upper dir: overlay whiteouts become OCI ``.wh.`` files.
+
+    ``userxattr`` says how the overlay was mounted, so which xattr marks an opaque directory:
+    an overlay mounted *without* it copies a lower directory's ``user.overlay.opaque`` up like
+    any other xattr, and that copy must not be read as "opaque" (tested)."""
+    prefix = wh.overlay_xattr_prefix(userxattr)
+    links: dict[tuple[int, int], str] = {}
+    for rel, st in _walk(upper):
+        path = os.path.join(upper, rel)
+        uid, gid, mtime = st.st_uid, st.st_gid, int(st.st_mtime)
+        mode = stat.S_IMODE(st.st_mode)
+        if wh.is_whiteout(st):
+            name = wh.whiteout_entry(rel)
+            yield Entry(name, tarfile.REGTYPE, 0o644, uid, gid, mtime, data=b"")
+        elif stat.S_ISDIR(st.st_mode):
+            if _has_xattr(path, prefix + "redirect"):
+                raise LayerError(f"cannot commit /{rel}: a renamed lower directory (redirect_dir)")
+            yield Entry(rel, tarfile.DIRTYPE, mode, uid, gid, mtime, xattrs=_file_xattrs(path))
+            if wh.is_opaque(path, userxattr):
+                name = wh.opaque_entry(rel)
+                yield Entry(name, tarfile.REGTYPE, 0o644, uid, gid, mtime, data=b"")
+        elif stat.S_ISREG(st.st_mode):
+            if _has_xattr(path, prefix + "metacopy"):
+                raise LayerError(f"cannot commit /{rel}: a metadata-only copy-up (metacopy=on)")
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in links:
+                yield Entry(rel, tarfile.LNKTYPE, mode, uid, gid, mtime, linkname=links[key])
+                continue
+            links[key] = rel
+            xattrs = _file_xattrs(path)
+            yield Entry(
+                rel,
+                tarfile.REGTYPE,
+                mode,
+                uid,
+                gid,
+                mtime,
+                source=path,
+                size=st.st_size,
+                xattrs=xattrs,
+            )
+        elif stat.S_ISLNK(st.st_mode):
+            target = os.readlink(path)
+            yield Entry(rel, tarfile.SYMTYPE, mode, uid, gid, mtime, linkname=target)
+        elif stat.S_ISFIFO(st.st_mode):
+            yield Entry(rel, tarfile.FIFOTYPE, mode, uid, gid, mtime)
+        elif stat.S_ISSOCK(st.st_mode):
+            continue  # tar cannot hold a socket; it belonged to a process anyway
+        else:
+            raise LayerError(f"cannot commit /{rel}: layers may not hold device nodes")
+
+
+def _has_xattr(path: str, name: str) -> bool:
+    try:
+        os.getxattr(path, name, follow_symlinks=False)
+        return True
+    except OSError:
+        return False
+
+
+def write_layer(upper: str, out: Writable, *, userxattr: bool = True) -> LayerStats:
+    """Write the overlay upper dir ``upper`` to ``out`` as an OCI layer tar."""
+    return write_tar(diff_entries(upper, userxattr=userxattr), out)

@@ -1,0 +1,492 @@
+"""The image store: an OCI image layout on disk, plus the unpacked layers that overlay stacks.
+
+An image is a stack of read-only layers; a new version of an image adds layers on top of the
+old ones and shares them. On disk (OCI image-spec, image-layout.md)::
+
+    <root>/images/oci-layout           {"imageLayoutVersion": "1.0.0"}
+    <root>/images/index.json           one entry per reference ("busybox:latest" -> manifest)
+    <root>/images/blobs/sha256/<hex>   manifests, configs and layer tars, named by their hash
+    <root>/images/layers/<hex>/        each layer unpacked ONCE (named by its diff_id), shared
+                                       by every image that has it: these are overlay's lowerdirs
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import gzip
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any, cast
+
+from pycont import paths
+from pycont.errors import ImageNotFound, PycontError, UsageError
+from pycont.images import oci
+from pycont.images._locks import file_lock
+from pycont.images.blobs import BlobReader, BlobStore, CorruptBlob, check_digest
+from pycont.images.layers import LayerError, Readable, remove_tree, unpack_layer, write_layer
+from pycont.images.reference import Reference
+from pycont.images.report import DiskUsage, HistoryEntry, ImageInfo, ImageRecord, ImageUsage
+
+__all__ = ["ImageInUse", "InUse", "Store", "set_in_use_hook"]
+
+InUse = Callable[[str], list[str]]  # image id -> names of the containers that use it
+_ID_RE = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
+_in_use_hook: InUse | None = None
+
+
+def set_in_use_hook(fn: InUse | None) -> None:
+    """Tell every Store which containers use an image (the runtime registers this)."""
+    global _in_use_hook
+    _in_use_hook = fn
+
+
+class ImageInUse(PycontError):
+    """The image cannot be removed: containers use it (force to untag it anyway)."""
+
+
+class _Hashing:
+    """A reader that hashes what passes through (a layer's diff_id is its uncompressed hash)."""
+
+    def __init__(self, inner: Readable) -> None:
+        self.inner, self.hash = inner, hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)
+        self.hash.update(data)
+        return data
+
+
+def _ref_name(entry: dict[str, Any]) -> str | None:
+    return (entry.get("annotations") or {}).get(oci.REF_NAME)
+
+
+def _dir_size(path: str) -> int:
+    """Bytes of the files below ``path`` (apparent sizes, as ``du -sb`` without directories)."""
+    total = 0
+    for top, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(top, name)).st_size
+    return total
+
+
+class Store:
+    """The images of one pycont root. ``in_use(image_id)`` names the containers using an image."""
+
+    def __init__(self, root: str | None = None, *, in_use: InUse | None = None) -> None:
+        self.root = os.path.abspath(root or paths.images_dir())
+        self.blobs = BlobStore(self.root)
+        self.layers_dir = os.path.join(self.root, "layers")
+        self.index_path = os.path.join(self.root, "index.json")
+        self._in_use = in_use
+        self._docs: dict[str, dict[str, Any]] = {}  # digest -> verified JSON (blobs never change)
+
+    # -- locks, index ----------------------------------------------------------------------
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold while writing blobs that an index entry will reference: GC waits for it."""
+        return file_lock(os.path.join(self.root, "gc.lock"), exclusive=False)
+
+    def _gc_lock(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(os.path.join(self.root, "gc.lock"), exclusive=True)
+
+    def _ensure_layout(self) -> None:
+        os.makedirs(self.blobs.dir, exist_ok=True)
+        if not os.path.isdir(self.layers_dir):
+            # 0700: unpacked layers hold the images' set-user-ID programs; host users must not
+            # reach them (docker keeps /var/lib/docker 0710 for the same reason).
+            os.makedirs(self.layers_dir, mode=0o700, exist_ok=True)
+        layout = os.path.join(self.root, "oci-layout")
+        if not os.path.exists(layout):
+            self._write_atomic(layout, {"imageLayoutVersion": "1.0.0"})
+
+    def _write_atomic(self, path: str, doc: dict[str, Any]) -> None:
+        tmp = f"{path}.tmp.{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)  # readers see the old index or the new one, never half of one
+
+    def _entries(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.index_path) as f:
+                doc = json.load(f)
+        except FileNotFoundError:
+            return []
+        except ValueError as err:
+            raise CorruptBlob(f"{self.index_path} is not valid JSON: {err}") from None
+        return list(doc.get("manifests") or [])
+
+    @contextlib.contextmanager
+    def _index(self) -> Iterator[list[dict[str, Any]]]:
+        """Read, modify and write index.json under its lock: safe across processes."""
+        self._ensure_layout()
+        with file_lock(os.path.join(self.root, "index.lock")):
+            entries = self._entries()
+            before = json.dumps(entries)
+            yield entries
+            if json.dumps(entries) != before:
+                doc = {"schemaVersion": 2, "mediaType": oci.INDEX, "manifests": entries}
+                self._write_atomic(self.index_path, doc)
+
+    # -- blobs -----------------------------------------------------------------------------
+    def put_blob(self, data: bytes | IO[bytes], expected: str | None = None) -> str:
+        """Store a blob; return its digest. Reference it inside ``with store.writing():``."""
+        self._ensure_layout()
+        with self.writing():
+            return self.blobs.put(data, expected)
+
+    def open_blob(self, digest: str) -> BlobReader:
+        """A blob to read; CorruptBlob (naming the digest) at its end if it does not match."""
+        return self.blobs.open(digest)
+
+    def _doc(self, digest: str) -> dict[str, Any]:
+        if digest not in self._docs:
+            self._docs[digest] = self.blobs.read_json(digest)
+        return self._docs[digest]
+
+    def layer_dir(self, diff_id: str) -> str:
+        return os.path.join(self.layers_dir, check_digest(diff_id))
+
+    # -- lookups ---------------------------------------------------------------------------
+    def _image_id(self, entry: dict[str, Any]) -> str:
+        return str(self._doc(entry["digest"])["config"]["digest"])
+
+    def _lookup(
+        self, text: str, entries: list[dict[str, Any]]
+    ) -> tuple[Reference | None, list[dict[str, Any]]]:
+        """The entries ``text`` names: a reference first, then an image id (prefix)."""
+        ref = None
+        try:
+            ref = Reference.parse(text)
+        except UsageError:
+            if not _ID_RE.fullmatch(text):
+                raise
+        if ref is not None:
+            if ref.digest:
+                found = [e for e in entries if e["digest"] == ref.digest]
+                same_repo = [e for e in found if (_ref_name(e) or "").startswith(ref.name + ":")]
+                found = same_repo or found
+            else:
+                found = [e for e in entries if _ref_name(e) == ref.canonical]
+            if found:
+                return ref, found[:1]
+        m = _ID_RE.fullmatch(text)
+        if m:
+            ids = {self._image_id(e) for e in entries}
+            hits = sorted(i for i in ids if i.split(":", 1)[1].startswith(m.group(1)))
+            if len(hits) > 1:
+                raise UsageError(f"image id prefix {text!r} is ambiguous: it matches {len(hits)}")
+            if hits:
+                return None, [e for e in entries if self._image_id(e) == hits[0]]
+        raise ImageNotFound(f"no such image: {text}")
+
+    def _record(self, entry: dict[str, Any], ref: Reference | None) -> ImageRecord:
+        manifest = self._doc(entry["digest"])
+        config = self._doc(manifest["config"]["digest"])
+        diff_ids = tuple(config.get("rootfs", {}).get("diff_ids") or ())
+        if len(diff_ids) != len(manifest.get("layers") or ()):
+            raise CorruptBlob(
+                f"image {entry['digest']}: {len(manifest['layers'])} layers in the manifest, "
+                f"{len(diff_ids)} diff_ids in the config"
+            )
+        name = _ref_name(entry)
+        if ref is None and name:
+            ref = Reference.parse(name)
+        return ImageRecord(
+            reference=str(ref) if ref else None,
+            id=manifest["config"]["digest"],
+            digest=entry["digest"],
+            descriptor={k: entry[k] for k in ("mediaType", "digest", "size")},
+            manifest=manifest,
+            config=config,
+            diff_ids=diff_ids,
+            layers=tuple(self.layer_dir(d) for d in reversed(diff_ids)),
+        )
+
+    def get(self, ref: str) -> ImageRecord:
+        """The image ``ref`` (a reference or an id prefix), its layers unpacked, top first."""
+        found, entries = self._lookup(ref, self._entries())
+        rec = self._record(entries[0], found)
+        with self.writing():
+            for desc, diff_id in zip(rec.manifest["layers"], rec.diff_ids, strict=True):
+                self._unpack(desc, diff_id)
+        return rec
+
+    def _unpack(self, desc: dict[str, Any], diff_id: str) -> None:
+        dest = self.layer_dir(diff_id)
+        if os.path.isdir(dest):
+            return
+        self._ensure_layout()
+        media = desc.get("mediaType", oci.LAYER)
+        if media not in oci.LAYER_TYPES:
+            raise LayerError(f"layer {desc['digest']}: unsupported media type {media}")
+        with self.blobs.open(desc["digest"], desc.get("size")) as blob:
+            stream: Readable = blob
+            if media.endswith("gzip"):
+                stream = gzip.GzipFile(fileobj=cast(IO[bytes], blob), mode="rb")
+            hashing = _Hashing(stream)
+
+            def check() -> None:
+                while hashing.read(1 << 20):
+                    pass
+                blob.verify()
+                actual = "sha256:" + hashing.hash.hexdigest()
+                if actual != diff_id:
+                    raise CorruptBlob(
+                        f"layer {desc['digest']}: its content hashes to {actual}, "
+                        f"the image config says {diff_id}"
+                    )
+
+            unpack_layer(hashing, dest, what=f"layer {desc['digest']}", check=check)
+
+    # -- listing ---------------------------------------------------------------------------
+    def images(self) -> list[ImageInfo]:
+        """Every image reference (and untagged image), newest first, as ``docker images``."""
+        out = []
+        for entry in self._entries():
+            rec = self._record(entry, None)
+            out.append(ImageInfo.of(rec))
+        return sorted(out, key=lambda i: (-i.created, i.reference))
+
+    def history(self, ref: str) -> list[HistoryEntry]:
+        """One row per build step, newest first, as ``docker history``."""
+        found, entries = self._lookup(ref, self._entries())
+        rec = self._record(entries[0], found)
+        others = [self._record(e, None) for e in self._entries()]
+        steps = rec.config.get("history") or [{} for _ in rec.diff_ids]
+        rows, layer = [], 0
+        for i, step in enumerate(steps):
+            empty = bool(step.get("empty_layer"))
+            size = 0 if empty else int(rec.manifest["layers"][layer]["size"])
+            layer += 0 if empty else 1
+            ident = "<missing>"
+            for o in others:  # a local image that ends at this step (v1 below v2)
+                steps_o = len(o.config.get("history") or ())
+                if steps_o == i + 1 and o.diff_ids == rec.diff_ids[:layer]:
+                    ident = o.id
+            rows.append(
+                HistoryEntry(
+                    id=rec.id if i == len(steps) - 1 else ident,
+                    created=oci.parse_time(step.get("created")),
+                    created_by=step.get("created_by", ""),
+                    size=size,
+                    comment=step.get("comment", ""),
+                    empty_layer=empty,
+                )
+            )
+        return rows[::-1]
+
+    def disk_usage(self, in_use: InUse | None = None) -> DiskUsage:
+        """``docker system df -v``: per image its size, the part shared with other images and
+        the part only it has; the total counts each shared layer once."""
+        recs = [self._record(e, None) for e in self._entries()]
+        users: dict[str, set[str]] = {}
+        sizes: dict[str, int] = {}
+        for rec in recs:
+            for desc in rec.manifest["layers"]:
+                users.setdefault(desc["digest"], set()).add(rec.id)
+                sizes[desc["digest"]] = int(desc["size"])
+        usage = []
+        for rec in recs:
+            digests = {d["digest"] for d in rec.manifest["layers"]}
+            shared = sum(sizes[d] for d in digests if len(users[d]) > 1)
+            size = sum(sizes[d] for d in digests)
+            usage.append(
+                ImageUsage(
+                    reference=ImageInfo.of(rec).reference,
+                    id=rec.id,
+                    created=rec.created,
+                    size=size,
+                    shared_size=shared,
+                    unique_size=size - shared,
+                    containers=len(self._users(rec.id, in_use)),
+                )
+            )
+        usage.sort(key=lambda u: (-u.created, u.reference))
+        return DiskUsage(
+            images=usage,
+            total=sum(sizes.values()),
+            layers=len(sizes),
+            on_disk=_dir_size(self.root) if os.path.isdir(self.root) else 0,
+        )
+
+    def _users(self, image_id: str, in_use: InUse | None) -> list[str]:
+        fn = in_use or self._in_use or _in_use_hook
+        return sorted(fn(image_id)) if fn else []
+
+    # -- changing --------------------------------------------------------------------------
+    def add_image(
+        self, ref: str | Reference | None, config: dict[str, Any], layers: Sequence[dict[str, Any]]
+    ) -> ImageRecord:
+        """Write ``config`` and a manifest for ``layers`` (stored blobs, bottom first), unpack
+        the layers, point ``ref`` at the result (None: an untagged image). Returns it."""
+        target = Reference.parse(ref) if isinstance(ref, str) else ref
+        if target is not None and target.digest:
+            raise UsageError(f"cannot name an image with a digest: {target}")
+        self._ensure_layout()
+        with self.writing():
+            diff_ids = config.get("rootfs", {}).get("diff_ids") or []
+            for desc, diff_id in zip(layers, diff_ids, strict=True):
+                self._unpack(desc, diff_id)
+            cfg_digest, cfg_size = self.blobs.put_json(config)
+            doc = oci.manifest(oci.descriptor(oci.CONFIG, cfg_digest, cfg_size), layers)
+            man_digest, man_size = self.blobs.put_json(doc)
+            desc = oci.descriptor(oci.MANIFEST, man_digest, man_size)
+            with self._index() as entries:
+                self._point(entries, target, desc)
+        return self._record(dict(desc), target)
+
+    def _point(
+        self, entries: list[dict[str, Any]], ref: Reference | None, desc: dict[str, Any]
+    ) -> None:
+        """Make ``ref`` name ``desc``; an image that loses its last name stays, untagged."""
+        if ref is None:
+            if not any(e["digest"] == desc["digest"] for e in entries):
+                entries.append(dict(desc))
+            return
+        for old in [e for e in entries if _ref_name(e) == ref.canonical]:
+            entries.remove(old)
+            if old["digest"] != desc["digest"] and not any(
+                e["digest"] == old["digest"] for e in entries
+            ):
+                entries.append({k: old[k] for k in ("mediaType", "digest", "size")})
+        entries[:] = [e for e in entries if e["digest"] != desc["digest"] or _ref_name(e)]
+        entries.append({**desc, "annotations": {oci.REF_NAME: ref.canonical}})
+
+    def tag(self, src: str, dst: str) -> None:
+        """``docker tag SRC DST``: one more name for the same image (no data is copied)."""
+        rec = self.get(src)
+        target = Reference.parse(dst)
+        if target.digest:
+            raise UsageError(f"cannot tag with a digest: {dst}")
+        with self._index() as entries:
+            self._point(entries, target, rec.descriptor)
+
+    def remove(self, ref: str, force: bool = False, in_use: InUse | None = None) -> list[str]:
+        """``docker rmi``: untag; delete the image (and the layers no other image has) when its
+        last name goes. Refused while containers use it, unless ``force`` (then it only loses
+        its name). Returns docker's ``Untagged:``/``Deleted:`` lines."""
+        lines: list[str] = []
+        with self._gc_lock(), self._index() as entries:
+            found, hits = self._lookup(ref, entries)
+            image_id = self._image_id(hits[0])
+            desc = {k: hits[0][k] for k in ("mediaType", "digest", "size")}
+            if found is not None:
+                targets = hits
+                others = [e for e in entries if e not in targets]
+                if any(self._image_id(e) == image_id for e in others):  # other names keep the image
+                    entries.remove(hits[0])
+                    return [f"Untagged: {found}"]
+            else:
+                targets = [e for e in entries if self._image_id(e) == image_id]
+                names = [str(Reference.parse(n)) for n in map(_ref_name, targets) if n]
+                if len(names) > 1 and not force:
+                    raise ImageInUse(
+                        f"conflict: unable to delete {image_id[7:19]} (must be forced): image is "
+                        f"referenced by {', '.join(names)}"
+                    )
+            users = self._users(image_id, in_use)
+            what = str(found) if found else image_id[7:19]
+            if users and not force:
+                raise ImageInUse(
+                    f'conflict: unable to remove image "{what}" (must force): in use by '
+                    f"container{'s' if len(users) > 1 else ''} {', '.join(users)}"
+                )
+            for e in targets:
+                entries.remove(e)
+                if _ref_name(e):
+                    lines.append(f"Untagged: {Reference.parse(_ref_name(e) or '')}")
+            if users:  # forced: the containers keep their layers; the image stays, untagged
+                entries.append(desc)
+                return lines
+            lines.append(f"Deleted: {image_id}")
+            _, deleted = self._collect(entries)
+            lines += [f"Deleted: {d}" for d in deleted if d != image_id and d != desc["digest"]]
+        return lines
+
+    def prune(self, in_use: InUse | None = None, dangling: bool = True) -> int:
+        """Remove untagged images no container uses (``dangling``), then every blob and
+        unpacked layer that no index entry references. Returns the bytes reclaimed."""
+        if not os.path.isdir(self.root):
+            return 0
+        with self._gc_lock(), self._index() as entries:
+            if dangling:
+                for e in [e for e in entries if not _ref_name(e)]:
+                    if not self._users(self._image_id(e), in_use):
+                        entries.remove(e)
+            freed, _ = self._collect(entries)
+        return freed
+
+    def _collect(self, entries: list[dict[str, Any]]) -> tuple[int, list[str]]:
+        """Delete what ``entries`` do not reference. Call with the gc lock held exclusively."""
+        keep, keep_layers = set(), set()
+        for e in entries:
+            man = self._doc(e["digest"])
+            keep.add(e["digest"])
+            keep.add(man["config"]["digest"])
+            keep.update(d["digest"] for d in man.get("layers") or ())
+            keep_layers.update(self._doc(man["config"]["digest"])["rootfs"]["diff_ids"])
+        freed, deleted = 0, []
+        for digest in self.blobs.digests():
+            if digest not in keep:
+                freed += self.blobs.size(digest)
+                os.unlink(self.blobs.path(digest))
+                deleted.append(digest)
+        for tmp in self.blobs.temporaries():  # left by a writer that crashed: none runs now
+            freed += os.path.getsize(tmp)
+            os.unlink(tmp)
+        if os.path.isdir(self.layers_dir):
+            for name in sorted(os.listdir(self.layers_dir)):
+                if name.startswith(".tmp-") or f"sha256:{name}" not in keep_layers:
+                    path = os.path.join(self.layers_dir, name)
+                    freed += _dir_size(path)
+                    remove_tree(path)
+        return freed, deleted
+
+    def commit_layer(
+        self,
+        upper_dir: str,
+        parent_ref: str | None,
+        new_ref: str | None,
+        *,
+        message: str = "",
+        changes: Sequence[str] = (),
+        created_by: str = "",
+        author: str = "",
+        userxattr: bool = True,
+    ) -> str:
+        """``docker commit``: the container's upper dir becomes one new layer on top of the
+        parent image's layers (shared, not copied). Returns the new image's id.
+
+        ``userxattr``: whether the container's overlay was mounted with it (it was if the
+        container had a user namespace), which decides the xattr that marks opaque dirs."""
+        parent = self.get(parent_ref) if parent_ref else None
+        target = Reference.parse(new_ref) if new_ref else None
+        now = time.time()
+        if parent is not None:
+            config = copy.deepcopy(parent.config)
+        else:
+            config = oci.new_config(created=now, cmd=())
+        oci.apply_changes(config, changes)
+        self._ensure_layout()
+        with self.writing():
+            with self.blobs.writer() as w:
+                write_layer(upper_dir, w, userxattr=userxattr)
+            oci.add_layer(
+                config,
+                w.digest,  # an uncompressed tar: its digest is its diff_id
+                created=now,
+                created_by=created_by or "pycont commit",
+                comment=message,
+                author=author,
+            )
+            layers = list(parent.manifest["layers"]) if parent else []
+            layers.append(oci.descriptor(oci.LAYER, w.digest, w.size))
+            return self.add_image(target, config, layers).id
