@@ -30,7 +30,38 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+def _add_limit_flags(p: argparse.ArgumentParser) -> None:
+    """docker's resource flags, kept as text: pycont.cgroups.units parses them in one place."""
+    p.add_argument("-m", "--memory", help="memory limit, e.g. 64m, 1.5g")
+    p.add_argument("--memory-swap", help="memory plus swap limit; -1 for unlimited swap")
+    p.add_argument("--memory-reservation", help="memory soft limit")
+    p.add_argument("--cpus", help="number of CPUs, e.g. 0.5")
+    p.add_argument("-c", "--cpu-shares", help="CPU shares (relative weight, default 1024)")
+    p.add_argument("--cpuset-cpus", help="CPUs allowed, e.g. 0-1 or 0,1")
+    p.add_argument("--pids-limit", help="maximum number of processes (-1: unlimited)")
+    p.add_argument(
+        "--device-read-bps",
+        action="append",
+        metavar="DEV:RATE",
+        help="limit read rate from a device, e.g. /dev/vda:1mb",
+    )
+    p.add_argument(
+        "--device-write-bps",
+        action="append",
+        metavar="DEV:RATE",
+        help="limit write rate to a device",
+    )
+    p.add_argument("--blkio-weight", help="block I/O weight, 10 to 1000")
+
+
+def limit_options(a: argparse.Namespace) -> dict[str, Any]:
+    from pycont.runtime.container import LIMIT_OPTIONS
+
+    return {k: getattr(a, k) for k in LIMIT_OPTIONS if getattr(a, k, None) is not None}
+
+
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    _add_limit_flags(p)
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
@@ -111,6 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("top", help="the processes of a container, host pid and pid inside")
     p.add_argument("container")
 
+    p = sub.add_parser("update", help="change the resource limits of containers, live")
+    _add_limit_flags(p)
+    p.add_argument("containers", nargs="+")
+
+    p = sub.add_parser("stats", help="live CPU, memory, network, block I/O and pids of containers")
+    p.add_argument("--no-stream", action="store_true", help="print one reading and exit")
+    p.add_argument("-a", "--all", action="store_true", help="all containers (default: running)")
+    p.add_argument("containers", nargs="*")
+
+    for verb, what in (("pause", "freeze"), ("unpause", "thaw")):
+        p = sub.add_parser(verb, help=f"{what} every process of containers (the freezer)")
+        p.add_argument("containers", nargs="+")
+
     sub.add_parser("doctor", help="what this machine allows pycont to do, and why")
     return parser
 
@@ -138,6 +182,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         userns=a.userns,
         cgroupns=a.cgroupns,
         narrate=a.narrate,
+        **limit_options(a),
     )
     narrate = (lambda line: print(f"[pycont] {line}", file=sys.stderr)) if a.narrate else False
     c._how = "fork"  # this process is fresh and single-threaded: fork the shim, no new interpreter
@@ -352,6 +397,27 @@ def cmd_top(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_update(a: argparse.Namespace) -> int:
+    opts = limit_options(a)
+    if not opts:
+        raise UsageError("update: give at least one limit flag, e.g. --cpus 1 or -m 128m")
+    return _each(a.containers, lambda c: (c.update(**opts), None)[1])
+
+
+def cmd_pause(a: argparse.Namespace) -> int:
+    return _each(a.containers, lambda c: c.pause())
+
+
+def cmd_unpause(a: argparse.Namespace) -> int:
+    return _each(a.containers, lambda c: c.unpause())
+
+
+def cmd_stats(a: argparse.Namespace) -> int:
+    from pycont.stats import stats_loop
+
+    return stats_loop(a.containers, stream=not a.no_stream, all=a.all)
+
+
 def cmd_doctor(a: argparse.Namespace) -> int:
     from pycont.doctor import doctor_text
     from pycont.kernel.probe import probe
@@ -371,6 +437,10 @@ VERBS = {
     "wait": cmd_wait,
     "inspect": cmd_inspect,
     "top": cmd_top,
+    "update": cmd_update,
+    "stats": cmd_stats,
+    "pause": cmd_pause,
+    "unpause": cmd_unpause,
     "doctor": cmd_doctor,
 }
 

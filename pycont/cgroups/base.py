@@ -95,6 +95,8 @@ class Limits:
                 )
             if swap is None and mem is not None:
                 swap = 0  # docker: "as much swap as memory", resolved by the driver
+        if swap == 0 and mem is None:
+            swap = None  # --memory-swap 0 is docker's "unset"; without --memory nothing to do
         if swap is not None and swap > 0 and mem is not None and swap < mem:
             raise UsageError(
                 f'invalid --memory-swap "{swap_t}": must be at least --memory "{mem_t}" '
@@ -201,7 +203,7 @@ class Stats:
     pids_limit: int | None = None
     io_read_bytes: int | None = None
     io_write_bytes: int | None = None
-    memory_limit_hits: int | None = None  # times usage hit the limit (v1 failcnt, v2 "max")
+    memory_limit_hits: int | None = None  # times usage hit the limit (v1 failcnt, v2 max)
     version: str = field(default="", compare=False)
 
     def cpu_percent(self, previous: Stats) -> float | None:

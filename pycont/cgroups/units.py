@@ -57,7 +57,8 @@ MIN_SHARES, MAX_SHARES = 2, 262_144
 
 _BYTES_HELP = "expected a size like 64m, 1.5g or 67108864 (units b, k, m, g, t, p; binary)"
 _MULTIPLIERS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-# go-units RAMInBytes: digits, an optional fraction, an optional unit, then "b" or "ib" (any case).
+# go-units RAMInBytes: digits, an optional fraction, an optional unit, then "b", "i" or "ib"
+# (any case; "i" only after a unit). No space before the unit, unlike go-units.
 # ASCII only: Python's \d and int() would also take "６４" or "٦٤", which docker does not.
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([kmgtp]?)(ib|i|b)?", re.IGNORECASE | re.ASCII)
 _INT = re.compile(r"-?[0-9]+", re.ASCII)
@@ -201,7 +202,7 @@ def parse_cpuset(text: str, ncpu: int | None = None, flag: str = "--cpuset-cpus"
     """A CPU list like ``0-1,3`` (cpuset(7) "list format"), each CPU checked to exist.
 
     Returns it in the kernel's own normalized form, so reading ``cpuset.cpus`` back matches."""
-    n = _ncpu(ncpu) if ncpu is not None else (os.cpu_count() or 1)
+    n = ncpu if ncpu is not None else (os.cpu_count() or 1)  # CPU numbers, online or not
     help_ = f"expected a list of CPUs like 0-1,3 (this machine has CPUs {_ranges(range(n))})"
     if not isinstance(text, str) or not text:
         raise _bad(flag, str(text), help_)

@@ -83,7 +83,7 @@ class V1Cgroup(Cgroup):
         "cpu_throttled_ns": "cpu.stat throttled_time",
         "memory_current": "memory.usage_in_bytes",
         "memory_peak": "memory.max_usage_in_bytes",
-        "memory_limit_hits": "memory.failcnt",
+        "memory_limit_hits": "memory.failcnt + memory.memsw.failcnt",
         "swap_current": "memory.memsw.usage_in_bytes - memory.usage_in_bytes",
         "oom_events": "none in v1",
         "oom_kills": "memory.oom_control oom_kill",
@@ -308,6 +308,9 @@ class V1Cgroup(Cgroup):
         io_text = self._text("blkio", "blkio.throttle.io_service_bytes")
         io = _service_bytes(io_text) if io_text is not None else {}
         throttled = cpu.get("throttled_time")
+        # A charge fails at memsw first when it is the tighter limit, and then only
+        # memory.memsw.failcnt counts it: the two counters count different events, so add them.
+        failcnt = self._optional("memory", "memory.failcnt")
         return Stats(
             timestamp=time.time(),
             cpu_usage_ns=self._optional("cpuacct", "cpuacct.usage"),
@@ -324,7 +327,7 @@ class V1Cgroup(Cgroup):
             pids_limit=None if pids_max in (None, "max") else int(pids_max or 0),
             io_read_bytes=io.get("Read", 0) if io_text is not None else None,
             io_write_bytes=io.get("Write", 0) if io_text is not None else None,
-            memory_limit_hits=self._optional("memory", "memory.failcnt"),
+            memory_limit_hits=_sum(failcnt, self._optional("memory", "memory.memsw.failcnt")),
             version=self.version,
         )
 
@@ -353,6 +356,10 @@ def _limit(text: str) -> int | None:
     """A v1 limit file's value; None for "no limit" (-1 written, a huge number read back)."""
     value = int(text.strip())
     return None if value >= _UNLIMITED or value < 0 else value
+
+
+def _sum(a: int | None, b: int | None) -> int | None:
+    return None if a is None else a + (b or 0)
 
 
 def _service_bytes(text: str) -> dict[str, int]:

@@ -220,7 +220,7 @@ class V2Cgroup(Cgroup):
         swap_max = self._f("memory.swap.max")
         if memory is not None:
             write_file(self._need("memory.max", "--memory"), str(memory))
-        if swap is None or not os.path.exists(swap_max):
+        if swap is None or (swap == 0 and memory is None) or not os.path.exists(swap_max):
             return  # no swap accounting: 0 (default) and -1 (unlimited) need no file
         if swap == -1:
             write_file(swap_max, "max")

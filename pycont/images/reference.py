@@ -71,7 +71,7 @@ class Reference:
         if "@" in rest:
             rest, _, digest = rest.rpartition("@")
             if not _DIGEST.fullmatch(digest):
-                if _ANY_DIGEST.fullmatch(digest):
+                if _ANY_DIGEST.fullmatch(digest) and not digest.startswith("sha256:"):
                     raise _invalid(text, f"unsupported digest {digest!r}: only sha256 is known")
                 raise _invalid(text, f"invalid digest {digest!r}: expected sha256:<64 hex digits>")
         tag = None

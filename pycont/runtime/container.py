@@ -18,19 +18,24 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pycont import images, paths
+from pycont.cgroups.base import Limits, Stats
 from pycont.errors import (
     ContainerNotFound,
     InvalidState,
     NameConflict,
+    PycontError,
     UsageError,
 )
 from pycont.namespaces import Namespace, NamespaceSet
 from pycont.rootfs import RootSpec, prepare_dirs
 from pycont.runtime import launcher
 from pycont.runtime import state as st
+
+if TYPE_CHECKING:
+    from pycont.cgroups import Cgroup
 
 PIPE = subprocess.PIPE
 STDOUT = subprocess.STDOUT
@@ -294,6 +299,10 @@ class Container:
                     "stop it first or use force (rm -f)"
                 )
             if rec.status in (st.Status.RUNNING.value, st.Status.PAUSED.value):
+                if self.config.cgroup:
+                    # Freeze, kill every process, thaw: a fork bomb cannot outrun it.
+                    with contextlib.suppress(PycontError, OSError):
+                        self.cgroup().kill_all()
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(rec.pid, signal.SIGKILL)
                 # Wait for the shim: it records the exit, and the mounts go with the namespace.
@@ -379,6 +388,69 @@ class Container:
                 continue
         return sorted(out, key=lambda p: p["nspid"])
 
+    # -- resources (cgroups) ------------------------------------------------------------
+    def cgroup(self) -> Cgroup:
+        """The container's cgroup (pycont.cgroups), or UsageError saying why it has none."""
+        from pycont import cgroups
+
+        cfg = self.config
+        if not cfg.cgroup:
+            raise UsageError(f"container {cfg.name} has no cgroup: {cfg.cgroup_note}")
+        return cgroups.for_container(cfg.id)
+
+    def limits(self) -> Limits:
+        return Limits.from_options(**self.config.limits)
+
+    def stats(self) -> Stats:
+        """One reading of the container's cgroup counters (CPU, memory, pids, I/O)."""
+        rec = self.state()
+        if rec.status not in (st.Status.RUNNING.value, st.Status.PAUSED.value):
+            raise InvalidState(f"container {self.name} is not running (status: {rec.status})")
+        return self.cgroup().stats()
+
+    def net_io(self) -> tuple[int, int]:
+        """Bytes received and sent by the container's network devices but lo (proc(5): the
+        /proc/<pid>/net/dev of a process shows its network namespace)."""
+        rx = tx = 0
+        with contextlib.suppress(OSError), open(f"/proc/{self.pid}/net/dev") as f:
+            for line in f.readlines()[2:]:
+                name, _, data = line.partition(":")
+                if name.strip() != "lo":
+                    fields = data.split()
+                    rx, tx = rx + int(fields[0]), tx + int(fields[8])
+        return rx, tx
+
+    def update(self, **options: Any) -> Limits:
+        """Change limits of a running container live (docker update); returns the new ones."""
+        new = _parse_limits(options, update=True)
+        if new.is_empty():
+            raise UsageError("update: give at least one limit, e.g. memory='128m' or cpus=1")
+        rec = self.state()
+        if rec.status in (st.Status.RUNNING.value, st.Status.PAUSED.value):
+            self.cgroup().apply(new)
+        merged = self.limits().merged(new)
+        cfg = self.config
+        cfg.limits = merged.as_options()
+        st.save_config(cfg)
+        return merged
+
+    def pause(self) -> None:
+        """Freeze every process of the container (the freezer: cgroup.freeze / freezer.state)."""
+        with st.modify_state(self.dir) as rec:
+            if rec.status != st.Status.RUNNING.value:
+                raise InvalidState(
+                    f"container {self.name} is {rec.status}: only a running one pauses"
+                )
+            self.cgroup().freeze()
+            rec.status = st.Status.PAUSED.value
+
+    def unpause(self) -> None:
+        with st.modify_state(self.dir) as rec:
+            if rec.status != st.Status.PAUSED.value:
+                raise InvalidState(f"container {self.name} is {rec.status}, not paused")
+            self.cgroup().thaw()
+            rec.status = st.Status.RUNNING.value
+
     def inspect(self) -> dict[str, Any]:
         """docker inspect's fields that pycont knows."""
         cfg, rec = self.config, self.state()
@@ -404,6 +476,7 @@ class Container:
             "Image": cfg.image,
             "LogPath": os.path.join(self.dir, "ctr.log") if cfg.detach else "",
             "HostConfig": {
+                **_host_config_limits(cfg.limits),
                 "AutoRemove": cfg.auto_remove,
                 "PidMode": _mode(modes, "pid"),
                 "NetworkMode": "host" if modes.get("net") == "host" else "none",
@@ -429,13 +502,36 @@ class Container:
                     "MergedDir": spec.merged,
                 },
             },
-            "Pycont": {"Rootless": cfg.rootless, "UidMap": cfg.uid_map, "GidMap": cfg.gid_map},
+            "Pycont": {
+                "Rootless": cfg.rootless,
+                "UidMap": cfg.uid_map,
+                "GidMap": cfg.gid_map,
+                "Cgroup": self.cgroup().paths() if cfg.cgroup else {},
+                "CgroupNote": cfg.cgroup_note,
+            },
         }
 
     def _repr_html_(self) -> str:
         from pycont.display import container_html
 
         return container_html(self)
+
+
+def _host_config_limits(options: dict[str, Any]) -> dict[str, Any]:
+    """docker inspect's HostConfig resource fields (0 = not set, as docker prints them)."""
+    lim = Limits.from_options(**options)
+    return {
+        "Memory": lim.memory or 0,
+        "MemorySwap": lim.memory_swap or 0,
+        "MemoryReservation": lim.memory_reservation or 0,
+        "NanoCpus": lim.nano_cpus or 0,
+        "CpuShares": lim.cpu_shares or 0,
+        "CpusetCpus": lim.cpuset_cpus or "",
+        "PidsLimit": lim.pids_limit,
+        "BlkioWeight": lim.blkio_weight or 0,
+        "BlkioDeviceReadBps": [{"Path": d.path, "Rate": d.rate} for d in lim.device_read_bps],
+        "BlkioDeviceWriteBps": [{"Path": d.path, "Rate": d.rate} for d in lim.device_write_bps],
+    }
 
 
 def _mode(modes: dict[str, str], key: str) -> str:
@@ -481,8 +577,14 @@ def create(
     userns: str = "private",
     cgroupns: str = "private",
     narrate: bool = False,
+    **limits: Any,
 ) -> Container:
-    """Create a container (docker create): checks everything, starts nothing."""
+    """Create a container (docker create): checks everything, starts nothing.
+
+    ``limits`` are docker's resource flags, as strings or numbers: ``memory="64m"``,
+    ``memory_swap``, ``memory_reservation``, ``cpus=0.5``, ``cpu_shares``, ``cpuset_cpus``,
+    ``pids_limit``, ``device_read_bps=["/dev/vda:1mb"]``, ``device_write_bps``,
+    ``blkio_weight``."""
     if name is not None:
         st.validate_name(name)
     if hostname is not None and not HOSTNAME_RE.match(hostname):
@@ -494,6 +596,8 @@ def create(
     nsset = NamespaceSet.from_modes(
         {"pid": pid, "net": network, "ipc": ipc, "uts": uts, "user": userns, "cgroup": cgroupns}
     )
+    lim = _parse_limits(limits)
+    use_cgroup, cgroup_note = _cgroup_for(lim)
     img = images.resolve(image)
     args = list(command) if command else list(img.cmd)
     if not args or not args[0]:
@@ -529,6 +633,9 @@ def create(
         uid_map=uid_map,
         gid_map=gid_map,
         narrate=bool(narrate),
+        limits=lim.as_options(),
+        cgroup=use_cgroup,
+        cgroup_note=cgroup_note,
     )
     cdir = st.container_dir(cid)
     with st.store_lock():
@@ -548,6 +655,47 @@ def create(
             st.remove_tree(cdir)
             raise
     return Container(cid)
+
+
+LIMIT_OPTIONS = (
+    "memory",
+    "memory_swap",
+    "memory_reservation",
+    "cpus",
+    "cpu_shares",
+    "cpuset_cpus",
+    "pids_limit",
+    "device_read_bps",
+    "device_write_bps",
+    "blkio_weight",
+)
+
+
+def _parse_limits(options: dict[str, Any], update: bool = False) -> Limits:
+    unknown = sorted(set(options) - set(LIMIT_OPTIONS))
+    if unknown:
+        raise UsageError(
+            f"unknown option {unknown[0]!r}: accepted limits are {', '.join(LIMIT_OPTIONS)}"
+        )
+    given = {k: v for k, v in options.items() if v is not None and v != []}
+    return Limits.from_options(update=update, **given)
+
+
+def _cgroup_for(lim: Limits) -> tuple[bool, str]:
+    """Does the container get a cgroup? As root yes (limits, stats, clean kills); otherwise
+    only where one can be created (delegation). Limits asked for without one are refused."""
+    from pycont import cgroups
+
+    if os.geteuid() == 0 and cgroups.detect() != "none":
+        return True, ""
+    answer = cgroups.available()
+    if answer.ok:
+        return True, ""
+    if not lim.is_empty():
+        raise UsageError(
+            f"resource limits ({', '.join(lim.describe())}) need a cgroup: {answer.reason}"
+        )
+    return False, answer.reason
 
 
 def run(

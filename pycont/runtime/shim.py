@@ -21,7 +21,7 @@ import signal
 import socket
 import sys
 import time
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 if __name__ == "__main__":  # run as a script: make the package importable, nothing else
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -32,6 +32,9 @@ from pycont.kernel._base import CLONE_NEWCGROUP, Kernel
 from pycont.namespaces import Namespace, NamespaceSet
 from pycont.rootfs import RootSpec, setup_root
 from pycont.runtime import state as st
+
+if TYPE_CHECKING:
+    from pycont.cgroups import Cgroup
 
 FORWARDED = (
     signal.SIGTERM,
@@ -183,17 +186,48 @@ def _wait(pid: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _finish(cdir: str, cfg: st.ContainerConfig, code: int) -> None:
+def _finish(cdir: str, cfg: st.ContainerConfig, code: int, oom: bool) -> None:
     try:
-        rec = st.load_state(cdir)
-        rec.status = st.Status.EXITED.value
-        rec.exit_code = code
-        rec.finished_at = time.time()
-        st.save_state(cdir, rec)
+        with st.modify_state(cdir) as rec:
+            rec.status = st.Status.EXITED.value
+            rec.exit_code = code
+            rec.oom_killed = oom
+            rec.finished_at = time.time()
     except FileNotFoundError:
         return  # removed while it ran (rm -f): nothing to record
     if cfg.auto_remove:
         st.remove_tree(cdir)
+
+
+def _open_cgroup(cfg: st.ContainerConfig) -> Cgroup | None:
+    """Create the container's cgroup with its limits, before its first process exists."""
+    if not cfg.cgroup:
+        return None
+    from pycont import cgroups
+
+    cg = cgroups.for_container(cfg.id)
+    cg.create()
+    try:
+        cg.apply(cgroups.Limits.from_options(**cfg.limits))
+    except BaseException:
+        cg.destroy()
+        raise
+    return cg
+
+
+def _close_cgroup(cg: Cgroup | None) -> bool:
+    """Read whether the OOM killer struck, then remove the cgroup (and anything left in it)."""
+    if cg is None:
+        return False
+    oom = False
+    with contextlib.suppress(KernelError, OSError):
+        oom = cg.oom_killed()
+    with contextlib.suppress(KernelError, OSError):
+        if cg.pids():  # only with --pid host can processes outlive PID 1
+            cg.kill_all()
+    with contextlib.suppress(KernelError, OSError):
+        cg.destroy()
+    return oom
 
 
 def run(cdir: str, status_fd: int) -> int:
@@ -203,14 +237,33 @@ def run(cdir: str, status_fd: int) -> int:
     _shortener(cfg, cdir)
     k = _kernel(cfg.narrate, rep)
     nsset = NamespaceSet.from_modes(cfg.namespaces)
+    pid = 0
+    cg: Cgroup | None = None
+
+    def abort(msg: str, code: int = 125, kind: str = "setup") -> int:
+        """Undo everything made so far, record or remove the container, tell the caller."""
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait(pid)
+        _close_cgroup(cg)
+        rep.send(error=msg, code=code, kind=kind)
+        if cfg.auto_remove:
+            st.remove_tree(cdir)
+        else:
+            _failed(cdir, msg, code)
+        return code
+
+    try:
+        cg = _open_cgroup(cfg)
+    except (KernelError, OSError, ValueError) as err:
+        return abort(f"cgroup: {err}")
     go_r, go_w = os.pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     try:
         pid = k.clone(nsset.clone_flags())
     except KernelError as err:
-        rep.send(error=str(err), code=125, kind="clone")
-        st.remove_tree(cdir) if cfg.auto_remove else _failed(cdir, str(err))
-        return 125
+        return abort(str(err), kind="clone")
     if pid == 0:
         os.close(go_w)
         os.close(err_r)
@@ -218,39 +271,36 @@ def run(cdir: str, status_fd: int) -> int:
     os.close(go_r)
     os.close(err_w)
     try:
+        # Into the cgroup before it runs anything: memory it touches is charged there, and
+        # its cgroup namespace (unshared next) is rooted there (cgroup_namespaces(7)).
+        if cg is not None:
+            cg.add_pid(pid)
         if Namespace.USER in nsset.private():
             _write_maps(pid, cfg, rep)
         os.write(go_w, b"1")
-    except OSError as err:
-        os.kill(pid, signal.SIGKILL)
-        _wait(pid)
-        msg = f"write uid/gid map of {pid}: {err.strerror}"
-        rep.send(error=msg, code=125, kind="setup")
-        st.remove_tree(cdir) if cfg.auto_remove else _failed(cdir, msg)
-        return 125
+    except (OSError, KernelError) as err:
+        os.close(go_w)
+        os.close(err_r)
+        return abort(f"set up process {pid}: {err}")
     os.close(go_w)
     report = _read_all(err_r)  # EOF at a successful exec: err_w is close-on-exec
     if report:
-        code = _wait(pid)
+        _wait(pid)
+        pid = 0
         info = json.loads(report)
-        rep.send(**info)
-        if cfg.auto_remove:
-            st.remove_tree(cdir)
-        else:
-            _failed(cdir, info["error"], info["code"])
-        return int(info["code"])
-    rec = st.load_state(cdir)
-    rec.status = st.Status.RUNNING.value
-    rec.pid = pid
-    rec.pid_start = st.process_start_time(pid)
-    rec.monitor_pid = os.getpid()
-    rec.started_at = time.time()
-    st.save_state(cdir, rec)
+        return abort(info["error"], int(info["code"]), info.get("kind", "setup"))
+    with st.modify_state(cdir) as rec:
+        rec.status = st.Status.RUNNING.value
+        rec.pid = pid
+        rec.pid_start = st.process_start_time(pid)
+        rec.monitor_pid = os.getpid()
+        rec.started_at = time.time()
     for sig in FORWARDED:
         signal.signal(sig, lambda signum, _frame: _forward(pid, signum))
     rep.send(started=pid)
     code = _wait(pid)
-    _finish(cdir, cfg, code)
+    oom = _close_cgroup(cg)
+    _finish(cdir, cfg, code, oom)
     rep.send(exited=code)
     return code
 
@@ -261,12 +311,11 @@ def _forward(pid: int, signum: int) -> None:
 
 
 def _failed(cdir: str, msg: str, code: int = 125) -> None:
-    rec = st.load_state(cdir)
-    rec.status = st.Status.EXITED.value
-    rec.exit_code = code
-    rec.error = msg
-    rec.finished_at = time.time()
-    st.save_state(cdir, rec)
+    with st.modify_state(cdir) as rec:
+        rec.status = st.Status.EXITED.value
+        rec.exit_code = code
+        rec.error = msg
+        rec.finished_at = time.time()
 
 
 def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
@@ -281,6 +330,14 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
     if rec.status != st.Status.RUNNING.value or not st.alive(pid, rec.pid_start):
         rep.send(error=f"container {cfg.name} is not running", code=125, kind="state")
         return 125
+    if cfg.cgroup:
+        from pycont import cgroups
+
+        try:  # the command joins the container's cgroup: its limits and its accounting
+            cgroups.for_container(cfg.id).add_pid(os.getpid())
+        except (KernelError, OSError) as err:
+            rep.send(error=f"join the container's cgroup: {err}", code=125, kind="cgroup")
+            return 125
     # Open every namespace before joining any: once in its mount namespace, the host's /proc
     # paths are gone. Join the user namespace first: it owns the others (setns(2)).
     fds: list[tuple[Namespace, int, str]] = []

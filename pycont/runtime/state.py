@@ -78,6 +78,11 @@ class ContainerConfig:
     uid_map: list[list[int]] = field(default_factory=list)
     gid_map: list[list[int]] = field(default_factory=list)
     narrate: bool = False
+    # Resource limits as docker's flag values (pycont.cgroups.Limits.as_options()).
+    limits: dict[str, Any] = field(default_factory=dict)
+    # Whether the container has its own cgroup; if not, why (shown by inspect and stats).
+    cgroup: bool = False
+    cgroup_note: str = ""
 
 
 @dataclass
@@ -126,6 +131,20 @@ def load_config(cdir: str) -> ContainerConfig:
 
 def save_state(cdir: str, st: ContainerState) -> None:
     write_json(os.path.join(cdir, "state.json"), asdict(st))
+
+
+@contextlib.contextmanager
+def modify_state(cdir: str) -> Iterator[ContainerState]:
+    """Read, change and save the state under the container's lock: the shim (which records
+    the exit) and a caller (pause, unpause) never overwrite each other's change."""
+    fd = os.open(os.path.join(cdir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        rec = load_state(cdir)
+        yield rec
+        save_state(cdir, rec)
+    finally:
+        os.close(fd)
 
 
 def load_state(cdir: str) -> ContainerState:

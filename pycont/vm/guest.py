@@ -32,7 +32,7 @@ from pathlib import Path
 
 from pycont.vm.initramfs import build_initramfs, find_busybox
 from pycont.vm.kernel import KernelFiles, ensure_kernel
-from pycont.vm.qemu import VMResult, boot
+from pycont.vm.qemu import Accel, VMResult, boot
 
 CGROUP_V2_APPEND = "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1"
 DEFAULT_LEAF = "/ci.slice/test.scope"
@@ -144,6 +144,7 @@ def run_in_guest(
     timeout: float = 1800.0,
     on_output: Callable[[str], None] | None = None,
     virtfs_root: str = "/",
+    accel: Accel | None = None,
 ) -> VMResult:
     """Boot the VM, run ``command`` (a shell line, or an argv list) in ``cwd``, power off.
 

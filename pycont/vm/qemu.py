@@ -56,6 +56,7 @@ class VMResult:
     qemu_returncode: int | None = None
     marks: dict[str, float] = field(default_factory=dict)  # "UP" -> seconds after start
     command: list[str] = field(default_factory=list)  # the qemu command line
+    qemu_pid: int | None = None  # reaped before boot() returns
 
     @property
     def ok(self) -> bool:
@@ -180,6 +181,8 @@ def qemu_command(
     if machine not in ("microvm", "q35"):
         raise VMError(f"machine {machine!r}: microvm or q35")
     cmdline = ["console=ttyS0", "panic=-1"]
+    if machine == "microvm":
+        cmdline.append("pci=off")  # no PCI bus there; spares a "PCI: Fatal" line per boot
     khz = host_tsc_khz()
     if machine == "microvm" and accel.name == "tcg" and khz:
         # microvm has no HPET/PM timer: on a busy host the PIT calibration of the TSC can
@@ -313,4 +316,5 @@ def boot(
         qemu_returncode=proc.returncode,
         marks=marks,
         command=cmd,
+        qemu_pid=proc.pid,
     )

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -100,8 +101,6 @@ def test_detached_outlives_the_python_process_that_started_it(name: str) -> None
         f"c = pycont.run('busybox', ['sleep', '1000'], detach=True, name={name!r});"
         "print(c.pid)"
     )
-    import subprocess
-
     r = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
@@ -222,8 +221,8 @@ def test_rm_force_leaves_nothing(sleeper: pycont.Container) -> None:
     pid_ns = os.stat(f"/proc/{pid}/ns/pid").st_ino
     shim = sleeper.state().monitor_pid
     assert mountinfo_lines(cid) == []  # its mounts live in its own mount namespace only
-    # two more processes in it (their output away from exec's pipe, or exec waits for them)
-    sleeper.exec(["sh", "-c", "sleep 1000 >/dev/null 2>&1 & sleep 1000 >/dev/null 2>&1 &"])
+    # two more processes in it; exec's output to /dev/null: nothing to wait for
+    sleeper.exec(["sh", "-c", "sleep 1000 & sleep 1000 &"], stdout=subprocess.DEVNULL)
     assert len(pids_in_pid_namespace(pid_ns)) == 3
     sleeper.remove(force=True)
     _assert_nothing_left(cid, pid_ns, shim)

@@ -128,6 +128,21 @@ def test_host_mode_shares_that_namespace_only(name: str, option: str, ns: str) -
         c.remove(force=True)
 
 
+@pytest.mark.parametrize("how", ["forkserver", "spawn", "fork"])
+def test_only_stdio_is_passed_in(how: str, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # OCI runtime spec, like docker: the process gets stdin, stdout and stderr, no other fd
+    # of whoever started it (a host fd inside would be a way out of the container's root).
+    monkeypatch.setenv("PYCONT_LAUNCH", how)
+    fds = "ls /proc/$$/fd; true"  # `; true`: sh forks ls instead of becoming it
+    assert sh(fds).output.split() == ["0", "1", "2"]
+    c = pycont.run("busybox", ["sleep", "1000"], detach=True, name=name)
+    try:
+        assert sorted(os.listdir(f"/proc/{c.pid}/fd")) == ["0", "1", "2"]
+        assert c.exec(["sh", "-c", fds]).output.split() == ["0", "1", "2"]
+    finally:
+        c.remove(force=True)
+
+
 def test_nspid_ends_with_1(sleeper: pycont.Container) -> None:
     ids = nspid(sleeper.pid)
     assert ids[0] == sleeper.pid

@@ -464,6 +464,7 @@ def test_update_gives_no_defaults() -> None:
 def test_memory_swap_rules() -> None:
     assert Limits.from_options(memory="64m", memory_swap="-1").memory_swap == -1
     assert Limits.from_options(memory="64m", memory_swap="64m").memory_swap == 64 * MiB
+    assert Limits.from_options(memory_swap="0").memory_swap is None  # docker's "unset"
     with pytest.raises(UsageError, match='invalid --memory-swap "128m": set --memory too'):
         Limits.from_options(memory_swap="128m")
     with pytest.raises(UsageError, match='invalid --memory-swap "32m": must be at least'):
