@@ -11,6 +11,7 @@ with that reason (never silently passed), and the suite counts how many such tes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -154,3 +155,34 @@ def pids_in_pid_namespace(inode: int) -> list[int]:
         except OSError:  # gone, or a zombie: its namespaces are already released
             continue
     return found
+
+
+def cgroup_dirs(name: str, max_depth: int = 5) -> list[str]:
+    """Folders called ``name`` in every cgroup hierarchy (v1 controllers and v2)."""
+    roots = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            if fields[sep + 1] in ("cgroup", "cgroup2"):
+                roots.add(fields[4])
+    found = []
+    for top in sorted(roots):
+        for dirpath, dirnames, _ in os.walk(top):
+            if name in dirnames:
+                found.append(os.path.join(dirpath, name))
+            if os.path.relpath(dirpath, top).count(os.sep) + 1 >= max_depth:
+                dirnames.clear()
+    return found
+
+
+def take_back_cgroups(name: str) -> list[str]:
+    """The cgroup folders called ``name`` that are left; each one is removed too (when empty)
+    so that a failing test does not leave its leak to the tests after it."""
+    left = cgroup_dirs(name)
+    for d in sorted(left, key=len, reverse=True):
+        for sub, _dirs, _files in sorted(os.walk(d, topdown=False), key=lambda w: -len(w[0])):
+            # a cgroup that still has processes stays: the assertion that follows says so
+            with contextlib.suppress(OSError):
+                os.rmdir(sub)
+    return left

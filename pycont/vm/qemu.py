@@ -181,8 +181,6 @@ def qemu_command(
     if machine not in ("microvm", "q35"):
         raise VMError(f"machine {machine!r}: microvm or q35")
     cmdline = ["console=ttyS0", "panic=-1"]
-    if machine == "microvm":
-        cmdline.append("pci=off")  # no PCI bus there; spares a "PCI: Fatal" line per boot
     khz = host_tsc_khz()
     if machine == "microvm" and accel.name == "tcg" and khz:
         # microvm has no HPET/PM timer: on a busy host the PIT calibration of the TSC can

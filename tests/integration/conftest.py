@@ -2,7 +2,7 @@
 
 Whatever containers a test made (through the API or the CLI) are removed after it with
 ``remove(force=True)``, and the removal is checked: no folder in the store, no process left
-in their PID namespaces, no mount naming them.
+in their PID namespaces, no mount and no cgroup naming them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tests.helpers import (
     containers_dir,
     mountinfo_lines,
     pids_in_pid_namespace,
+    take_back_cgroups,
     wait_for,
 )
 
@@ -55,6 +56,7 @@ def cleanup_containers(pycont_root: str) -> Iterator[None]:
         )
     for cid in new:
         assert mountinfo_lines(cid) == [], f"mounts of container {cid[:12]} left on the host"
+        assert take_back_cgroups(cid) == [], f"cgroups of container {cid[:12]} left"
 
 
 @pytest.fixture

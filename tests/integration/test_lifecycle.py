@@ -27,6 +27,7 @@ from tests.helpers import (
     pids_in_pid_namespace,
     process_gone,
     requires,
+    take_back_cgroups,
     wait_for,
 )
 
@@ -212,6 +213,7 @@ def _assert_nothing_left(cid: str, pid_ns: int, shim: int) -> None:
     wait_for(lambda: process_gone(shim), timeout=15, what="the shim to exit")
     assert pids_in_pid_namespace(pid_ns) == []
     assert mountinfo_lines(cid) == []
+    assert take_back_cgroups(cid) == []
     with pytest.raises(pycont.ContainerNotFound):
         pycont.get(cid)
 
@@ -247,12 +249,17 @@ def test_rm_of_an_exited_container(name: str) -> None:
 
 def test_shim_killed_takes_the_container_down(sleeper: pycont.Container) -> None:
     pid, shim = sleeper.pid, sleeper.state().monitor_pid
+    sleeper_pid_ns = os.stat(f"/proc/{pid}/ns/pid").st_ino
     os.kill(shim, signal.SIGKILL)
     # PR_SET_PDEATHSIG: the container's init gets SIGKILL when its parent, the shim, dies
     wait_for(lambda: process_gone(pid), timeout=15, what="the container to die with its shim")
     wait_for(lambda: sleeper.state().status == "exited", timeout=15, what="status exited")
     assert pycont.get(sleeper.name).status == "exited"
     assert sleeper.pid == 0
+    # and rm still takes back everything, though the shim could not clean up
+    cid, pid_ns = sleeper.id, sleeper_pid_ns
+    sleeper.remove()
+    _assert_nothing_left(cid, pid_ns, shim)
 
 
 # -- logs, ps, inspect ---------------------------------------------------------------------------
