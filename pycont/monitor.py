@@ -97,7 +97,7 @@ class _Files:
         fd = self.fds.get(key)
         return os.pread(fd, 4096, 0).decode() if fd is not None else ""
 
-    def int(self, key: str) -> int:
+    def number(self, key: str) -> int:
         t = self.text(key)
         return int(t) if t.strip().lstrip("-").isdigit() else 0
 
@@ -112,17 +112,17 @@ class _Files:
     def read(self, slow: bool) -> dict[str, float | int | None]:
         """CPU time, memory and pids every tick; the rest only when ``slow`` (1 Hz): that
         keeps a tick at three pread(2) calls per container on v1."""
-        out: dict[str, float | int | None] = {"mem": self.int("mem"), "pids": self.int("pids")}
+        out: dict[str, float | int | None] = {"mem": self.number("mem"), "pids": self.number("pids")}
         if self.version == "v2":
             cpu = self.keyed("cpu")  # v2 has no usage-only file: cpu.stat holds usage_usec
             out["usage_ns"] = cpu.get("usage_usec", 0) * 1000
         else:
-            out["usage_ns"] = self.int("usage")
+            out["usage_ns"] = self.number("usage")
         if slow:
             cpu = cpu if self.version == "v2" else self.keyed("cpu")
             out["periods"] = cpu.get("nr_periods", 0)
             out["throttled"] = cpu.get("nr_throttled", 0)
-            out["peak"] = self.int("peak")
+            out["peak"] = self.number("peak")
             out["oom"] = self.keyed("events").get("oom_kill", 0)
             out.update(self._limits_and_io())
         return out
@@ -143,9 +143,9 @@ class _Files:
                     rd += int(v) if k == "rbytes" else 0
                     wr += int(v) if k == "wbytes" else 0
         else:
-            quota, period = self.int("quota"), self.int("period")
-            out["cpu_limit"] = 100.0 * quota / period if quota > 0 and period else None
-            limit = self.int("mem_max")
+            q, p = self.number("quota"), self.number("period")
+            out["cpu_limit"] = 100.0 * q / p if q > 0 and p else None
+            limit = self.number("mem_max")
             out["mem_limit"] = limit if 0 < limit < _UNLIMITED else None
             rd = wr = 0
             for line in self.text("io").splitlines():
