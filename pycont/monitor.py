@@ -49,6 +49,7 @@ class Track:
     name: str
     history: deque[Sample]
     oom_times: list[float] = field(default_factory=list)
+    container: Container | None = None
     ended: bool = False
     error: str = ""
 
@@ -112,7 +113,10 @@ class _Files:
     def read(self, slow: bool) -> dict[str, float | int | None]:
         """CPU time, memory and pids every tick; the rest only when ``slow`` (1 Hz): that
         keeps a tick at three pread(2) calls per container on v1."""
-        out: dict[str, float | int | None] = {"mem": self.number("mem"), "pids": self.number("pids")}
+        out: dict[str, float | int | None] = {
+            "mem": self.number("mem"),
+            "pids": self.number("pids"),
+        }
         if self.version == "v2":
             cpu = self.keyed("cpu")  # v2 has no usage-only file: cpu.stat holds usage_usec
             out["usage_ns"] = cpu.get("usage_usec", 0) * 1000
@@ -188,7 +192,9 @@ class Sampler:
         version = "v2" if isinstance(cg, cgroups.V2Cgroup) else "v1"
         dirs = cg.paths()
         with self._lock:
-            self.tracks[container.name] = Track(container.name, deque(maxlen=self.keep))
+            self.tracks[container.name] = Track(
+                container.name, deque(maxlen=self.keep), container=container
+            )
             self._files[container.name] = _Files(version, dirs)
 
     def unwatch(self, name: str) -> None:
@@ -271,6 +277,7 @@ class Sampler:
             except OSError as err:  # the cgroup is gone: the container ended
                 track.ended = True
                 track.error = str(err)
+                self._ended(track, now)
                 continue
             self._append(name, track, now, raw)
         self.ticks += 1
@@ -311,6 +318,16 @@ class Sampler:
         )
         with self._lock:
             track.history.append(sample)
+
+    def _ended(self, track: Track, now: float) -> None:
+        """An OOM kill of PID 1 ends the container before a 1 Hz reading may see the counter:
+        the shim recorded it, so mark it at the end."""
+        from pycont.errors import PycontError
+
+        with contextlib.suppress(PycontError, OSError):
+            c = track.container
+            if c is not None and c.state().oom_killed and not track.oom_times:
+                track.oom_times.append(now - self._t0)
 
     def overhead_percent(self) -> float:
         """The sampler's own CPU use, as a percentage of one CPU, since it started."""

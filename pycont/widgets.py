@@ -1,0 +1,242 @@
+"""Live plots of containers against their limits, with sliders that change the limits.
+
+A :class:`Dashboard` draws the sampler's history (pycont.monitor) with matplotlib into an image
+widget, a few times a second, from its own thread: CPU % with the ``--cpus`` limit as a dashed
+line and throttled periods shaded, memory with its ``--memory`` limit and a red mark where the
+OOM killer struck. Sliders call ``Container.update`` (docker update) while it runs. When it
+stops, the widget is replaced in place by a static PNG, so the notebook reads on GitHub and
+passes nbval. Nothing here ever prints from a background thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pycont.monitor import Sampler
+
+if TYPE_CHECKING:
+    from pycont.runtime.container import Container
+
+MIB = 1 << 20
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+
+def render_png(sampler: Sampler, names: Sequence[str], window: float = 30.0) -> bytes:
+    """The two panels (CPU, memory) of the given containers as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 4.6), dpi=80)
+    cpu_ax, mem_ax = fig.subplots(2, 1, sharex=True)
+    t_end = 0.0
+    for i, name in enumerate(names):
+        colour = COLOURS[i % len(COLOURS)]
+        try:
+            hist = sampler.history(name)
+            ooms = list(sampler.tracks[name].oom_times)
+        except KeyError:
+            continue
+        if not hist:
+            continue
+        t = [s.t for s in hist]
+        t_end = max(t_end, t[-1])
+        cpu_ax.plot(t, [s.cpu_percent for s in hist], color=colour, label=name)
+        limits = [s.cpu_limit_percent for s in hist]
+        if any(v is not None for v in limits):
+            cpu_ax.step(
+                t,
+                [v if v is not None else float("nan") for v in limits],
+                color=colour,
+                linestyle="--",
+                linewidth=1,
+                where="post",
+                label=f"{name} --cpus limit",
+            )
+        throttled = [s.throttled_percent > 50 for s in hist]
+        cpu_ax.fill_between(
+            t,
+            0,
+            [s.cpu_percent for s in hist],
+            where=throttled,
+            color=colour,
+            alpha=0.12,
+            step="post",
+        )
+        mem_ax.plot(t, [s.memory / MIB for s in hist], color=colour, label=name)
+        mem_limits = [s.memory_limit / MIB if s.memory_limit else float("nan") for s in hist]
+        if any(v == v for v in mem_limits):  # not all NaN
+            mem_ax.step(
+                t,
+                mem_limits,
+                color=colour,
+                linestyle="--",
+                linewidth=1,
+                where="post",
+                label=f"{name} --memory limit",
+            )
+        for t_oom in ooms:
+            mem_ax.axvline(t_oom, color="red", linewidth=1.5)
+            mem_ax.annotate(
+                "OOM kill",
+                (t_oom, 0),
+                xytext=(3, 3),
+                textcoords="offset points",
+                color="red",
+                fontsize=9,
+            )
+    cpu_ax.set_ylabel("CPU % (100 = 1 CPU)")
+    cpu_ax.set_ylim(bottom=0)
+    mem_ax.set_ylabel("memory (MiB)")
+    mem_ax.set_ylim(bottom=0)
+    mem_ax.set_xlabel("seconds")
+    if t_end > window:
+        cpu_ax.set_xlim(t_end - window, t_end)
+    for ax in (cpu_ax, mem_ax):
+        ax.grid(alpha=0.3)
+        handles, _ = ax.get_legend_handles_labels()
+        if handles:
+            ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+class Dashboard:
+    """Live CPU and memory of ``containers`` against their limits.
+
+    >>> dash = Dashboard([c]).show()   # live; sliders change the limits
+    >>> dash.stop()                    # the widget becomes a static picture
+    >>> Dashboard([c]).run(10)         # both, blocking for 10 seconds
+    """
+
+    def __init__(
+        self,
+        containers: Sequence[Container],
+        *,
+        interval: float = 0.1,
+        redraw: float = 0.5,
+        window: float = 30.0,
+        controls: bool = True,
+    ) -> None:
+        self.containers = list(containers)
+        self.sampler = Sampler(interval)
+        for c in self.containers:
+            self.sampler.watch(c)
+        self.redraw = redraw
+        self.window = window
+        self.controls = controls
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._handle: Any = None
+        self._image: Any = None
+        self._status: Any = None
+        self._box: Any = None
+        self.last_png = b""
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.containers]
+
+    def png(self) -> bytes:
+        self.last_png = render_png(self.sampler, self.names, self.window)
+        return self.last_png
+
+    def _sliders(self) -> list[Any]:
+        import ipywidgets as w
+
+        ncpu = os.cpu_count() or 1
+        rows = []
+        for c in self.containers:
+            lim = c.limits()
+            cpus = w.FloatSlider(
+                value=(lim.nano_cpus or ncpu * 10**9) / 1e9,
+                min=0.1,
+                max=float(ncpu),
+                step=0.1,
+                description="CPUs",
+                continuous_update=False,
+                readout_format=".1f",
+            )
+            mem = w.IntSlider(
+                value=(lim.memory or 512 * MIB) // MIB,
+                min=8,
+                max=1024,
+                step=8,
+                description="memory MiB",
+                continuous_update=False,
+            )
+            cpus.observe(lambda ch, c=c: self._update(c, cpus=round(ch["new"], 2)), names="value")
+            mem.observe(lambda ch, c=c: self._update(c, memory=f"{ch['new']}m"), names="value")
+            rows.append(w.HBox([w.Label(c.name, layout=w.Layout(width="10em")), cpus, mem]))
+        return rows
+
+    def _update(self, c: Container, **limit: Any) -> None:
+        # Runs in the kernel's thread (a comm message from the browser), never the sampler's.
+        from pycont.errors import PycontError
+
+        try:
+            c.update(**limit)
+            msg = f"{c.name}: {', '.join(f'{k}={v}' for k, v in limit.items())}"
+        except PycontError as err:
+            msg = f"{c.name}: {err}"
+        if self._status is not None:
+            self._status.value = msg
+
+    def show(self) -> Dashboard:
+        """Display the live dashboard and start sampling and drawing."""
+        import ipywidgets as w
+        from IPython.display import display
+
+        self._image = w.Image(format="png", value=self.png())
+        self._status = w.Label("")
+        parts = [self._image]
+        if self.controls:
+            parts += [*self._sliders(), self._status]
+        self._box = w.VBox(parts)
+        self._handle = display(self._box, display_id=True)
+        self.sampler.start()
+        self._thread = threading.Thread(
+            target=self._draw_loop, name="pycont-dashboard", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _draw_loop(self) -> None:
+        while not self._stop.wait(self.redraw):
+            with contextlib.suppress(Exception):  # a closed widget must not print a traceback
+                self._image.value = self.png()
+
+    def stop(self) -> bytes:
+        """Stop sampling; replace the widget by a static PNG of the last state. Returns it."""
+        from IPython.display import Image
+
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.sampler.stop()
+        png = self.png()
+        if self._handle is not None:
+            self._handle.update(Image(png))
+        if self._box is not None:
+            self._box.close()
+        return png
+
+    def run(self, seconds: float) -> bytes:
+        """Show live for ``seconds`` (the cell waits), then leave the static picture."""
+        self.show()
+        try:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            png = self.stop()
+        return png
