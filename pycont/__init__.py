@@ -49,6 +49,7 @@ __all__ = [
     "load_ipython_extension",
     "probe",
     "run",
+    "stats",
     "unload_ipython_extension",
 ]
 
@@ -60,11 +61,13 @@ _LAZY = {
     "get": "pycont.runtime.container",
     "run": "pycont.runtime.container",
     "probe": "pycont.kernel.probe",
+    "stats": "pycont.stats",
 }
 
 if TYPE_CHECKING:
     from pycont.kernel.probe import probe
     from pycont.runtime.container import Container, ExecResult, containers, create, get, run
+    from pycont.stats import stats
 
 
 def __getattr__(name: str) -> Any:

@@ -40,6 +40,20 @@ def container_html(c: Container) -> str:
     if rec.status == "running":
         rows.append(_row("host pid (PID 1 inside)", rec.pid))
     rows.append(_row("hostname", cfg.hostname))
+    limits = c.limits().describe() if cfg.limits else []
+    rows.append(_row("limits", ", ".join(limits) or "none"))
+    if rec.status == "running" and cfg.cgroup:
+        try:
+            s = c.stats()
+            mem = f"{s.memory_current or 0:,} bytes" + (
+                f" of {s.memory_limit:,}" if s.memory_limit else ""
+            )
+            rows.append(_row("memory", mem))
+            rows.append(_row("processes", s.pids_current))
+        except Exception:  # noqa: BLE001 - a display must never raise
+            pass
+    elif not cfg.cgroup:
+        rows.append(_row("cgroup", f"none: {cfg.cgroup_note}"))
     rows.append(_row("namespaces shared with host", ", ".join(shared) or "none"))
     rows.append(_row("mode", "rootless (user namespace)" if cfg.rootless else "root"))
     return "<table class='pycont-container'>" + "".join(rows) + "</table>"

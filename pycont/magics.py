@@ -46,6 +46,7 @@ def _run_parser() -> argparse.ArgumentParser:
 # A notebook cell cannot show gigabytes: past this budget, output is counted, not shown.
 OUTPUT_BUDGET = 1 << 20  # bytes shown per cell
 OUTPUT_TAIL = 4096  # bytes of the end kept and shown after the notice
+DEFAULT_PIDS_LIMIT = 1024
 
 
 def stream_output(fd: int, out: Any, budget: int = OUTPUT_BUDGET) -> int:
@@ -79,12 +80,18 @@ class ContainerRunner:
         self.out = out
 
     def run(self, line: str, cell: str) -> int:
+        from pycont.cli import limit_options
         from pycont.runtime.container import create
 
         try:
             a = _run_parser().parse_args(shlex.split(line))
         except PycontError as err:
             raise IPythonUsageError(str(err)) from None
+        limits = limit_options(a)
+        if os.geteuid() == 0:
+            # A runaway cell (a fork bomb) must not take the host's pids: unless told otherwise
+            # a cell's container gets at most DEFAULT_PIDS_LIMIT processes.
+            limits.setdefault("pids_limit", str(DEFAULT_PIDS_LIMIT))
         out = self.out or sys.stdout
         c = create(
             a.image,
@@ -102,6 +109,7 @@ class ContainerRunner:
             userns=a.userns,
             cgroupns=a.cgroupns,
             narrate=a.narrate,
+            **limits,
         )
         _started.append(c)
         say = (lambda s: print(f"[pycont] {s}", file=out)) if a.narrate else False
@@ -139,16 +147,23 @@ class PycontMagics(Magics):
     @no_var_expand  # keep docker templates such as {{.State.Pid}} as they are
     @line_magic
     def pycont(self, line: str) -> None:
-        """%pycont ARGS: the pycont CLI, with its output here (e.g. %pycont ps -a)."""
+        """%pycont ARGS: the pycont CLI, with its output here (e.g. %pycont ps -a).
+
+        Stands for ``pycont ARGS`` in a terminal; ``stats`` prints one reading (--no-stream)."""
+        args = shlex.split(line)
+        if args[:1] == ["stats"] and "--no-stream" not in args:
+            args.insert(1, "--no-stream")  # a redrawn terminal table cannot show in a cell
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pycont", *shlex.split(line)],
+            [sys.executable, "-m", "pycont", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
         assert proc.stdout is not None
-        for raw in iter(proc.stdout.readline, b""):
-            sys.stdout.write(raw.decode(errors="replace"))
+        try:
+            stream_output(proc.stdout.fileno(), sys.stdout)
+        except KeyboardInterrupt:
+            proc.terminate()
         proc.wait()
 
 

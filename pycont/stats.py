@@ -117,6 +117,24 @@ def sample(containers: Sequence[object], interval: float = 0.5) -> list[StatsRow
     return rows
 
 
+class StatsTable(list[StatsRow]):
+    """Rows of ``docker stats``: a text table in a terminal, an HTML one in a notebook."""
+
+    def __str__(self) -> str:
+        return table(self)
+
+    def _repr_html_(self) -> str:
+        return rows_html(self)
+
+
+def stats(*containers: object, interval: float = 0.5) -> StatsTable:
+    """``docker stats --no-stream`` for the given containers (default: every running one)."""
+    from pycont.runtime.container import containers as running
+
+    picked = list(containers) or [c for c in running() if c.config.cgroup]
+    return StatsTable(sample(picked, interval))
+
+
 def table(rows: Sequence[StatsRow]) -> str:
     cells = [HEADER, *(r.cells() for r in rows)]
     widths = [max(len(r[i]) for r in cells) for i in range(len(HEADER))]

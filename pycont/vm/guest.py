@@ -25,11 +25,14 @@ for that name in mounts and cgroups); the guest's own files live in /run/vm-gues
 from __future__ import annotations
 
 import shlex
+import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from pycont.vm.errors import VMError
 from pycont.vm.initramfs import build_initramfs, find_busybox
 from pycont.vm.kernel import KernelFiles, ensure_kernel
 from pycont.vm.qemu import Accel, VMResult, boot
@@ -39,6 +42,7 @@ DEFAULT_LEAF = "/ci.slice/test.scope"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # virtio transports for both machines (mmio: microvm, pci: q35), 9p, overlay.
 MODULES = ("virtio_mmio", "virtio_pci", "9pnet_virtio", "9p", "overlay")
+EXT4_MODULES = ("virtio_blk", "crc32c_generic", "ext4")
 
 # Stage 1: PID 1 in the initramfs (busybox sh). Loads the modules, mounts the host, builds the
 # writable root, hands over with switch_root (the root is then a real mount, as on a host:
@@ -77,7 +81,15 @@ ln -sf /proc/self/fd $R/dev/fd
 ln -sf /proc/self/fd/0 $R/dev/stdin
 ln -sf /proc/self/fd/1 $R/dev/stdout
 ln -sf /proc/self/fd/2 $R/dev/stderr
-mount -t tmpfs -o mode=1777 tmpfs $R/tmp
+SCRATCH=$(cat /etc/vm-scratch)
+if [ "$SCRATCH" = ext4 ]; then
+    i=0
+    while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    mount -t ext4 -o noatime /dev/vda $R/tmp || fail "cannot mount the ext4 scratch disk"
+    chmod 1777 $R/tmp
+else
+    mount -t tmpfs -o mode=1777 tmpfs $R/tmp
+fi
 mount -t tmpfs -o mode=0755 tmpfs $R/run
 CG=$R/sys/fs/cgroup
 mount -t cgroup2 -o nsdelegate,memory_recursiveprot cgroup2 $CG \
@@ -145,24 +157,38 @@ def run_in_guest(
     on_output: Callable[[str], None] | None = None,
     virtfs_root: str = "/",
     accel: Accel | None = None,
+    scratch: str = "tmpfs",
+    scratch_size: str = "4G",
 ) -> VMResult:
     """Boot the VM, run ``command`` (a shell line, or an argv list) in ``cwd``, power off.
+
+    ``scratch`` is what the guest's /tmp is: ``tmpfs`` (RAM; on the 6.1 kernel it has no
+    ``user.*`` xattrs, which rootless overlay and its tests use) or ``ext4``: a sparse
+    ``scratch_size`` disk image made here with mkfs.ext4, on virtio-blk, removed afterwards.
 
     The result's ``marks`` hold ``UP`` (init started: the kernel's boot), ``READY`` (host
     mounted, root built: the command starts) and ``EXIT``, in seconds after qemu started.
     """
+    if scratch not in ("tmpfs", "ext4"):
+        raise VMError(f"scratch {scratch!r}: tmpfs or ext4")
     kernel = kernel or ensure_kernel(cache_dir)
-    with tempfile.TemporaryDirectory(prefix="vm-initrd-") as tmp:
+    extra: list[str] = []
+    modules = MODULES
+    with tempfile.TemporaryDirectory(prefix="vm-guest-") as tmp:
+        if scratch == "ext4":
+            extra = scratch_disk(Path(tmp) / "scratch.img", scratch_size, machine)
+            modules = MODULES + EXT4_MODULES
         initrd = build_initramfs(
             Path(tmp) / "initrd.cpio",
             STAGE1,
-            modules=kernel.modules(MODULES),
+            modules=kernel.modules(modules),
             busybox=find_busybox(),
             files={
                 "/stage2": STAGE2,
                 "/command": command_script(command, cwd, env or {}),
                 "/etc/vm-cgroup-leaf": (cgroup_leaf or "") + "\n",
                 "/etc/vm-epoch": f"{int(time.time())}\n",
+                "/etc/vm-scratch": scratch + "\n",
             },
         )
         return boot(
@@ -175,4 +201,26 @@ def run_in_guest(
             timeout=timeout,
             on_output=on_output,
             virtfs_root=virtfs_root,
+            accel=accel,
+            extra_args=extra,
         )
+
+
+def scratch_disk(image: Path, size: str, machine: str) -> list[str]:
+    """Make a sparse ext4 image (no journal: it lives for one boot); return qemu's arguments."""
+    mkfs = shutil.which("mkfs.ext4") or "/sbin/mkfs.ext4"
+    res = subprocess.run(
+        [mkfs, "-q", "-F", "-m", "0", "-O", "^has_journal", "-L", "vm-scratch", str(image), size],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if res.returncode != 0:
+        raise VMError(f"mkfs.ext4 {image} {size} failed: {res.stderr.strip()}")
+    dev = "virtio-blk-device" if machine == "microvm" else "virtio-blk-pci"
+    return [
+        "-drive",
+        f"file={image},if=none,id=scratch,format=raw,cache=unsafe,discard=unmap",
+        "-device",
+        f"{dev},drive=scratch",
+    ]
