@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from pycont.errors import ContainerNotFound, InvalidState, PycontError, UsageError
+from pycont.errors import ContainerNotFound, InvalidState, PycontError, StartError, UsageError
 
 PROG = "pycont"
 
@@ -188,6 +188,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     c._how = "fork"  # this process is fresh and single-threaded: fork the shim, no new interpreter
     try:
         c.start(narrate=narrate)
+    except StartError:
+        raise  # kept as an exited container, as docker does (gone with --rm)
     except BaseException:
         with contextlib.suppress(ContainerNotFound):
             c.remove(force=True)

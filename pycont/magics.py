@@ -21,7 +21,7 @@ from typing import Any
 from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
-from pycont.errors import ContainerNotFound, PycontError
+from pycont.errors import ContainerNotFound, PycontError, StartError
 
 # Containers started from this kernel and not detached: removed when the kernel shuts down.
 _started: list[Any] = []
@@ -115,6 +115,8 @@ class ContainerRunner:
         say = (lambda s: print(f"[pycont] {s}", file=out)) if a.narrate else False
         try:
             c.start(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, narrate=say)
+        except StartError:
+            raise
         except BaseException:
             with contextlib.suppress(ContainerNotFound):
                 c.remove(force=True)

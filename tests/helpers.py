@@ -185,4 +185,8 @@ def take_back_cgroups(name: str) -> list[str]:
             # a cgroup that still has processes stays: the assertion that follows says so
             with contextlib.suppress(OSError):
                 os.rmdir(sub)
+        parent = os.path.dirname(d)
+        if os.path.basename(parent) == "pycont":  # pycont.cgroups.PARENT, gone when empty
+            with contextlib.suppress(OSError):
+                os.rmdir(parent)
     return left

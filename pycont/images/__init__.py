@@ -9,18 +9,17 @@ goes through :func:`resolve`.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from pycont.errors import ImageNotFound
-from pycont.images.blobs import CorruptBlob
-from pycont.images.busybox import build_busybox
-from pycont.images.layers import LayerError
 from pycont.images.oci import DEFAULT_PATH
 from pycont.images.reference import Reference
-from pycont.images.report import DiskUsage, HistoryEntry, ImageInfo, ImageRecord, ImageUsage
 from pycont.images.store import ImageInUse, InUse, Store, set_in_use_hook
 
 __all__ = [
+    "DEFAULT_PATH",
     "CorruptBlob",
     "DiskUsage",
     "HistoryEntry",
@@ -38,8 +37,36 @@ __all__ = [
     "set_in_use_hook",
 ]
 
-# Images pycont can make without a network: canonical reference -> builder.
-_BUILTIN = {"docker.io/library/busybox:latest": build_busybox}
+# Imported on first use: `pycont run` needs resolve() and the store, not tar or busybox code.
+_LAZY = {
+    "CorruptBlob": "pycont.images.blobs",
+    "DiskUsage": "pycont.images.report",
+    "HistoryEntry": "pycont.images.report",
+    "ImageInfo": "pycont.images.report",
+    "ImageRecord": "pycont.images.report",
+    "ImageUsage": "pycont.images.report",
+    "LayerError": "pycont.images.layers",
+    "build_busybox": "pycont.images.busybox",
+}
+
+if TYPE_CHECKING:
+    from pycont.images.blobs import CorruptBlob
+    from pycont.images.busybox import build_busybox
+    from pycont.images.layers import LayerError
+    from pycont.images.report import DiskUsage, HistoryEntry, ImageInfo, ImageRecord, ImageUsage
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pycont.images' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+# Images pycont can make without a network: canonical reference -> module with build().
+_BUILTIN = {"docker.io/library/busybox:latest": "pycont.images.busybox"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +101,7 @@ def resolve(ref: str, store: Store | None = None) -> Image:
                 f"(pycont builds {', '.join(sorted(_familiar(r) for r in _BUILTIN))} offline; "
                 "others come from pycont build, commit or load)"
             ) from None
-        builder(store, parsed.canonical)
+        importlib.import_module(builder).build(store, parsed.canonical)
         rec = store.get(ref)
     name = rec.reference or rec.short_id
     return Image(

@@ -37,7 +37,7 @@ def check_digest(digest: str) -> str:
     return m.group(1)
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -85,7 +85,7 @@ class BlobWriter:
         # Replacing an existing blob is harmless (same name, same bytes) and heals one that was
         # corrupted on disk.
         os.replace(self._tmp, os.path.join(self._dir, digest.split(":", 1)[1]))
-        _fsync_dir(self._dir)
+        fsync_dir(self._dir)
         self.digest = digest
         return digest
 

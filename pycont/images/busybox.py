@@ -20,7 +20,7 @@ from pycont.images.layers import Entry, write_tar
 from pycont.images.report import ImageRecord
 from pycont.images.store import Store
 
-__all__ = ["BUSYBOX_CANDIDATES", "build_busybox", "busybox_entries", "busybox_version"]
+__all__ = ["BUSYBOX_CANDIDATES", "build", "build_busybox", "busybox_entries", "busybox_version"]
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
@@ -111,3 +111,6 @@ def build_busybox(store: Store | None = None, ref: str = "busybox:latest") -> Im
             created_by=f"pycont: busybox-static {version} (offline)",
         )
         return store.add_image(ref, config, [oci.descriptor(oci.LAYER, w.digest, w.size)])
+
+
+build = build_busybox  # what pycont.images.resolve() calls for a built-in image

@@ -18,17 +18,19 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol, cast
 
 from pycont.errors import PycontError
 from pycont.images import whiteouts as wh
+from pycont.images._tarwrite import XATTR_PAX, Entry, TarStats, Writable, write_tar
 
 __all__ = [
     "Entry",
     "LayerError",
     "LayerStats",
+    "Readable",
     "apply_layer",
     "diff_entries",
     "remove_tree",
@@ -38,15 +40,10 @@ __all__ = [
 ]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_XATTR_PAX = "SCHILY.xattr."
 
 
 class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
-
-
-class Writable(Protocol):
-    def write(self, data: bytes, /) -> int: ...
 
 
 class LayerError(PycontError):
@@ -54,17 +51,9 @@ class LayerError(PycontError):
 
 
 @dataclass
-class LayerStats:
-    """What a layer holds (counted while unpacking or writing it)."""
+class LayerStats(TarStats):
+    """What a layer holds; ``skipped_xattrs`` lists the xattrs not applied, and why."""
 
-    entries: int = 0
-    files: int = 0
-    dirs: int = 0
-    symlinks: int = 0
-    hardlinks: int = 0
-    whiteouts: int = 0
-    opaque: int = 0
-    size: int = 0  # bytes of file content
     skipped_xattrs: list[str] = field(default_factory=list)
 
 
@@ -261,9 +250,9 @@ class _Unpacker:
         if mode:  # after chown(2), which clears the set-user-ID bit
             os.fchmod(fd, m.mode & 0o7777)
         for key, value in m.pax_headers.items():
-            if not key.startswith(_XATTR_PAX):
+            if not key.startswith(XATTR_PAX):
                 continue
-            name = key[len(_XATTR_PAX) :]
+            name = key[len(XATTR_PAX) :]
             if not _keep_xattr(name):
                 self.stats.skipped_xattrs.append(f"{m.name}: {name}")
                 continue
@@ -365,79 +354,6 @@ def remove_tree(path: str) -> None:
 
 
 # -- writing --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Entry:
-    """One member of a layer tar: its metadata and where its content comes from."""
-
-    name: str
-    type: bytes  # tarfile.REGTYPE, DIRTYPE, SYMTYPE, LNKTYPE, FIFOTYPE
-    mode: int
-    uid: int = 0
-    gid: int = 0
-    mtime: int = 0
-    linkname: str = ""
-    data: bytes | None = None  # content of a regular file, or...
-    source: str | None = None  # ...the path to read it from
-    size: int = 0
-    xattrs: tuple[tuple[str, bytes], ...] = ()
-
-
-def write_tar(entries: Iterable[Entry], out: Writable) -> LayerStats:
-    """Write ``entries`` as a PAX tar, in the order given, with numeric owners only.
-
-    Nothing from the machine leaks in (no user names, no current time), so the same entries
-    give the same bytes, hence the same digest, on every machine."""
-    stats = LayerStats()
-    with tarfile.open(fileobj=cast(IO[bytes], out), mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for e in entries:
-            info = tarfile.TarInfo(e.name)
-            info.type = e.type
-            info.mode = e.mode
-            info.uid, info.gid = e.uid, e.gid
-            info.uname = info.gname = ""
-            info.mtime = e.mtime
-            info.linkname = e.linkname
-            if e.xattrs:
-                info.pax_headers = {
-                    _XATTR_PAX + k: v.decode("utf-8", "surrogateescape") for k, v in e.xattrs
-                }
-            stats.entries += 1
-            base = e.name.rpartition("/")[2]
-            if base == wh.OPAQUE_MARKER:
-                stats.opaque += 1
-            elif base.startswith(wh.WHITEOUT_PREFIX):
-                stats.whiteouts += 1
-            elif e.type == tarfile.REGTYPE:
-                stats.files += 1
-            if e.type == tarfile.REGTYPE:
-                if e.source is not None:
-                    info.size = e.size
-                    with open(e.source, "rb") as f:
-                        tar.addfile(info, f)
-                else:
-                    data = e.data or b""
-                    info.size = len(data)
-                    tar.addfile(info, _BytesReader(data))
-                stats.size += info.size
-                continue
-            stats.dirs += e.type == tarfile.DIRTYPE
-            stats.symlinks += e.type == tarfile.SYMTYPE
-            stats.hardlinks += e.type == tarfile.LNKTYPE
-            tar.addfile(info)
-    return stats
-
-
-class _BytesReader:
-    def __init__(self, data: bytes) -> None:
-        self._data, self._pos = data, 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self._data) if n < 0 else self._pos + n
-        chunk = self._data[self._pos : end]
-        self._pos += len(chunk)
-        return chunk
-
-
 def _walk(top: str, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
     """(relative path, lstat) of everything below ``top``, sorted, parents first."""
     with os.scandir(os.path.join(top, rel) if rel else top) as it:
@@ -522,6 +438,6 @@ def _has_xattr(path: str, name: str) -> bool:
         return False
 
 
-def write_layer(upper: str, out: Writable, *, userxattr: bool = True) -> LayerStats:
+def write_layer(upper: str, out: Writable, *, userxattr: bool = True) -> TarStats:
     """Write the overlay upper dir ``upper`` to ``out`` as an OCI layer tar."""
     return write_tar(diff_entries(upper, userxattr=userxattr), out)

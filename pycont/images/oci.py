@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import platform
-import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +33,8 @@ _CHANGES = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "STOPSIGNAL", "USER",
 
 def architecture() -> str:
     """GOARCH spelling of this machine (config.md: "architecture")."""
+    import platform
+
     machine = platform.machine()
     return _ARCH.get(machine, machine)
 
@@ -163,6 +163,8 @@ def _command(change: str, arg: str) -> list[str]:
 
 
 def _pairs(change: str, arg: str, allow_space: bool) -> dict[str, str]:
+    import shlex
+
     words = shlex.split(arg)
     if allow_space and len(words) >= 2 and "=" not in words[0]:  # "ENV KEY value with spaces"
         return {words[0]: arg.split(None, 1)[1]}

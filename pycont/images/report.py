@@ -7,12 +7,21 @@ the CLI's and the notebook display's job.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pycont.images import oci
 
-__all__ = ["DiskUsage", "HistoryEntry", "ImageInfo", "ImageRecord", "ImageUsage"]
+__all__ = [
+    "DiskUsage",
+    "HistoryEntry",
+    "ImageInfo",
+    "ImageRecord",
+    "ImageUsage",
+    "disk_usage",
+    "history_rows",
+]
 
 NONE = "<none>"
 
@@ -136,3 +145,62 @@ class DiskUsage:
     def naive_total(self) -> int:
         """The sum of the images' sizes, as if no layer were shared."""
         return sum(i.size for i in self.images)
+
+
+def history_rows(rec: ImageRecord, local: Sequence[ImageRecord]) -> list[HistoryEntry]:
+    """``docker history``: one row per step, newest first. A step shows the id of a ``local``
+    image that ends there (v1 under v2), else ``<missing>``, as docker does for pulled ones."""
+    steps = rec.config.get("history") or [{} for _ in rec.diff_ids]
+    rows, layers = [], 0
+    for i, step in enumerate(steps):
+        empty = bool(step.get("empty_layer"))
+        size = 0 if empty else int(rec.manifest["layers"][layers]["size"])
+        layers += 0 if empty else 1
+        ident = rec.id if i == len(steps) - 1 else "<missing>"
+        for other in local:
+            if ident == "<missing>" and (
+                len(other.config.get("history") or ()) == i + 1
+                and other.diff_ids == rec.diff_ids[:layers]
+            ):
+                ident = other.id
+        rows.append(
+            HistoryEntry(
+                id=ident,
+                created=oci.parse_time(step.get("created")),
+                created_by=step.get("created_by", ""),
+                size=size,
+                comment=step.get("comment", ""),
+                empty_layer=empty,
+            )
+        )
+    return rows[::-1]
+
+
+def disk_usage(
+    recs: Sequence[ImageRecord], containers: Callable[[str], int], on_disk: int
+) -> DiskUsage:
+    """``docker system df -v``: a layer is shared when images with different ids have it."""
+    users: dict[str, set[str]] = {}
+    sizes: dict[str, int] = {}
+    for rec in recs:
+        for desc in rec.manifest.get("layers") or ():
+            users.setdefault(desc["digest"], set()).add(rec.id)
+            sizes[desc["digest"]] = int(desc["size"])
+    rows = []
+    for rec in recs:
+        digests = {d["digest"] for d in rec.manifest.get("layers") or ()}
+        shared = sum(sizes[d] for d in digests if len(users[d]) > 1)
+        size = sum(sizes[d] for d in digests)
+        rows.append(
+            ImageUsage(
+                reference=ImageInfo.of(rec).reference,
+                id=rec.id,
+                created=rec.created,
+                size=size,
+                shared_size=shared,
+                unique_size=size - shared,
+                containers=containers(rec.id),
+            )
+        )
+    rows.sort(key=lambda u: (-u.created, u.reference))
+    return DiskUsage(images=rows, total=sum(sizes.values()), layers=len(sizes), on_disk=on_disk)

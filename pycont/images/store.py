@@ -14,23 +14,31 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import gzip
 import hashlib
 import json
 import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from pycont import paths
 from pycont.errors import ImageNotFound, PycontError, UsageError
 from pycont.images import oci
 from pycont.images._locks import file_lock
-from pycont.images.blobs import BlobReader, BlobStore, CorruptBlob, check_digest
-from pycont.images.layers import LayerError, Readable, remove_tree, unpack_layer, write_layer
+from pycont.images.blobs import BlobReader, BlobStore, CorruptBlob, check_digest, fsync_dir
 from pycont.images.reference import Reference
-from pycont.images.report import DiskUsage, HistoryEntry, ImageInfo, ImageRecord, ImageUsage
+from pycont.images.report import (
+    DiskUsage,
+    HistoryEntry,
+    ImageInfo,
+    ImageRecord,
+    disk_usage,
+    history_rows,
+)
+
+if TYPE_CHECKING:
+    from pycont.images.layers import Readable
 
 __all__ = ["ImageInUse", "InUse", "Store", "set_in_use_hook"]
 
@@ -112,6 +120,7 @@ class Store:
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)  # readers see the old index or the new one, never half of one
+        fsync_dir(os.path.dirname(path))
 
     def _entries(self) -> list[dict[str, Any]]:
         try:
@@ -224,6 +233,10 @@ class Store:
         if os.path.isdir(dest):
             return
         self._ensure_layout()
+        import gzip  # the tar code loads only when a layer is unpacked
+
+        from pycont.images.layers import LayerError, unpack_layer
+
         media = desc.get("mediaType", oci.LAYER)
         if media not in oci.LAYER_TYPES:
             raise LayerError(f"layer {desc['digest']}: unsupported media type {media}")
@@ -259,63 +272,14 @@ class Store:
         """One row per build step, newest first, as ``docker history``."""
         found, entries = self._lookup(ref, self._entries())
         rec = self._record(entries[0], found)
-        others = [self._record(e, None) for e in self._entries()]
-        steps = rec.config.get("history") or [{} for _ in rec.diff_ids]
-        rows, layer = [], 0
-        for i, step in enumerate(steps):
-            empty = bool(step.get("empty_layer"))
-            size = 0 if empty else int(rec.manifest["layers"][layer]["size"])
-            layer += 0 if empty else 1
-            ident = "<missing>"
-            for o in others:  # a local image that ends at this step (v1 below v2)
-                steps_o = len(o.config.get("history") or ())
-                if steps_o == i + 1 and o.diff_ids == rec.diff_ids[:layer]:
-                    ident = o.id
-            rows.append(
-                HistoryEntry(
-                    id=rec.id if i == len(steps) - 1 else ident,
-                    created=oci.parse_time(step.get("created")),
-                    created_by=step.get("created_by", ""),
-                    size=size,
-                    comment=step.get("comment", ""),
-                    empty_layer=empty,
-                )
-            )
-        return rows[::-1]
+        return history_rows(rec, [self._record(e, None) for e in self._entries()])
 
     def disk_usage(self, in_use: InUse | None = None) -> DiskUsage:
         """``docker system df -v``: per image its size, the part shared with other images and
         the part only it has; the total counts each shared layer once."""
         recs = [self._record(e, None) for e in self._entries()]
-        users: dict[str, set[str]] = {}
-        sizes: dict[str, int] = {}
-        for rec in recs:
-            for desc in rec.manifest["layers"]:
-                users.setdefault(desc["digest"], set()).add(rec.id)
-                sizes[desc["digest"]] = int(desc["size"])
-        usage = []
-        for rec in recs:
-            digests = {d["digest"] for d in rec.manifest["layers"]}
-            shared = sum(sizes[d] for d in digests if len(users[d]) > 1)
-            size = sum(sizes[d] for d in digests)
-            usage.append(
-                ImageUsage(
-                    reference=ImageInfo.of(rec).reference,
-                    id=rec.id,
-                    created=rec.created,
-                    size=size,
-                    shared_size=shared,
-                    unique_size=size - shared,
-                    containers=len(self._users(rec.id, in_use)),
-                )
-            )
-        usage.sort(key=lambda u: (-u.created, u.reference))
-        return DiskUsage(
-            images=usage,
-            total=sum(sizes.values()),
-            layers=len(sizes),
-            on_disk=_dir_size(self.root) if os.path.isdir(self.root) else 0,
-        )
+        on_disk = _dir_size(self.root) if os.path.isdir(self.root) else 0
+        return disk_usage(recs, lambda i: len(self._users(i, in_use)), on_disk)
 
     def _users(self, image_id: str, in_use: InUse | None) -> list[str]:
         fn = in_use or self._in_use or _in_use_hook
@@ -426,6 +390,8 @@ class Store:
 
     def _collect(self, entries: list[dict[str, Any]]) -> tuple[int, list[str]]:
         """Delete what ``entries`` do not reference. Call with the gc lock held exclusively."""
+        from pycont.images.layers import remove_tree
+
         keep, keep_layers = set(), set()
         for e in entries:
             man = self._doc(e["digest"])
@@ -467,6 +433,8 @@ class Store:
 
         ``userxattr``: whether the container's overlay was mounted with it (it was if the
         container had a user namespace), which decides the xattr that marks opaque dirs."""
+        from pycont.images.layers import write_layer
+
         parent = self.get(parent_ref) if parent_ref else None
         target = Reference.parse(new_ref) if new_ref else None
         now = time.time()

@@ -24,10 +24,11 @@ class RecordingKernel:
     fail: dict[str, int] = field(default_factory=dict)
     next_pid: int = 4242
 
-    def _record(self, name: str, *args: object) -> None:
+    def _record(self, name: str, *args: object, target: object = None) -> None:
         self.calls.append(Call(name, args))
         if name in self.fail:
-            raise KernelError(name, self.fail[name], str(args[0]) if args else None)
+            where = target if target is not None else (args[0] if args else None)
+            raise KernelError(name, self.fail[name], str(where) if where is not None else None)
 
     def names(self) -> list[str]:
         return [c.name for c in self.calls]
@@ -45,7 +46,7 @@ class RecordingKernel:
     def mount(
         self, source: str, target: str, fstype: str = "", flags: int = 0, data: str = ""
     ) -> None:
-        self._record("mount", source, target, fstype, flags, data)
+        self._record("mount", source, target, fstype, flags, data, target=target)
 
     def umount2(self, target: str, flags: int = 0) -> None:
         self._record("umount2", target, flags)

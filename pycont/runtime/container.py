@@ -27,6 +27,7 @@ from pycont.errors import (
     InvalidState,
     NameConflict,
     PycontError,
+    StartError,
     UsageError,
 )
 from pycont.namespaces import Namespace, NamespaceSet
@@ -109,7 +110,7 @@ def _parse_env(items: Sequence[str]) -> list[str]:
     env = []
     for item in items:
         key, eq, value = item.partition("=")
-        if not key or not ENV_KEY_RE.match(key):
+        if not key or not ENV_KEY_RE.fullmatch(key):
             raise UsageError(f"invalid environment variable {item!r}: expected KEY=VALUE")
         if not eq:  # docker: "-e KEY" passes the caller's value, or nothing when unset
             if key not in os.environ:
@@ -310,6 +311,17 @@ class Container:
                     self._proc.wait(30)
                 else:
                     _wait_pid_exit(rec.monitor_pid, 30, self.name)
+            if rec.pid:
+                # If its shim was killed, its PID 1 died with it (PR_SET_PDEATHSIG) but stays
+                # a zombie until the host's init reaps it. Give that a moment.
+                _wait_until(lambda: _gone(rec.pid, rec.pid_start), 5)
+            if self.config.cgroup:
+                # Normally the shim removed it; not if the shim itself was killed.
+                with contextlib.suppress(PycontError, OSError):
+                    cg = self.cgroup()
+                    if cg.exists():
+                        cg.kill_all()
+                        cg.destroy()
             st.remove_tree(self.dir)
 
     # -- inside ---------------------------------------------------------------------------
@@ -544,6 +556,21 @@ def _iso(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
+def _gone(pid: int, start: int) -> bool:
+    """No process has this pid and start time any more, not even a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19]) != start
+    except (OSError, IndexError, ValueError):
+        return True
+
+
+def _wait_until(cond: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _wait_pid_exit(pid: int, timeout: float | None, name: str) -> None:
     """Wait for a process that is not our child, through a pidfd (pidfd_open(2))."""
     try:
@@ -587,7 +614,7 @@ def create(
     ``blkio_weight``."""
     if name is not None:
         st.validate_name(name)
-    if hostname is not None and not HOSTNAME_RE.match(hostname):
+    if hostname is not None and not HOSTNAME_RE.fullmatch(hostname):
         raise UsageError(
             f"invalid hostname {hostname!r}: letters, digits, '-' and '.', at most 63 characters"
         )
@@ -718,6 +745,8 @@ def run(
     c = create(image, command, detach=detach, narrate=bool(narrate), **options)
     try:
         c.start(stdin=stdin, stdout=None if detach else stdout, stderr=stderr, narrate=narrate)
+    except StartError:
+        raise  # recorded as exited with its code, as docker keeps it (removed when rm=True)
     except BaseException:
         with contextlib.suppress(ContainerNotFound):
             c.remove(force=True)

@@ -36,6 +36,7 @@ from pycont.runtime import state as st
 if TYPE_CHECKING:
     from pycont.cgroups import Cgroup
 
+MAX_FD = os.sysconf("SC_OPEN_MAX")
 FORWARDED = (
     signal.SIGTERM,
     signal.SIGINT,
@@ -102,6 +103,9 @@ def _exec(args: list[str], env: dict[str, str], err_w: int, rep: Reporter | None
     _restore_signals()
     if rep is not None:
         rep.send(narrate=f"execve({json.dumps(args[0])}, {json.dumps(args)}) (searching PATH)")
+    # The command gets stdio and nothing else (err_w closes itself at exec: O_CLOEXEC).
+    os.closerange(3, err_w)
+    os.closerange(err_w + 1, MAX_FD)
     try:
         os.execvpe(args[0], args, env)
     except FileNotFoundError:
@@ -406,9 +410,14 @@ def become(mode: str, args: list[str], fds: list[int], new_session: bool) -> NoR
         for i in range(3):
             if fds[i] != i:
                 os.dup2(fds[i], i)
-        code = dispatch(mode, args, fds[3])
+        # Keep stdio and the status pipe (as fd 3), nothing else: a caller's stray descriptor
+        # (a pipe it waits on, a directory) must not reach the container.
+        if fds[3] != 3:
+            os.dup2(fds[3], 3, inheritable=False)
+        os.closerange(4, MAX_FD)
+        code = dispatch(mode, args, 3)
     except BaseException as err:  # noqa: BLE001 - a forked child must never return
-        Reporter(fds[3]).send(error=f"pycont shim: {err!r}", code=125, kind="internal")
+        Reporter(3).send(error=f"pycont shim: {err!r}", code=125, kind="internal")
     finally:
         os._exit(code)
 

@@ -104,8 +104,13 @@ class ContainerState:
 def write_json(path: str, data: dict[str, Any]) -> None:
     """Replace ``path`` atomically: a reader sees the old file or the new one, never a mix."""
     tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     # rename(2) is atomic for readers. No fsync: this is runtime state (docker keeps its own
     # in /run, a tmpfs), and an fsync per write would cost more than the container start.
     os.rename(tmp, path)
@@ -164,7 +169,7 @@ def store_lock() -> Iterator[None]:
 
 
 def validate_name(name: str) -> None:
-    if not NAME_RE.match(name) or len(name) > 128:
+    if not NAME_RE.fullmatch(name) or len(name) > 128:
         raise UsageError(
             f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, "
             "at least 2 characters"
@@ -179,10 +184,14 @@ def process_start_time(pid: int) -> int:
     except OSError:
         return 0
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # exited, not yet reaped: it runs no more
+        return 0
+    return int(fields[19])
 
 
 def alive(pid: int, start: int) -> bool:
+    """The process that had this pid and start time still runs (a zombie does not count)."""
     return pid > 0 and process_start_time(pid) == start
 
 

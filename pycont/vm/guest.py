@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pycont.vm.errors import VMError
@@ -43,6 +43,7 @@ GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # virtio transports for both machines (mmio: microvm, pci: q35), 9p, overlay.
 MODULES = ("virtio_mmio", "virtio_pci", "9pnet_virtio", "9p", "overlay")
 EXT4_MODULES = ("virtio_blk", "crc32c_generic", "ext4")
+HIDE = ("/var/lib/pycont",)  # the host's store: the guest is a fresh machine
 
 # Stage 1: PID 1 in the initramfs (busybox sh). Loads the modules, mounts the host, builds the
 # writable root, hands over with switch_root (the root is then a real mount, as on a host:
@@ -68,6 +69,19 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 host /h
     || fail "cannot mount the host's filesystem (9p tag host)"
 mount -t tmpfs -o mode=0755 vm-rw /rw
 mkdir -p /rw/upper /rw/work
+# host paths the guest must not see (a whiteout in the upper layer), e.g. the host's pycont store
+for p in $(cat /etc/vm-hide); do
+    [ -e /host$p ] || [ -L /host$p ] || continue
+    d=
+    for part in $(dirname $p | tr '/' ' '); do
+        d=$d/$part
+        [ -d /rw/upper$d ] && continue
+        mkdir /rw/upper$d
+        chmod $(stat -c %a /host$d) /rw/upper$d
+        chown $(stat -c %u:%g /host$d) /rw/upper$d
+    done
+    mknod /rw/upper$p c 0 0
+done
 mount -t overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work vm-root /newroot \
     || fail "overlay of /host and tmpfs failed"
 R=/newroot
@@ -120,6 +134,9 @@ STAGE2 = r"""G=/run/vm-guest
 BB=$G/busybox
 LEAF=$($BB cat $G/vm-cgroup-leaf)
 echo PYCONT-VM-READY
+# from here only critical kernel messages on the console (not the OOM kills tests provoke);
+# the whole kernel log stays in dmesg
+$BB dmesg -n 3
 (
     [ -z "$LEAF" ] || echo 0 >/sys/fs/cgroup$LEAF/cgroup.procs
     exec /bin/sh $G/command
@@ -159,12 +176,17 @@ def run_in_guest(
     accel: Accel | None = None,
     scratch: str = "tmpfs",
     scratch_size: str = "4G",
+    hide: Sequence[str] = HIDE,
 ) -> VMResult:
     """Boot the VM, run ``command`` (a shell line, or an argv list) in ``cwd``, power off.
 
+    ``hide`` lists host paths the guest does not see (default: the host's pycont store, so
+    that the guest starts with none).
+
     ``scratch`` is what the guest's /tmp is: ``tmpfs`` (RAM; on the 6.1 kernel it has no
     ``user.*`` xattrs, which rootless overlay and its tests use) or ``ext4``: a sparse
-    ``scratch_size`` disk image made here with mkfs.ext4, on virtio-blk, removed afterwards.
+    ``scratch_size`` disk image made here with mkfs.ext4, on virtio-blk, removed afterwards
+    (it is also a block device, /dev/vda, for io.max tests).
 
     The result's ``marks`` hold ``UP`` (init started: the kernel's boot), ``READY`` (host
     mounted, root built: the command starts) and ``EXIT``, in seconds after qemu started.
@@ -173,7 +195,7 @@ def run_in_guest(
         raise VMError(f"scratch {scratch!r}: tmpfs or ext4")
     kernel = kernel or ensure_kernel(cache_dir)
     extra: list[str] = []
-    modules = MODULES
+    modules: tuple[str, ...] = MODULES
     with tempfile.TemporaryDirectory(prefix="vm-guest-") as tmp:
         if scratch == "ext4":
             extra = scratch_disk(Path(tmp) / "scratch.img", scratch_size, machine)
@@ -189,6 +211,7 @@ def run_in_guest(
                 "/etc/vm-cgroup-leaf": (cgroup_leaf or "") + "\n",
                 "/etc/vm-epoch": f"{int(time.time())}\n",
                 "/etc/vm-scratch": scratch + "\n",
+                "/etc/vm-hide": "".join(p + "\n" for p in hide),
             },
         )
         return boot(

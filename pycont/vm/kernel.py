@@ -30,8 +30,7 @@ import struct
 import subprocess
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -240,16 +239,6 @@ def current_package() -> tuple[str, str]:
 # --- cache -----------------------------------------------------------------------------------
 
 
-@contextmanager
-def _locked(cache_dir: Path) -> Iterator[None]:
-    with open(cache_dir / ".lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def _entry_name(package: str, version: str) -> str:
     return f"{package}_{version.replace(':', '%3a')}"
 
@@ -344,29 +333,38 @@ def ensure_kernel(cache_dir: Path | str | None = None, *, offline: bool = False)
     ``offline=True`` (or no usable apt) takes the newest cached kernel instead.
     """
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    with _locked(cache):
-        try:
-            if offline:
-                raise VMError("offline")
-            package, version = current_package()
-        except VMError as err:
-            cached = cached_kernels(cache)
-            if cached:
-                return cached[0]
-            raise VMError(f"no kernel in {cache} and none can be fetched: {err}") from err
-        found = _load(cache / _entry_name(package, version))
-        if found is not None:
-            return found
-        try:
-            found = _fetch(cache, package, version)
-        except VMError:
-            cached = cached_kernels(cache)
-            if cached:  # the mirror is unreachable: the previous kernel still does the job
-                return cached[0]
-            raise
-        _prune(cache, found)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / ".lock", "a+")  # noqa: SIM115 (closed by the with below)
+    except OSError as err:
+        raise VMError(f"kernel cache {cache}: {err} (PYCONT_VM_CACHE sets another)") from err
+    with lock:  # one fetch at a time; closing the file releases the lock
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_locked(cache, offline)
+
+
+def _ensure_locked(cache: Path, offline: bool) -> KernelFiles:
+    try:
+        if offline:
+            raise VMError("offline")
+        package, version = current_package()
+    except VMError as err:
+        cached = cached_kernels(cache)
+        if cached:
+            return cached[0]
+        raise VMError(f"no kernel in {cache} and none can be fetched: {err}") from err
+    found = _load(cache / _entry_name(package, version))
+    if found is not None:
         return found
+    try:
+        found = _fetch(cache, package, version)
+    except VMError:
+        cached = cached_kernels(cache)
+        if cached:  # the mirror is unreachable: the previous kernel still does the job
+            return cached[0]
+        raise
+    _prune(cache, found)
+    return found
 
 
 if __name__ == "__main__":

@@ -177,7 +177,9 @@ def qemu_command(
     accel: Accel,
     machine: str,
     extra_args: Sequence[str] = (),
+    qemu: str = QEMU,
 ) -> list[str]:
+    """The qemu command line (also what ``VMResult.command`` shows)."""
     if machine not in ("microvm", "q35"):
         raise VMError(f"machine {machine!r}: microvm or q35")
     cmdline = ["console=ttyS0", "panic=-1"]
@@ -189,7 +191,7 @@ def qemu_command(
     if append:
         cmdline.append(append)
     cmd = [
-        ensure_qemu(),
+        qemu,
         "-M",
         machine,
         *accel.args,
@@ -253,6 +255,7 @@ def boot(
         accel=accel,
         machine=machine,
         extra_args=extra_args,
+        qemu=ensure_qemu(),
     )
     chunks: list[str] = []
     marks: dict[str, float] = {}

@@ -68,7 +68,7 @@ def ps_rows(output: str) -> list[tuple[int, str]]:
 
 # -- detached --------------------------------------------------------------------------------
 def test_detached_exit_status_is_recorded(name: str) -> None:
-    c = detached("sleep 0.5; exit 7", name)
+    c = detached("sleep 1; exit 7", name)
     assert c.status == "running"
     again = pycont.get(name)  # a handle without the shim: reads the record
     assert again.wait(timeout=30) == 7

@@ -362,6 +362,34 @@ def test_concurrent_writers_lose_no_index_entry(store: Store) -> None:
     assert not [n for n in os.listdir(store.root) if ".tmp" in n]
 
 
+def test_concurrent_first_use_builds_busybox_once(tmp_path: Path) -> None:
+    code = "import sys; from pycont import images; print(images.resolve('busybox').id)\n"
+    env = {**os.environ, "PYCONT_ROOT": str(tmp_path)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    ids = {p.communicate(timeout=60)[0] for p in procs}
+    assert [p.returncode for p in procs] == [0] * 4
+    assert len(ids) == 1  # the same image, whoever built it
+    store = Store(str(tmp_path / "images"))
+    assert [i.reference for i in store.images()] == ["busybox:latest"]
+    assert len(os.listdir(store.layers_dir)) == 1
+    assert not [n for n in os.listdir(store.blobs.dir) if n.startswith(".tmp-")]
+
+
+def test_the_in_use_hook_protects_images(store: Store) -> None:
+    rec = image(store, "app:v1", [layer(store, {"f": b"1"})])
+    images.set_in_use_hook(lambda image_id: ["web"] if image_id == rec.id else [])
+    try:
+        with pytest.raises(ImageInUse, match="in use by container web"):
+            Store(store.root).remove("app:v1")
+        assert store.disk_usage().images[0].containers == 1
+    finally:
+        images.set_in_use_hook(None)
+    assert store.remove("app:v1")[0] == "Untagged: app:v1"
+
+
 # -- commit -------------------------------------------------------------------------------------
 @requires("root")  # the upper dir's whiteout is a 0/0 char device
 def test_commit_layer_puts_a_new_layer_on_the_parent(store: Store, tmp_path: Path) -> None:

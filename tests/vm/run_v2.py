@@ -9,14 +9,19 @@ Why: the development and CI machines are a cgroup v1 hybrid; the v2 driver needs
 host. The VM boots Debian's kernel with ``cgroup_no_v1=all`` under qemu (TCG where KVM cannot
 boot it), sees this machine's whole filesystem read-only (virtio-9p) under a tmpfs overlay,
 and runs ``<repo>/.venv/bin/python -m pytest ARGS`` in the repo folder, as root, with
-PYCONT_ROOT on a tmpfs. Needs root (installs qemu-system-x86 and busybox-static with apt-get
-when missing; the kernel is cached in /var/cache/pycont/vm).
+PYCONT_ROOT in the guest's own /tmp (not the host's). Needs root: it installs qemu-system-x86
+and busybox-static with apt-get when missing; the kernel is cached in /var/cache/pycont/vm.
 
 Every argument not starting with ``--vm-`` goes to pytest. Runner options:
   --vm-timeout S     whole-VM limit in seconds (default 1800); qemu is killed after it
   --vm-memory SIZE   guest RAM (default 1G)       --vm-smp N   guest CPUs (default 2)
   --vm-machine M     microvm (default) or q35     --vm-python PATH   guest interpreter
   --vm-cgroup-leaf P cgroup the tests run in (default /ci.slice/test.scope; "/" = root)
+  --vm-scratch FS    the guest's /tmp (so PYCONT_ROOT and pytest's tmp_path): ext4 (default),
+                     a sparse 4G disk image on virtio-blk, deleted afterwards; or tmpfs. The
+                     6.1 kernel's tmpfs has no user.* xattrs (rootless overlay needs them) and
+                     is no block device (io.max tests need one): ext4 gives both, at no
+                     measurable cost
   --vm-quiet         print the guest's output at the end instead of live
 
 Exit status: pytest's inside the guest (5 = no test selected: a failure, coverage is zero);
@@ -37,10 +42,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, REPO)
 
 DEFAULT_PYTEST_ARGS = ["-m", "cgroup_v2", "tests/integration", "-q", "-p", "no:cacheprovider"]
-GUEST_PYCONT_ROOT = "/tmp/pycont-root"  # /tmp is a tmpfs in the guest
+GUEST_PYCONT_ROOT = "/tmp/pycont-root"  # the guest's own /tmp (ext4 disk or tmpfs)
 # Forbidden under the repo: the guest mounts its own filesystems there, hiding the host's.
 HIDDEN_IN_GUEST = ("/tmp", "/run", "/dev", "/proc", "/sys")
-OPTIONS = {"timeout", "memory", "smp", "machine", "python", "cgroup-leaf", "quiet"}
+OPTIONS = {"timeout", "memory", "smp", "machine", "python", "cgroup-leaf", "scratch", "quiet"}
 FLAGS = {"quiet"}
 
 _SUMMARY_RE = re.compile(r"^=*\s*((?:\d+ [a-z]+(?:, )?)+|no tests ran) in [\d.]+s\b.*$")
@@ -88,8 +93,15 @@ def parse_pytest_summary(text: str) -> dict[str, int] | None:
     return None
 
 
-def summary_line(counts: dict[str, int] | None, *, kernel: str, accel: str,
-                 boot: float | None, total: float, status: str = "") -> str:
+def summary_line(
+    counts: dict[str, int] | None,
+    *,
+    kernel: str,
+    accel: str,
+    boot: float | None,
+    total: float,
+    status: str = "",
+) -> str:
     if counts is None:
         what = status or "no pytest summary found"
     else:
@@ -103,15 +115,23 @@ def summary_line(counts: dict[str, int] | None, *, kernel: str, accel: str,
 def main(argv: list[str]) -> int:
     opts, pytest_args = split_args(argv)
     pytest_args = pytest_args or DEFAULT_PYTEST_ARGS
+    if not any(a.startswith("--nbval") for a in pytest_args):
+        # nbval loads nbformat -> jsonschema (a grammar compiled at import): ~4 s on the host,
+        # ~80 s under TCG, for nothing when no notebook is tested.
+        pytest_args = ["-p", "no:nbval", *pytest_args]
     python = opts.get("python") or os.path.join(REPO, ".venv", "bin", "python")
     if not os.access(python, os.X_OK):
-        print(f"run_v2: no interpreter at {python} (make the venv, or --vm-python)",
-              file=sys.stderr)
+        print(
+            f"run_v2: no interpreter at {python} (make the venv, or --vm-python)", file=sys.stderr
+        )
         return 125
     for hidden in HIDDEN_IN_GUEST:
-        if REPO == hidden or REPO.startswith(hidden + "/"):
-            print(f"run_v2: the repo {REPO} is under {hidden}, which the guest mounts over; "
-                  "check it out elsewhere", file=sys.stderr)
+        if hidden == REPO or REPO.startswith(hidden + "/"):
+            print(
+                f"run_v2: the repo {REPO} is under {hidden}, which the guest mounts over; "
+                "check it out elsewhere",
+                file=sys.stderr,
+            )
             return 125
     leaf = opts.get("cgroup-leaf")
     start = time.monotonic()
@@ -126,9 +146,8 @@ def main(argv: list[str]) -> int:
         print(f"run_v2: {err}", file=sys.stderr)
         return 125
     accel = choose_accel(kernel)
-    command = (
-        f"mkdir -p {GUEST_PYCONT_ROOT} && exec {shlex.quote(python)} -m pytest "
-        + shlex.join(pytest_args)
+    command = f"mkdir -p {GUEST_PYCONT_ROOT} && exec {shlex.quote(python)} -m pytest " + shlex.join(
+        pytest_args
     )
     quiet = "quiet" in opts
     print(f"cgroup v2 VM: kernel {kernel.version}, {accel.reason}", flush=True)
@@ -151,6 +170,7 @@ def main(argv: list[str]) -> int:
             timeout=float(opts.get("timeout", "1800")),
             on_output=None if quiet else live,
             accel=accel,
+            scratch=opts.get("scratch", "ext4"),
         )
     except VMError as err:
         print(f"run_v2: {err}", file=sys.stderr)
@@ -162,7 +182,10 @@ def main(argv: list[str]) -> int:
     if res.timed_out:
         status, code = f"VM timed out after {res.total_seconds:.0f} s, qemu killed", 124
     elif res.exit_code is None:
-        status, code = f"the guest ended without an exit code (qemu exit {res.qemu_returncode})", 125
+        status, code = (
+            f"the guest ended without an exit code (qemu exit {res.qemu_returncode})",
+            125,
+        )
     else:
         code = res.exit_code
         status = "" if code == 0 else f"pytest exit {code}"
@@ -171,8 +194,17 @@ def main(argv: list[str]) -> int:
     privileged = re.findall(r"privileged tests: [^\n-]*", res.console_text)
     if privileged:
         print(f"cgroup v2 VM: {privileged[-1].strip()}")
-    print(summary_line(counts, kernel=kernel.version, accel=accel.name.upper(),
-                       boot=res.boot_seconds, total=total, status=status), flush=True)
+    print(
+        summary_line(
+            counts,
+            kernel=kernel.version,
+            accel=accel.name.upper(),
+            boot=res.boot_seconds,
+            total=total,
+            status=status,
+        ),
+        flush=True,
+    )
     return code
 
 
