@@ -69,6 +69,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-h", "--hostname", help="container host name")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        dest="volumes",
+        metavar="NAME:/path or /host:/path[:ro]",
+        help="mount a volume or a host dir",
+    )
     for flag, dest in (
         ("--pid", "pid"),
         ("--network", "network"),
@@ -156,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("containers", nargs="+")
 
     sub.add_parser("doctor", help="what this machine allows pycont to do, and why")
+
+    from pycont.cli_images import add_parsers
+
+    VERBS.update(add_parsers(sub))
     return parser
 
 
@@ -182,6 +195,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         userns=a.userns,
         cgroupns=a.cgroupns,
         narrate=a.narrate,
+        volumes=a.volumes,
         **limit_options(a),
     )
     narrate = (lambda line: print(f"[pycont] {line}", file=sys.stderr)) if a.narrate else False
@@ -369,12 +383,16 @@ def render_format(fmt: str, data: dict[str, Any]) -> str:
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:
+    from pycont.cli_images import image_inspect
     from pycont.runtime.container import get
 
     found, rc = [], 0
     for name in a.containers:
         try:
-            found.append(get(name).inspect())
+            try:
+                found.append(get(name).inspect())
+            except ContainerNotFound:
+                found.append(image_inspect(name))  # docker inspect also finds images
         except PycontError as err:
             print(f"Error: {err}", file=sys.stderr)
             rc = 1

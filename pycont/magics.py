@@ -109,6 +109,7 @@ class ContainerRunner:
             userns=a.userns,
             cgroupns=a.cgroupns,
             narrate=a.narrate,
+            volumes=a.volumes,
             **limits,
         )
         _started.append(c)

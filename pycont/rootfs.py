@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from dataclasses import dataclass
 
 from pycont.errors import KernelError
@@ -49,6 +50,8 @@ class RootSpec:
     private_net: bool = True
     private_pid: bool = True
     private_ipc: bool = True
+    # Volumes and bind mounts: (host path, absolute path inside, read-only).
+    mounts: tuple[tuple[str, str, bool], ...] = ()
 
     @property
     def upper(self) -> str:
@@ -93,12 +96,59 @@ def setup_root(k: Kernel, spec: RootSpec) -> None:
     _mount_proc(k, merged, spec)
     _mount_dev(k, merged, spec)
     _mount_sys(k, merged, spec)
+    for src, target, readonly in spec.mounts:
+        _mount_volume(k, merged, src, target, readonly)
     # pivot_root(2): "new_root and put_old may be the same directory"; the old root then sits
     # on top of the new one and can be detached at once, without a directory for it.
     os.chdir(merged)
     k.pivot_root(".", ".")
     k.umount2(".", MNT_DETACH)
     os.chdir("/")
+
+
+def open_inside(root: str, target: str, want_dir: bool) -> int:
+    """An O_PATH descriptor of ``target`` inside ``root``, creating what is missing. Walks one
+    component at a time with O_NOFOLLOW (openat(2)), so a symlink in the image can never send
+    a volume mount outside the container's root: such a target is refused."""
+    fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    parts = [p for p in target.split("/") if p not in ("", ".")]
+    try:
+        for i, name in enumerate(parts):
+            if name == "..":
+                raise KernelError("open volume target", errno.EINVAL, target, "'..' not allowed")
+            last = i == len(parts) - 1
+            try:
+                nfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except FileNotFoundError:
+                if last and not want_dir:
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                    os.close(os.open(name, flags, 0o644, dir_fd=fd))
+                else:
+                    os.mkdir(name, 0o755, dir_fd=fd)
+                nfd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise KernelError(
+                    "open volume target", errno.ELOOP, target, f"{name} is a symlink in the image"
+                )
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _mount_volume(k: Kernel, merged: str, src: str, target: str, readonly: bool) -> None:
+    fd = open_inside(merged, target, want_dir=os.path.isdir(src))
+    try:
+        # proc(5): /proc/self/fd/N is the directory itself, whatever its path.
+        k.mount(src, f"/proc/self/fd/{fd}", "", MS_BIND | MS_REC)
+    finally:
+        os.close(fd)
+    if readonly:
+        # No symlink on the way (checked above): the path names the new mount.
+        path = os.path.join(merged, target.lstrip("/"))
+        k.mount("", path, "", MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC)
 
 
 def _mount_proc(k: Kernel, merged: str, spec: RootSpec) -> None:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from pycont import images, paths
+from pycont import volumes as volumes_mod
 from pycont.cgroups.base import Limits, Stats
 from pycont.errors import (
     ContainerNotFound,
@@ -463,6 +464,56 @@ class Container:
             self.cgroup().thaw()
             rec.status = st.Status.RUNNING.value
 
+    # -- layers ------------------------------------------------------------------------------
+    @property
+    def userxattr(self) -> bool:
+        """Its overlay was mounted with userxattr: it has its own user namespace."""
+        return self.config.namespaces.get("user", "private") != "host"
+
+    def diff(self) -> list[tuple[str, str]]:
+        """docker diff: (A|C|D, path) for what the container changed in its read/write layer."""
+        from pycont import overlay
+
+        cfg = self.config
+        upper = os.path.join(self.dir, "upper")
+        return [
+            (ch.kind, ch.path)
+            for ch in overlay.changes(upper, cfg.layers, userxattr=self.userxattr)
+        ]
+
+    def commit(
+        self,
+        reference: str | None = None,
+        *,
+        message: str = "",
+        author: str = "",
+        changes: Sequence[str] = (),
+        pause: bool = True,
+    ) -> str:
+        """docker commit: the read/write layer becomes a new image layer on top of the
+        container's image, sharing every layer below. Returns the new image id."""
+        from pycont.images import Store
+
+        cfg = self.config
+        paused_here = False
+        if pause and self.status == st.Status.RUNNING.value and cfg.cgroup:
+            self.pause()  # a consistent snapshot: nothing writes while the layer is read
+            paused_here = True
+        try:
+            return Store().commit_layer(
+                os.path.join(self.dir, "upper"),
+                cfg.image_id or cfg.image,
+                reference,
+                message=message,
+                changes=changes,
+                created_by=" ".join(cfg.args),
+                author=author,
+                userxattr=self.userxattr,
+            )
+        finally:
+            if paused_here:
+                self.unpause()
+
     def inspect(self) -> dict[str, Any]:
         """docker inspect's fields that pycont knows."""
         cfg, rec = self.config, self.state()
@@ -485,8 +536,18 @@ class Container:
                 "StartedAt": _iso(rec.started_at),
                 "FinishedAt": _iso(rec.finished_at),
             },
-            "Image": cfg.image,
+            "Image": cfg.image_id or cfg.image,
             "LogPath": os.path.join(self.dir, "ctr.log") if cfg.detach else "",
+            "Mounts": [
+                {
+                    "Type": m["kind"],
+                    "Name": m["source"] if m["kind"] == "volume" else "",
+                    "Source": m["host"],
+                    "Destination": m["target"],
+                    "RW": not m["readonly"],
+                }
+                for m in cfg.mounts
+            ],
             "HostConfig": {
                 **_host_config_limits(cfg.limits),
                 "AutoRemove": cfg.auto_remove,
@@ -586,6 +647,19 @@ def _wait_pid_exit(pid: int, timeout: float | None, name: str) -> None:
 
 
 # -- module functions ------------------------------------------------------------------------
+def _containers_using(image_id: str) -> list[str]:
+    """Containers made from an image: rmi refuses to remove it while any exist."""
+    out = []
+    for c in containers(all=True):
+        with contextlib.suppress(PycontError):
+            if c.config.image_id == image_id:
+                out.append(c.name)
+    return out
+
+
+images.set_in_use_hook(_containers_using)
+
+
 def create(
     image: str,
     command: Sequence[str] | None = None,
@@ -604,6 +678,7 @@ def create(
     userns: str = "private",
     cgroupns: str = "private",
     narrate: bool = False,
+    volumes: Sequence[str] = (),
     **limits: Any,
 ) -> Container:
     """Create a container (docker create): checks everything, starts nothing.
@@ -611,7 +686,7 @@ def create(
     ``limits`` are docker's resource flags, as strings or numbers: ``memory="64m"``,
     ``memory_swap``, ``memory_reservation``, ``cpus=0.5``, ``cpu_shares``, ``cpuset_cpus``,
     ``pids_limit``, ``device_read_bps=["/dev/vda:1mb"]``, ``device_write_bps``,
-    ``blkio_weight``."""
+    ``blkio_weight``. ``volumes`` are docker's ``-v`` specs: ``["data:/data", "/src:/s:ro"]``."""
     if name is not None:
         st.validate_name(name)
     if hostname is not None and not HOSTNAME_RE.fullmatch(hostname):
@@ -623,10 +698,15 @@ def create(
     nsset = NamespaceSet.from_modes(
         {"pid": pid, "net": network, "ipc": ipc, "uts": uts, "user": userns, "cgroup": cgroupns}
     )
+    mounts = [volumes_mod.parse(v) for v in volumes]
+    targets = [m.target for m in mounts]
+    if len(set(targets)) != len(targets):
+        raise UsageError(f"duplicate mount point in {list(volumes)}: each path once")
     lim = _parse_limits(limits)
     use_cgroup, cgroup_note = _cgroup_for(lim)
     img = images.resolve(image)
-    args = list(command) if command else list(img.cmd)
+    # docker: the image's ENTRYPOINT, then the command (or the image's CMD).
+    args = list(img.entrypoint) + (list(command) if command else list(img.cmd))
     if not args or not args[0]:
         raise UsageError(f"no command specified: give one, image {img.name} has no default")
     user_env = _parse_env(env)
@@ -663,6 +743,8 @@ def create(
         limits=lim.as_options(),
         cgroup=use_cgroup,
         cgroup_note=cgroup_note,
+        image_id=img.id,
+        mounts=[{**asdict(m), "host": m.host_path()} for m in mounts],
     )
     cdir = st.container_dir(cid)
     with st.store_lock():
@@ -674,6 +756,9 @@ def create(
             )
         cfg.name = name or _random_name(taken)
         try:
+            for m in mounts:
+                if m.kind == "volume":
+                    volumes_mod.create(m.source)  # docker makes a named volume on first use
             os.makedirs(cdir, mode=0o711)
             prepare_dirs(RootSpec(tuple(cfg.layers), cdir))
             st.save_config(cfg)

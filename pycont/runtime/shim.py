@@ -163,6 +163,7 @@ def _container_init(
             private_net=Namespace.NET in private,
             private_pid=Namespace.PID in private,
             private_ipc=Namespace.IPC in private,
+            mounts=tuple(_mount_specs(cfg)),
         )
         setup_root(k, spec)
         os.makedirs(cfg.workdir, exist_ok=True)
@@ -173,6 +174,10 @@ def _container_init(
         os.write(err_w, json.dumps({"kind": "setup", "code": 125, "error": msg}).encode())
         os._exit(125)
     _exec(cfg.args, env, err_w, rep if cfg.narrate else None)
+
+
+def _mount_specs(cfg: st.ContainerConfig) -> list[tuple[str, str, bool]]:
+    return [(m["host"], m["target"], bool(m["readonly"])) for m in cfg.mounts]
 
 
 def _read_all(fd: int) -> bytes:

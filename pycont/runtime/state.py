@@ -83,6 +83,9 @@ class ContainerConfig:
     # Whether the container has its own cgroup; if not, why (shown by inspect and stats).
     cgroup: bool = False
     cgroup_note: str = ""
+    image_id: str = ""
+    # Volumes and bind mounts (pycont.volumes.Mount as dicts).
+    mounts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
