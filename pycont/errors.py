@@ -6,6 +6,10 @@ a system call keep their errno by also deriving from :class:`OSError`::
     PycontError
     ├── UsageError            bad input from the user (flags, names, values); CLI exit 125
     ├── ImageNotFound         IMAGE does not resolve to a root filesystem; CLI exit 125
+    ├── ImageInUse            rmi of an image that containers use (without force)
+    ├── CorruptBlob           a stored blob is missing or does not hash to its digest
+    ├── LayerError            a layer archive is unsafe (writes outside the root) or broken
+    ├── VolumeNotFound        no volume by that name
     ├── ContainerNotFound     no container by that name or id; CLI exit 125
     ├── NameConflict          a container already has that name; CLI exit 125
     ├── InvalidState          an illegal lifecycle transition (e.g. exec into a stopped container)
@@ -40,6 +44,22 @@ class UsageError(PycontError):
 
 class ImageNotFound(PycontError):
     """The image reference does not resolve to a root filesystem."""
+
+
+class ImageInUse(PycontError):
+    """The image cannot be removed: containers use it (force to untag it anyway)."""
+
+
+class CorruptBlob(PycontError):
+    """A blob is missing, or its content does not hash to its name."""
+
+
+class LayerError(PycontError):
+    """A layer archive is unsafe or broken (or an upper dir cannot become one)."""
+
+
+class VolumeNotFound(PycontError):
+    """No volume by that name."""
 
 
 class ContainerNotFound(PycontError):

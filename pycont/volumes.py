@@ -15,13 +15,9 @@ import time
 from dataclasses import asdict, dataclass
 
 from pycont import paths
-from pycont.errors import InvalidState, PycontError, UsageError
+from pycont.errors import InvalidState, PycontError, UsageError, VolumeNotFound
 
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
-
-
-class VolumeNotFound(PycontError):
-    """No volume by that name."""
 
 
 @dataclass(frozen=True)

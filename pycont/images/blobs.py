@@ -17,16 +17,12 @@ import tempfile
 from types import TracebackType
 from typing import IO, Any
 
-from pycont.errors import PycontError, UsageError
+from pycont.errors import CorruptBlob, UsageError
 
 __all__ = ["BlobReader", "BlobStore", "BlobWriter", "CorruptBlob", "check_digest"]
 
 DIGEST_RE = re.compile(r"sha256:([0-9a-f]{64})")
 _CHUNK = 1 << 20
-
-
-class CorruptBlob(PycontError):
-    """A blob is missing, or its content does not hash to its name."""
 
 
 def check_digest(digest: str) -> str:

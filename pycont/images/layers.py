@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol, cast
 
-from pycont.errors import PycontError
+from pycont.errors import LayerError
 from pycont.images import whiteouts as wh
 from pycont.images._tarwrite import XATTR_PAX, Entry, TarStats, Writable, write_tar
 
@@ -44,10 +44,6 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
-
-
-class LayerError(PycontError):
-    """A layer archive is unsafe or broken (or an upper dir cannot become one)."""
 
 
 @dataclass

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from pycont import paths
-from pycont.errors import ImageNotFound, PycontError, UsageError
+from pycont.errors import ImageInUse, ImageNotFound, UsageError
 from pycont.images import oci
 from pycont.images._locks import file_lock
 from pycont.images.blobs import BlobReader, BlobStore, CorruptBlob, check_digest, fsync_dir
@@ -51,10 +51,6 @@ def set_in_use_hook(fn: InUse | None) -> None:
     """Tell every Store which containers use an image (the runtime registers this)."""
     global _in_use_hook
     _in_use_hook = fn
-
-
-class ImageInUse(PycontError):
-    """The image cannot be removed: containers use it (force to untag it anyway)."""
 
 
 class _Hashing:
