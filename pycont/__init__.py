@@ -20,15 +20,15 @@ from pycont.errors import (
     CorruptBlob,
     ImageInUse,
     ImageNotFound,
-    LayerError,
-    VolumeNotFound,
     InvalidState,
     KernelError,
+    LayerError,
     NameConflict,
     PycontError,
     StartError,
     Unsupported,
     UsageError,
+    VolumeNotFound,
 )
 
 __version__ = "0.1.0"
