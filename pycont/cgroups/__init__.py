@@ -25,7 +25,7 @@ from pycont.cgroups.units import DeviceRate
 from pycont.cgroups.v1 import V1Cgroup
 from pycont.cgroups.v2 import V2Cgroup
 from pycont.errors import KernelError, Unsupported
-from pycont.kernel.probe import Answer, CgroupLayout, cgroup_layout
+from pycont.kernel.mounts import Answer, CgroupLayout, cgroup_layout
 
 __all__ = [
     "PARENT",

@@ -27,7 +27,7 @@ from pycont.cgroups.base import (
     write_file,
 )
 from pycont.errors import KernelError, Unsupported, UsageError
-from pycont.kernel import probe
+from pycont.kernel import mounts as probe
 
 __all__ = ["CONTROLLERS", "V1Cgroup", "mounts_from_system", "mounts_under"]
 

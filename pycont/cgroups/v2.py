@@ -26,7 +26,7 @@ from pycont.cgroups.base import (
     write_file,
 )
 from pycont.errors import KernelError, Unsupported, UsageError
-from pycont.kernel import probe
+from pycont.kernel import mounts as probe
 
 __all__ = ["CONTROLLERS", "V2Cgroup", "mount_from_system"]
 
