@@ -25,6 +25,7 @@ from pycont.errors import (
     LayerError,
     NameConflict,
     PycontError,
+    RegistryError,
     StartError,
     Unsupported,
     UsageError,
@@ -48,6 +49,7 @@ __all__ = [
     "KernelError",
     "NameConflict",
     "PycontError",
+    "RegistryError",
     "StartError",
     "Unsupported",
     "UsageError",
@@ -56,6 +58,8 @@ __all__ = [
     "get",
     "load_ipython_extension",
     "probe",
+    "pull",
+    "push",
     "run",
     "stats",
     "unload_ipython_extension",
@@ -69,10 +73,13 @@ _LAZY = {
     "get": "pycont.runtime.container",
     "run": "pycont.runtime.container",
     "probe": "pycont.kernel.probe",
+    "pull": "pycont.images.registry",
+    "push": "pycont.images.registry",
     "stats": "pycont.stats",
 }
 
 if TYPE_CHECKING:
+    from pycont.images.registry import pull, push
     from pycont.kernel.probe import probe
     from pycont.runtime.container import Container, ExecResult, containers, create, get, run
     from pycont.stats import stats

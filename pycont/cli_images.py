@@ -149,6 +149,45 @@ def cmd_diff(a: argparse.Namespace) -> int:
     return 0
 
 
+# -- moving images: registries and archives -------------------------------------------------
+def cmd_pull(a: argparse.Namespace) -> int:
+    from pycont.images import progress, registry
+
+    registry.pull(a.reference, progress=None if a.quiet else progress.auto("pull"))
+    if a.quiet:
+        print(registry.local_name(a.reference).canonical)
+    return 0
+
+
+def cmd_push(a: argparse.Namespace) -> int:
+    from pycont.images import progress, registry
+
+    _with_containers()
+    digest = registry.push(a.reference, progress=None if a.quiet else progress.auto("push"))
+    if a.quiet:
+        print(digest)
+    return 0
+
+
+def cmd_save(a: argparse.Namespace) -> int:
+    from pycont.images import archive
+
+    if not a.output and sys.stdout.isatty():
+        raise UsageError("save: refusing to write a tar to a terminal: use -o FILE or redirect")
+    archive.save(a.images, a.output or sys.stdout.buffer, format=a.format)
+    return 0
+
+
+def cmd_load(a: argparse.Namespace) -> int:
+    from pycont.images import archive
+
+    if not a.input and sys.stdin.isatty():
+        raise UsageError("load: give an archive with -i FILE or on stdin")
+    for ref in archive.load(a.input or sys.stdin.buffer):
+        print(f"Loaded image: {ref}")
+    return 0
+
+
 # -- volumes -------------------------------------------------------------------------------
 def cmd_volume(a: argparse.Namespace) -> int:
     from pycont import volumes
@@ -334,6 +373,26 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
     p = sub.add_parser("diff", help="files a container added (A), changed (C), deleted (D)")
     p.add_argument("container")
     verbs["diff"] = cmd_diff
+
+    p = sub.add_parser("pull", help="download an image from a registry (or dir:PATH:IMAGE)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("reference")
+    verbs["pull"] = cmd_pull
+
+    p = sub.add_parser("push", help="upload an image to a registry (or dir:PATH:IMAGE)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("reference")
+    verbs["push"] = cmd_push
+
+    p = sub.add_parser("save", help="write images to a tar (docker-archive or oci-archive)")
+    p.add_argument("-o", "--output")
+    p.add_argument("--format", default="docker-archive", choices=("docker-archive", "oci-archive"))
+    p.add_argument("images", nargs="+")
+    verbs["save"] = cmd_save
+
+    p = sub.add_parser("load", help="read images from a tar made by save (pycont, docker, podman)")
+    p.add_argument("-i", "--input")
+    verbs["load"] = cmd_load
 
     p = sub.add_parser("volume", help="manage volumes: create, ls, inspect, rm, prune")
     vsub = p.add_subparsers(dest="volume_verb", metavar="COMMAND")

@@ -10,6 +10,7 @@ a system call keep their errno by also deriving from :class:`OSError`::
     ├── CorruptBlob           a stored blob is missing or does not hash to its digest
     ├── LayerError            a layer archive is unsafe (writes outside the root) or broken
     ├── VolumeNotFound        no volume by that name
+    ├── RegistryError         a pull or push failed (refused, unreachable, bad digest); exit 1
     ├── ContainerNotFound     no container by that name or id; CLI exit 125
     ├── NameConflict          a container already has that name; CLI exit 125
     ├── InvalidState          an illegal lifecycle transition (e.g. exec into a stopped container)
@@ -60,6 +61,13 @@ class LayerError(PycontError):
 
 class VolumeNotFound(PycontError):
     """No volume by that name."""
+
+
+class RegistryError(PycontError):
+    """A pull or push failed: the registry said no, could not be reached, or sent content
+    that does not match its digest. One line, naming the operation and the image."""
+
+    exit_code = 1  # as docker pull/push
 
 
 class ContainerNotFound(PycontError):

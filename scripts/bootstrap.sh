@@ -8,7 +8,11 @@
 # Run it (`bash scripts/bootstrap.sh`) or source it (`. scripts/bootstrap.sh`): the work happens
 # in a subshell either way, so a sourcing shell keeps its options and its fds.
 
-PYCONT_APT_PACKAGES=(busybox-static iproute2 util-linux procps psmisc crun runc)
+# What the course and the whole test suite use: the busybox image's binary, the peers the
+# benchmarks and interop tests compare with, a registry server, qemu for the cgroup v2 VM, and
+# Chromium for the browser test.
+PYCONT_APT_PACKAGES=(busybox-static iproute2 util-linux procps psmisc crun runc time
+    docker-registry skopeo umoci podman qemu-system-x86 chromium chromium-driver)
 
 pycont_bootstrap() (
     # Errors are checked explicitly (die) as well: set -e is void when the caller writes

@@ -224,6 +224,11 @@ class Store:
                 self._unpack(desc, diff_id)
         return rec
 
+    def lookup(self, ref: str) -> ImageRecord:
+        """The image ``ref`` names, as :meth:`get`, without unpacking its layers (``save``)."""
+        found, entries = self._lookup(ref, self._entries())
+        return self._record(entries[0], found)
+
     def _unpack(self, desc: dict[str, Any], diff_id: str) -> None:
         dest = self.layer_dir(diff_id)
         if os.path.isdir(dest):
@@ -302,6 +307,30 @@ class Store:
             with self._index() as entries:
                 self._point(entries, target, desc)
         return self._record(dict(desc), target)
+
+    def add_manifests(
+        self, images: Sequence[tuple[dict[str, Any], Sequence[Reference]]]
+    ) -> list[ImageRecord]:
+        """Name images whose blobs (manifest, config, layers) are already stored: ``load``.
+
+        ``images``: (manifest descriptor, the references to point at it; none: untagged).
+        Every manifest and config is read back and verified and every layer unpacked before
+        index.json changes; then one write names them all. On any error the index is as it
+        was (blobs already written stay unreferenced until ``prune``)."""
+        self._ensure_layout()
+        with self.writing():
+            for desc, _refs in images:
+                rec = self._record(dict(desc), None)
+                for layer, diff_id in zip(rec.manifest["layers"], rec.diff_ids, strict=True):
+                    self._unpack(layer, diff_id)
+            with self._index() as entries:
+                for desc, refs in images:
+                    plain = {k: desc[k] for k in ("mediaType", "digest", "size")}
+                    if not refs:
+                        self._point(entries, None, plain)
+                    for ref in refs:
+                        self._point(entries, ref, plain)
+        return [self._record(dict(desc), refs[0] if refs else None) for desc, refs in images]
 
     def _point(
         self, entries: list[dict[str, Any]], ref: Reference | None, desc: dict[str, Any]

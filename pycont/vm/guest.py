@@ -24,6 +24,7 @@ for that name in mounts and cgroups); the guest's own files live in /run/vm-gues
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -43,6 +44,7 @@ GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # virtio transports for both machines (mmio: microvm, pci: q35), 9p, overlay.
 MODULES = ("virtio_mmio", "virtio_pci", "9pnet_virtio", "9p", "overlay")
 EXT4_MODULES = ("virtio_blk", "crc32c_generic", "ext4")
+TEMP_PREFIX = "vm-guest-"
 HIDE = ("/var/lib/pycont",)  # the host's store: the guest is a fresh machine
 
 # Stage 1: PID 1 in the initramfs (busybox sh). Loads the modules, mounts the host, builds the
@@ -196,7 +198,9 @@ def run_in_guest(
     kernel = kernel or ensure_kernel(cache_dir)
     extra: list[str] = []
     modules: tuple[str, ...] = MODULES
-    with tempfile.TemporaryDirectory(prefix="vm-guest-") as tmp:
+    remove_stale_temps()
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
+        (Path(tmp) / "owner.pid").write_text(f"{os.getpid()}\n")
         if scratch == "ext4":
             extra = scratch_disk(Path(tmp) / "scratch.img", scratch_size, machine)
             modules = MODULES + EXT4_MODULES
@@ -227,6 +231,23 @@ def run_in_guest(
             accel=accel,
             extra_args=extra,
         )
+
+
+def in_guest() -> bool:
+    """True inside a guest that run_in_guest() booted (its stage 2 lives in /run/vm-guest)."""
+    return os.path.exists("/run/vm-guest/stage2")
+
+
+def remove_stale_temps() -> None:
+    """Remove the temp folders (initrd, scratch disk) of runs whose process was SIGKILLed."""
+    top = Path(tempfile.gettempdir())
+    for d in top.glob(TEMP_PREFIX + "*"):
+        try:
+            pid = int((d / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or being made right now
+        if not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def scratch_disk(image: Path, size: str, machine: str) -> list[str]:

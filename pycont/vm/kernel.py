@@ -30,7 +30,7 @@ import struct
 import subprocess
 import tempfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -327,10 +327,16 @@ def _prune(cache: Path, keep: KernelFiles) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def ensure_kernel(cache_dir: Path | str | None = None, *, offline: bool = False) -> KernelFiles:
+def ensure_kernel(
+    cache_dir: Path | str | None = None,
+    *,
+    offline: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> KernelFiles:
     """The current Debian kernel, from the cache or downloaded into it.
 
-    ``offline=True`` (or no usable apt) takes the newest cached kernel instead.
+    ``offline=True`` (or no usable apt) takes the newest cached kernel instead. ``log`` hears
+    about a download (the first run takes ~15 s: the .deb, dpkg -x, the vmlinux).
     """
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
@@ -340,10 +346,10 @@ def ensure_kernel(cache_dir: Path | str | None = None, *, offline: bool = False)
         raise VMError(f"kernel cache {cache}: {err} (PYCONT_VM_CACHE sets another)") from err
     with lock:  # one fetch at a time; closing the file releases the lock
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _ensure_locked(cache, offline)
+        return _ensure_locked(cache, offline, log or (lambda _msg: None))
 
 
-def _ensure_locked(cache: Path, offline: bool) -> KernelFiles:
+def _ensure_locked(cache: Path, offline: bool, log: Callable[[str], None]) -> KernelFiles:
     try:
         if offline:
             raise VMError("offline")
@@ -351,22 +357,20 @@ def _ensure_locked(cache: Path, offline: bool) -> KernelFiles:
     except VMError as err:
         cached = cached_kernels(cache)
         if cached:
+            log(f"using the cached {cached[0].package} {cached[0].package_version}: {err}")
             return cached[0]
         raise VMError(f"no kernel in {cache} and none can be fetched: {err}") from err
     found = _load(cache / _entry_name(package, version))
     if found is not None:
         return found
     try:
+        log(f"fetching {package} {version} into {cache} (apt-get download, dpkg -x)")
         found = _fetch(cache, package, version)
     except VMError:
         cached = cached_kernels(cache)
         if cached:  # the mirror is unreachable: the previous kernel still does the job
+            log(f"download failed, using the cached {cached[0].package}")
             return cached[0]
         raise
     _prune(cache, found)
     return found
-
-
-if __name__ == "__main__":
-    k = ensure_kernel()
-    print(k)

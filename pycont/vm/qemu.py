@@ -17,10 +17,13 @@ and TCG is used. ``PYCONT_VM_ACCEL=tcg|kvm`` forces the choice.
 
 from __future__ import annotations
 
+import codecs
+import ctypes
 import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -144,23 +147,49 @@ def choose_accel(kernel: KernelFiles | Path | str | None = None, *, probe: bool 
     return _accel_cache[vmlinux]
 
 
+KVM_CPUS = ("host", "host,-arch-capabilities")  # nested KVM may refuse MSR 0x10a
+
+
 def _probe_kvm(vmlinux: str, timeout: float = 30.0) -> Accel:
+    """Boot a tiny initramfs under KVM with each of KVM_CPUS; the first that reaches /init wins."""
     from pycont.vm.initramfs import build_initramfs
 
-    kvm = Accel("kvm", "KVM: a probe boot reached /init", ("-accel", "kvm", "-cpu", "host"))
-    with tempfile.TemporaryDirectory(prefix="pycont-vm-probe-") as tmp:
+    why = []
+    with tempfile.TemporaryDirectory(prefix="vm-probe-") as tmp:
         initrd = build_initramfs(
             Path(tmp) / "probe.cpio",
             "#!/bin/sh\necho PYCONT-VM-UP\necho PYCONT-VM-EXIT 0\npoweroff -f\n",
         )
-        res = boot(
-            vmlinux, initrd, "", memory="128M", smp=1, virtfs_root=None, timeout=timeout, accel=kvm
-        )
-    if res.exit_code == 0:
-        return kvm
-    return Accel(
-        "tcg", f"KVM refused: a probe boot did not reach /init in {timeout:.0f} s; using TCG", TCG
-    )
+        for cpu in KVM_CPUS:
+            kvm = Accel(
+                "kvm",
+                f"KVM: a probe boot with -cpu {cpu} reached /init",
+                ("-accel", "kvm", "-cpu", cpu),
+            )
+            res = boot(
+                vmlinux,
+                initrd,
+                "",
+                memory="128M",
+                smp=1,
+                virtfs_root=None,
+                timeout=timeout,
+                accel=kvm,
+            )
+            if res.exit_code == 0:
+                return kvm
+            if res.timed_out:
+                why.append(f"-cpu {cpu}: no /init within {timeout:.0f} s")
+            else:
+                last = res.tail(1).strip()[:120]
+                why.append(f"-cpu {cpu}: qemu exit {res.qemu_returncode} ({last})")
+    return Accel("tcg", f"KVM refused: {'; '.join(why)}; using TCG", TCG)
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the process that started qemu dies, even by SIGKILL."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 # --- boot --------------------------------------------------------------------------------------
@@ -262,13 +291,15 @@ def boot(
     exit_code: int | None = None
     timed_out = False
     pending = ""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")  # UTF-8 split across reads
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
+        start_new_session=True,  # Ctrl-C reaches us, and we end qemu (below)
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads of ours run in the child)
     )
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
@@ -284,7 +315,7 @@ def boot(
             data = os.read(fd, 65536)
             if not data:
                 break
-            text = data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "")
+            text = decoder.decode(data).replace("\r", "")  # the tty's \r\n
             chunks.append(text)
             if on_output:
                 on_output(text)

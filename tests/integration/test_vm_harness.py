@@ -13,7 +13,7 @@ import tempfile
 import pytest
 
 from pycont.vm import VMError, ensure_kernel
-from pycont.vm.guest import DEFAULT_LEAF, run_in_guest
+from pycont.vm.guest import DEFAULT_LEAF, TEMP_PREFIX, in_guest, run_in_guest
 from pycont.vm.kernel import KernelFiles
 from pycont.vm.qemu import ensure_qemu
 
@@ -22,6 +22,8 @@ pytestmark = pytest.mark.vm
 
 @pytest.fixture(scope="module")
 def kernel() -> KernelFiles:
+    if in_guest():
+        pytest.skip("already inside the VM harness's guest: a nested TCG boot takes minutes")
     try:
         ensure_qemu(install=os.geteuid() == 0)
     except VMError as err:
@@ -33,7 +35,7 @@ def kernel() -> KernelFiles:
 
 
 def _vm_temps() -> set[str]:
-    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("vm-guest-")}
+    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith(TEMP_PREFIX)}
 
 
 def _gone(pid: int | None) -> bool:

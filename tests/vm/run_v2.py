@@ -9,8 +9,11 @@ Why: the development and CI machines are a cgroup v1 hybrid; the v2 driver needs
 host. The VM boots Debian's kernel with ``cgroup_no_v1=all`` under qemu (TCG where KVM cannot
 boot it), sees this machine's whole filesystem read-only (virtio-9p) under a tmpfs overlay,
 and runs ``<repo>/.venv/bin/python -m pytest ARGS`` in the repo folder, as root, with
-PYCONT_ROOT in the guest's own /tmp (not the host's). Needs root: it installs qemu-system-x86
-and busybox-static with apt-get when missing; the kernel is cached in /var/cache/pycont/vm.
+PYCONT_ROOT in the guest's own /tmp (not the host's); the host's /var/lib/pycont is hidden, so
+the guest starts with no pycont store. ``-p no:nbval`` is added unless an argument starts with
+--nbval (loading nbval costs ~4 s on the host, over a minute under TCG). Needs root: it
+installs qemu-system-x86 and busybox-static with apt-get when missing; the kernel is cached
+in /var/cache/pycont/vm.
 
 Every argument not starting with ``--vm-`` goes to pytest. Runner options:
   --vm-timeout S     whole-VM limit in seconds (default 1800); qemu is killed after it
@@ -35,6 +38,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import sys
 import time
 
@@ -106,13 +110,19 @@ def summary_line(
         what = status or "no pytest summary found"
     else:
         parts = [f"{counts.get('passed', 0)} passed", f"{counts.get('skipped', 0)} skipped"]
-        parts += [f"{n} {w}" for w, n in counts.items() if w not in ("passed", "skipped")]
+        parts += [
+            f"{n} {w}s" if n != 1 and w in ("warning", "error") else f"{n} {w}"
+            for w, n in counts.items()
+            if w not in ("passed", "skipped")
+        ]
         what = ", ".join(parts) + (f" [{status}]" if status else "")
     boot_s = f"boot {boot:.1f} s" if boot is not None else "no boot"
     return f"cgroup v2 VM: {what} (kernel {kernel}, {accel}, {boot_s}, total {total:.0f} s)"
 
 
 def main(argv: list[str]) -> int:
+    # CI cancels with SIGTERM: exit through Python so that qemu is killed and temp files go
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     opts, pytest_args = split_args(argv)
     pytest_args = pytest_args or DEFAULT_PYTEST_ARGS
     if not any(a.startswith("--nbval") for a in pytest_args):
@@ -141,7 +151,7 @@ def main(argv: list[str]) -> int:
     from pycont.vm.qemu import choose_accel
 
     try:
-        kernel = ensure_kernel()
+        kernel = ensure_kernel(log=lambda msg: print(f"cgroup v2 VM: {msg}", flush=True))
     except VMError as err:
         print(f"run_v2: {err}", file=sys.stderr)
         return 125

@@ -1,0 +1,642 @@
+"""Registries: where images travel between machines, over the OCI distribution API or a folder.
+
+A registry keeps the same blobs and manifests as the local store, by repository name:
+``GET /v2/<name>/manifests/<tag>`` gives an image's manifest and ``GET /v2/<name>/blobs/<digest>``
+each of its blobs (OCI distribution-spec, spec.md). ``pull`` fetches what the store lacks,
+checks every digest, and names the image only when all of it is in; ``push`` sends the blobs
+the registry lacks, then the manifest.
+
+Where an image travels follows from the reference (the transport)::
+
+    localhost:5000/app:1      HTTP; plain http on loopback only (127.0.0.1, localhost, ::1),
+    127.0.0.1:5000/app:1      as docker allows insecure registries; https anywhere else
+    ghcr.io/user/app:1        HTTPS, anonymous (a registry that wants a token is refused)
+    dir:/srv/images:app:1     a folder holding an OCI image layout: no server at all
+    app:1  (docker.io/...)    Docker Hub is out of reach here (no network): the folder named
+                              by $PYCONT_REGISTRY_DIR serves instead, if set; else an error
+
+In a folder the image is named as in the store: ``docker.io/library/app:1`` in index.json.
+A pycont store (``<root>/images``) is itself such a folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import ipaddress
+import json
+import os
+import shutil
+import ssl
+import tempfile
+import zlib
+from collections.abc import Iterator
+from typing import IO, Any, Protocol
+from urllib.parse import urlencode, urljoin, urlsplit
+
+from pycont.errors import ImageNotFound, PycontError, RegistryError, UsageError
+from pycont.images import oci
+from pycont.images._locks import file_lock
+from pycont.images.blobs import BlobStore, canonical_json, fsync_dir
+from pycont.images.progress import Progress
+from pycont.images.reference import DEFAULT_REGISTRY, Reference
+from pycont.images.store import Store
+
+__all__ = ["ACCEPT", "REGISTRY_DIR_ENV", "RegistryError", "local_name", "pull", "push"]
+
+REGISTRY_DIR_ENV = "PYCONT_REGISTRY_DIR"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+MANIFEST_TYPES = (oci.MANIFEST, DOCKER_MANIFEST)
+INDEX_TYPES = (oci.INDEX, DOCKER_LIST)
+ACCEPT = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
+TIMEOUT = 60.0  # seconds a socket may wait for the registry (connect, each read)
+MAX_MANIFEST = 4 << 20  # distribution refuses bigger manifests; so does pycont
+_CHUNK = 1 << 20
+_USER_AGENT = "pycont/0.1"
+
+
+class _Stream(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host[:port]`` this machine? Only those may be spoken to in plain http."""
+    name = urlsplit(f"//{host}").hostname or ""
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def upload_url(request_url: str, location: str, digest: str) -> str:
+    """Where to PUT a monolithic upload: the Location the POST answered (absolute or relative
+    to the POST's URL, spec.md "Pushing a blob monolithically"), plus ``digest=``."""
+    url = urljoin(request_url, location)
+    return url + ("&" if urlsplit(url).query else "?") + urlencode({"digest": digest})
+
+
+def media_type(content_type: str | None, data: bytes) -> str:
+    """A manifest's media type: the Content-Type if it names one, else its ``mediaType``,
+    else what its fields say (an index has ``manifests``, a manifest a ``config``)."""
+    ctype = (content_type or "").split(";")[0].strip()
+    if ctype in (*MANIFEST_TYPES, *INDEX_TYPES, DOCKER_SCHEMA1):
+        return ctype
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return ctype
+    if not isinstance(doc, dict):
+        return ctype
+    if doc.get("mediaType"):
+        return str(doc["mediaType"])
+    if doc.get("schemaVersion") == 1:
+        return DOCKER_SCHEMA1
+    return oci.INDEX if "manifests" in doc else oci.MANIFEST
+
+
+def choose_platform(index: dict[str, Any], arch: str | None = None) -> dict[str, Any]:
+    """The manifest for linux/<this machine's arch> in an index or a docker manifest list."""
+    arch = arch or oci.architecture()
+    seen = []
+    for desc in index.get("manifests") or []:
+        platform = desc.get("platform") or {}
+        seen.append(f"{platform.get('os')}/{platform.get('architecture')}")
+        if (platform.get("os"), platform.get("architecture")) == ("linux", arch):
+            return dict(desc)
+    raise RegistryError(f"no manifest for linux/{arch} in the index (it has {', '.join(seen)})")
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _http_error(resp: http.client.HTTPResponse, what: str = "") -> RegistryError:
+    """The registry's own words (spec.md "Error Codes"), with the status: one line."""
+    body = resp.read(1 << 16)
+    messages = []
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        for err in json.loads(body).get("errors") or []:
+            messages.append(str(err.get("message") or err.get("code", "")).lower())
+    text = "; ".join(m for m in messages if m) or resp.reason.lower()
+    if resp.status == 401:  # about the registry, not about one blob
+        challenge = resp.getheader("WWW-Authenticate") or ""
+        scheme = challenge.split(" ", 1)[0].lower()
+        kind = "a token" if scheme == "bearer" else "a password" if scheme == "basic" else "auth"
+        return RegistryError(
+            f"the registry wants {kind} (HTTP 401, WWW-Authenticate: {challenge or '-'})"
+            "; pycont pulls and pushes anonymously only"
+        )
+    return RegistryError(f"{what + ': ' if what else ''}{text} (HTTP {resp.status})")
+
+
+class _Http:
+    """HTTP/1.1 connections to one registry, kept alive between requests."""
+
+    def __init__(self, host: str) -> None:
+        self.base = f"{'http' if is_loopback(host) else 'https'}://{host}"
+        self._conns: dict[tuple[str, str], http.client.HTTPConnection] = {}
+
+    def _conn(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+        conn = self._conns.get((scheme, netloc))
+        if conn is None:
+            if scheme == "https":
+                ctx = ssl.create_default_context()
+                conn = http.client.HTTPSConnection(
+                    netloc, timeout=TIMEOUT, context=ctx, blocksize=_CHUNK
+                )
+            elif scheme == "http" and is_loopback(netloc):
+                conn = http.client.HTTPConnection(netloc, timeout=TIMEOUT, blocksize=_CHUNK)
+            else:
+                raise RegistryError(
+                    f"refusing {scheme}://{netloc}: plain http is for loopback only"
+                )
+            self._conns[(scheme, netloc)] = conn
+        return conn
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | _Stream | None = None,
+        redirects: int = 3,
+    ) -> http.client.HTTPResponse:
+        """Send; follow redirects of GET and HEAD (blobs often live behind one). The caller
+        reads the whole response before the next request (keep-alive)."""
+        url = urljoin(self.base + "/", url)
+        parts = urlsplit(url)
+        conn = self._conn(parts.scheme, parts.netloc)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        hdrs = {"User-Agent": _USER_AGENT, **(headers or {})}
+        try:
+            try:
+                conn.request(method, target, body=body, headers=hdrs)
+                resp = conn.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()  # the server closed a kept-alive connection: once more, anew
+                if not (body is None or isinstance(body, bytes)):
+                    raise
+                conn.request(method, target, body=body, headers=hdrs)
+                resp = conn.getresponse()
+        except OSError as err:
+            reason = err.strerror.lower() if err.strerror else str(err) or type(err).__name__
+            raise RegistryError(f"cannot reach {parts.scheme}://{parts.netloc}: {reason}") from err
+        if resp.status in (301, 302, 303, 307, 308) and method in ("GET", "HEAD") and redirects:
+            location = resp.getheader("Location") or ""
+            resp.read()
+            return self.request(method, urljoin(url, location), headers, None, redirects - 1)
+        return resp
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+
+
+class _HttpRegistry:
+    """A repository of a registry that speaks the distribution API."""
+
+    def __init__(self, ref: Reference) -> None:
+        self.http = _Http(ref.registry)
+        self.repository = ref.repository
+        self.where = self.http.base
+
+    def url(self, kind: str, tail: str = "") -> str:
+        """``/v2/<name>/manifests/<tag>``, ``/v2/<name>/blobs/<digest>``, ..."""
+        return f"/v2/{self.repository}/{kind}/{tail}"
+
+    def manifest(self, tail: str) -> tuple[bytes, str, str | None]:
+        resp = self.http.request("GET", self.url("manifests", tail), {"Accept": ACCEPT})
+        if resp.status != 200:
+            raise _http_error(resp)
+        data = resp.read(MAX_MANIFEST + 1)
+        if len(data) > MAX_MANIFEST:
+            self.http.close()
+            raise RegistryError(f"manifest {tail} is larger than {MAX_MANIFEST} bytes")
+        ctype = resp.getheader("Content-Type")
+        return data, media_type(ctype, data), resp.getheader("Docker-Content-Digest")
+
+    def has_blob(self, digest: str) -> bool:
+        resp = self.http.request("HEAD", self.url("blobs", digest))
+        resp.read()
+        if resp.status in (200, 404):
+            return resp.status == 200
+        raise _http_error(resp, f"blob {digest}")
+
+    @contextlib.contextmanager
+    def blob(self, digest: str) -> Iterator[_Stream]:
+        resp = self.http.request("GET", self.url("blobs", digest))
+        if resp.status != 200:
+            raise _http_error(resp, f"blob {digest}")
+        try:
+            yield resp
+        finally:
+            if not resp.isclosed():  # stopped early: the connection is mid-body, drop it
+                self.http.close()
+
+    def put_blob(self, digest: str, size: int, data: _Stream) -> None:
+        start = self.url("blobs", "uploads/")
+        resp = self.http.request("POST", start, {"Content-Length": "0"}, b"")
+        location = resp.getheader("Location")
+        if resp.status != 202 or not location:
+            raise _http_error(resp, f"upload of {digest}")
+        resp.read()
+        url = upload_url(self.http.base + start, location, digest)
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        resp = self.http.request("PUT", url, headers, data)
+        if resp.status != 201:
+            raise _http_error(resp, f"upload of {digest}")
+        resp.read()
+
+    def put_manifest(self, tag: str, data: bytes, media: str) -> str:
+        resp = self.http.request("PUT", self.url("manifests", tag), {"Content-Type": media}, data)
+        if resp.status != 201:
+            raise _http_error(resp, "manifest")
+        resp.read()
+        return resp.getheader("Docker-Content-Digest") or _sha256(data)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class _DirRegistry:
+    """A folder with an OCI image layout (image-layout.md) standing in for a registry."""
+
+    def __init__(self, path: str, ref: Reference) -> None:
+        self.path = os.path.abspath(path)
+        self.name = ref.name  # "docker.io/library/busybox": index.json says name:tag
+        self.blobs = BlobStore(self.path)
+        self.where = f"dir:{self.path}"
+
+    def _entries(self) -> list[dict[str, Any]]:
+        try:
+            with open(os.path.join(self.path, "index.json")) as f:
+                return list(json.load(f).get("manifests") or [])
+        except FileNotFoundError:
+            return []
+
+    def manifest(self, tail: str) -> tuple[bytes, str, str | None]:
+        entries = self._entries()
+        if tail.startswith("sha256:"):
+            found = [e for e in entries if e.get("digest") == tail]
+            if not found and self.blobs.exists(tail):  # a platform's manifest under an index
+                found = [{"digest": tail}]
+        else:
+            # pycont names images in full; skopeo and oras write only the tag ("oci:PATH:TAG").
+            names = {(e.get("annotations") or {}).get(oci.REF_NAME): e for e in entries}
+            found = [names[n] for n in (f"{self.name}:{tail}", tail) if n in names][:1]
+        if not found:
+            raise RegistryError(f"manifest unknown: no {self.name}:{tail} in {self.where}")
+        data = self.blobs.read(found[-1]["digest"])
+        return data, found[-1].get("mediaType") or media_type(None, data), found[-1]["digest"]
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blobs.exists(digest)
+
+    @contextlib.contextmanager
+    def blob(self, digest: str) -> Iterator[_Stream]:
+        try:
+            f = open(self.blobs.path(digest), "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise RegistryError(f"blob {digest}: blob unknown in {self.where}") from None
+        with f:
+            yield f
+
+    def put_blob(self, digest: str, size: int, data: _Stream) -> None:
+        with self.blobs.writer(expected=digest) as w:
+            while chunk := data.read(_CHUNK):
+                w.write(chunk)
+
+    def put_manifest(self, tag: str, data: bytes, media: str) -> str:
+        digest = self.blobs.put(data)
+        name = f"{self.name}:{tag}"
+        with file_lock(os.path.join(self.path, "index.lock")):
+            entries = [
+                e for e in self._entries() if (e.get("annotations") or {}).get(oci.REF_NAME) != name
+            ]
+            entries.append(oci.descriptor(media, digest, len(data), {oci.REF_NAME: name}))
+            layout = os.path.join(self.path, "oci-layout")
+            if not os.path.exists(layout):
+                _write(layout, canonical_json({"imageLayoutVersion": "1.0.0"}))
+            index = {"schemaVersion": 2, "mediaType": oci.INDEX, "manifests": entries}
+            _write(os.path.join(self.path, "index.json"), json.dumps(index, indent=2).encode())
+        return digest
+
+    def close(self) -> None:
+        pass
+
+
+def _write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+    fsync_dir(os.path.dirname(path))
+
+
+_Transport = _HttpRegistry | _DirRegistry
+
+
+def locate(text: str, verb: str) -> tuple[_Transport, Reference]:
+    """The transport for ``text`` and the image's name (the rules are in the module's doc)."""
+    if text.startswith("dir:"):
+        path, _, name = text[4:].partition(":")
+        if not path or not name:
+            raise UsageError(
+                f"{verb} {text}: expected dir:PATH:IMAGE, e.g. dir:/srv/images:busybox:1"
+            )
+        ref = Reference.parse(name)
+        return _DirRegistry(path, ref), ref
+    ref = Reference.parse(text)
+    if ref.registry == DEFAULT_REGISTRY:
+        folder = os.environ.get(REGISTRY_DIR_ENV)
+        if folder:
+            return _DirRegistry(folder, ref), ref
+        raise RegistryError(
+            f"{verb} {text}: Docker Hub (docker.io) cannot be reached from here; use a registry "
+            f"on this machine (localhost:5000/{ref.familiar_name}), a folder "
+            f"(dir:/path:{ref}), or set {REGISTRY_DIR_ENV}=/path"
+        )
+    return _HttpRegistry(ref), ref
+
+
+class _DiffId:
+    """The sha256 of a layer's uncompressed tar (its diff_id), computed as the bytes arrive."""
+
+    def __init__(self, gzipped: bool) -> None:
+        self.hash = hashlib.sha256()
+        self.z = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
+
+    def update(self, data: bytes) -> None:
+        while self.z is not None and data:
+            self.hash.update(self.z.decompress(data))
+            data = b""
+            if self.z.eof:  # gzip allows several members one after the other (RFC 1952)
+                data = self.z.unused_data
+                if not data.strip(b"\0"):  # zero padding after the last member
+                    break
+                self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if self.z is None:
+            self.hash.update(data)
+
+    def digest(self) -> str:
+        if self.z is not None:
+            self.hash.update(self.z.flush())
+        return "sha256:" + self.hash.hexdigest()
+
+
+def _fetch(
+    t: _Transport, desc: dict[str, Any], into: BlobStore, progress: Progress, diff_id: str | None
+) -> None:
+    """Download one blob into ``into``, checking its size, digest and (a layer) diff_id."""
+    digest, size = desc["digest"], desc.get("size")
+    layer = _DiffId(str(desc.get("mediaType", "")).endswith("gzip")) if diff_id else None
+    got = 0
+    with t.blob(digest) as stream, into.writer() as w:
+        while chunk := stream.read(_CHUNK):
+            got += len(chunk)
+            if size is not None and got > size:
+                raise RegistryError(f"blob {digest}: more than the {size} bytes it should have")
+            w.write(chunk)
+            if layer is not None:
+                layer.update(chunk)
+            if diff_id:
+                progress.advance(digest, len(chunk))
+    if w.digest != digest:
+        raise RegistryError(f"digest mismatch for {digest}: the content received is {w.digest}")
+    if size is not None and got != size:
+        raise RegistryError(f"blob {digest}: {got} bytes received, its descriptor says {size}")
+    if layer is not None and layer.digest() != diff_id:
+        raise RegistryError(
+            f"layer {digest}: its content unpacks to {layer.digest()}, the config says {diff_id}"
+        )
+
+
+def _get_manifest(t: _Transport, tail: str) -> tuple[bytes, str, str]:
+    """A manifest whose digest is checked: the one asked for, or the one the registry says."""
+    data, media, claimed = t.manifest(tail)
+    digest = _sha256(data)
+    expected = tail if tail.startswith("sha256:") else claimed
+    if expected and expected != digest:
+        raise RegistryError(f"digest mismatch for {expected}: the manifest received is {digest}")
+    if media in INDEX_TYPES:
+        desc = choose_platform(json.loads(data))
+        data, media, digest = _get_manifest(t, desc["digest"])
+        media = desc.get("mediaType") or media
+    if media == DOCKER_SCHEMA1:
+        raise RegistryError(f"{tail}: schema 1 manifests (docker before 1.10) are not supported")
+    if media not in MANIFEST_TYPES:
+        raise RegistryError(f"{tail}: unsupported manifest media type {media or '(none)'}")
+    return data, media, digest
+
+
+def pull(ref: str, store: Store | None = None, progress: Progress | None = None) -> str:
+    """``docker pull``: fetch the image ``ref`` into the store; return its id (config digest).
+
+    Blobs the store has are not fetched. Everything fetched goes to a staging folder first
+    and is checked (digest, size, layer diff_ids) before it enters the store; the reference
+    names the image only when all of it is in. On failure the store is as it was."""
+    store = store or Store()
+    progress = progress or Progress()
+    t, name = locate(ref, "pull")
+    try:
+        return _pull(t, name, store, progress)
+    except (PycontError, OSError, http.client.HTTPException, ValueError, KeyError) as err:
+        raise RegistryError(f"pull {ref}: {_one_line(err)}") from err
+    finally:
+        t.close()
+        getattr(progress, "close", lambda: None)()
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, KeyError):
+        return f"malformed document: no {err}"
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def local_name(ref: str) -> Reference:
+    """The name a pull of ``ref`` gives the image in the store (``dir:`` and all), which
+    ``pycont pull -q`` prints: ``dir:/srv/images:app:1`` -> ``docker.io/library/app:1``."""
+    if ref.startswith("dir:"):
+        return locate(ref, "pull")[1]
+    return Reference.parse(ref)
+
+
+def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> str:
+    tail = name.digest or name.tag or "latest"
+    note = getattr(progress, "note", lambda text: None)
+    note(f"{tail}: Pulling from {name.repository}")
+    data, media, digest = _get_manifest(t, tail)
+    manifest = json.loads(data)
+    layers: list[dict[str, Any]] = list(manifest.get("layers") or [])
+    for desc in layers:
+        if desc.get("mediaType", oci.LAYER) not in oci.LAYER_TYPES:
+            raise RegistryError(
+                f"layer {desc['digest']}: unsupported media type {desc['mediaType']}"
+            )
+    os.makedirs(store.root, exist_ok=True)
+    _remove_stale_staging(store.root)
+    # Staged on the store's filesystem, so that a checked blob enters it by rename(2).
+    staging = tempfile.mkdtemp(prefix=f".pull-{os.getpid()}-", dir=store.root)
+    try:
+        staged = BlobStore(staging)
+        fetched: list[str] = []
+        cfg = manifest["config"]
+        if not store.blobs.exists(cfg["digest"]):
+            _fetch(t, cfg, staged, progress, None)
+            fetched.append(cfg["digest"])
+        source = staged if fetched else store.blobs
+        config = json.loads(source.read(cfg["digest"]))
+        diff_ids = list(config.get("rootfs", {}).get("diff_ids") or [])
+        if len(diff_ids) != len(layers):
+            raise RegistryError(
+                f"{len(layers)} layers in the manifest, {len(diff_ids)} diff_ids in the config"
+            )
+        for desc, diff_id in zip(layers, diff_ids, strict=True):
+            progress.start(desc["digest"], desc.get("size"))
+            if store.blobs.exists(desc["digest"]) or desc["digest"] in fetched:
+                progress.done(desc["digest"], "Already exists")
+                continue
+            _fetch(t, desc, staged, progress, diff_id)
+            fetched.append(desc["digest"])
+        with store.writing():  # from here on, rmi and prune wait for this pull
+            fresh = fetched or _named(store, name) != digest
+            image_id = _commit(store, name, staged, fetched, data, media, digest, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for desc in layers:
+        if desc["digest"] in fetched:
+            progress.done(desc["digest"], "Pull complete")
+    note(f"Digest: {digest}")
+    note(f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {name}")
+    note(name.canonical)
+    return image_id
+
+
+def _remove_stale_staging(root: str) -> None:
+    """Staging folders of pulls whose process died (killed mid-download): theirs to lose."""
+    for entry in os.listdir(root):
+        pid = entry.split("-")[1] if entry.startswith(".pull-") else ""
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
+
+
+def _named(store: Store, name: Reference) -> str | None:
+    """The digest of the manifest ``name`` points at in the store, if any."""
+    try:
+        return store.lookup(name.canonical).digest
+    except ImageNotFound:
+        return None
+
+
+def _commit(
+    store: Store,
+    name: Reference,
+    staged: BlobStore,
+    fetched: list[str],
+    data: bytes,
+    media: str,
+    digest: str,
+    manifest: dict[str, Any],
+) -> str:
+    """Move the checked blobs into the store and name the image; undo the move on failure."""
+    needed = [manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])]
+    for d in needed:
+        if d not in fetched and not store.blobs.exists(d):
+            raise RegistryError(f"blob {d} left the store during the pull (rmi, prune?): again")
+    os.makedirs(store.blobs.dir, exist_ok=True)
+    moved = []
+    try:
+        for d in dict.fromkeys([*fetched, digest]):
+            if store.blobs.exists(d):  # another pull brought it meanwhile
+                continue
+            if d == digest:
+                store.blobs.put(data, digest)
+            else:
+                os.rename(staged.path(d), store.blobs.path(d))
+            moved.append(d)
+        fsync_dir(store.blobs.dir)
+        tag = Reference(name.registry, name.repository, name.tag) if name.tag else None
+        desc = oci.descriptor(media, digest, len(data))
+        (rec,) = store.add_manifests([(desc, [tag] if tag else [])])
+        return rec.id
+    except BaseException:
+        # The blobs this pull brought in go again: the store is as it was. (Another pull of an
+        # image sharing one of them in the same instant would lose it; it would say so.)
+        for d in moved:
+            with contextlib.suppress(OSError):
+                os.unlink(store.blobs.path(d))
+        raise
+
+
+class _Counting:
+    """A blob being sent: reports each chunk to the progress reporter."""
+
+    def __init__(self, inner: IO[bytes] | Any, digest: str, progress: Progress | None) -> None:
+        self.inner, self.digest, self.progress = inner, digest, progress
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self.inner.read(n)
+        if data and self.progress is not None:
+            self.progress.advance(self.digest, len(data))
+        return data
+
+
+def push(ref: str, store: Store | None = None, progress: Progress | None = None) -> str:
+    """``docker push``: send the local image ``ref`` to its registry; return the manifest's
+    digest. Blobs the registry has are not sent again ("Layer already exists")."""
+    store = store or Store()
+    progress = progress or Progress()
+    t, name = locate(ref, "push")
+    if name.digest or not name.tag:
+        raise UsageError(f"push {ref}: cannot push to a digest; name the image with a tag")
+    try:
+        rec = store.lookup(name.canonical)
+    except ImageNotFound:
+        raise ImageNotFound(
+            f"push {ref}: an image does not exist locally with the tag {name} "
+            f"(pycont tag IMAGE {name} first)"
+        ) from None
+    try:
+        return _push(t, name, store, rec.digest, rec.descriptor["mediaType"], progress)
+    except (PycontError, OSError, http.client.HTTPException, ValueError, KeyError) as err:
+        raise RegistryError(f"push {ref}: {_one_line(err)}") from err
+    finally:
+        t.close()
+        getattr(progress, "close", lambda: None)()
+
+
+def _push(
+    t: _Transport, name: Reference, store: Store, digest: str, media: str, progress: Progress
+) -> str:
+    note = getattr(progress, "note", lambda text: None)
+    note(f"The push refers to repository [{name.name}]")
+    data = store.blobs.read(digest)
+    manifest = json.loads(data)
+    # Layers bottom first, then the config (which only the manifest refers to), as docker.
+    for desc in [*manifest.get("layers", []), manifest["config"]]:
+        d, size = desc["digest"], int(desc["size"])
+        is_layer = desc is not manifest["config"]
+        if is_layer:
+            progress.start(d, size)
+        if t.has_blob(d):
+            if is_layer:
+                progress.done(d, "Layer already exists")
+            continue
+        with store.open_blob(d) as blob:
+            t.put_blob(d, size, _Counting(blob, d, progress if is_layer else None))
+            blob.verify()  # sent all of it: the store's copy was intact
+        if is_layer:
+            progress.done(d, "Pushed")
+    pushed = t.put_manifest(name.tag or "latest", data, media)
+    if pushed != digest:
+        raise RegistryError(f"the registry stored the manifest as {pushed}, not {digest}")
+    note(f"{name.tag}: digest: {digest} size: {len(data)}")
+    return digest
