@@ -50,6 +50,7 @@ class RootSpec:
     private_net: bool = True
     private_pid: bool = True
     private_ipc: bool = True
+    driver: str = "overlay"  # or "vfs": copy the layers (docker's vfs driver)
     # Volumes and bind mounts: (host path, absolute path inside, read-only).
     mounts: tuple[tuple[str, str, bool], ...] = ()
 
@@ -92,7 +93,17 @@ def setup_root(k: Kernel, spec: RootSpec) -> None:
     # namespace (systemd makes / shared).
     k.mount("", "/", "", MS_REC | MS_PRIVATE)
     merged = spec.merged
-    k.mount("pycont-overlay", merged, "overlay", 0, overlay_options(spec))
+    if spec.driver == "vfs":
+        _copy_root(k, spec, "asked for (PYCONT_STORAGE_DRIVER=vfs)")
+    else:
+        try:
+            k.mount("pycont-overlay", merged, "overlay", 0, overlay_options(spec))
+        except KernelError as err:
+            # Where overlay cannot mount (no overlay in this kernel, or refused to this user),
+            # copy the layers instead: slower and heavier, but real, and labelled as such.
+            if err.errno not in (errno.EPERM, errno.ENODEV, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            _copy_root(k, spec, str(err))
     _mount_proc(k, merged, spec)
     _mount_dev(k, merged, spec)
     _mount_sys(k, merged, spec)
@@ -104,6 +115,18 @@ def setup_root(k: Kernel, spec: RootSpec) -> None:
     k.pivot_root(".", ".")
     k.umount2(".", MNT_DETACH)
     os.chdir("/")
+
+
+def _copy_root(k: Kernel, spec: RootSpec, why: str) -> None:
+    """docker's vfs driver: the layers copied into ``merged``, made a mount point (pivot_root(2)
+    needs one) by binding it onto itself. Records the driver and why in the container's dir."""
+    from pycont.overlay import CopyStack
+
+    stack = CopyStack(spec.lowers, spec.merged, spec.userns)
+    stack.mount()
+    k.mount(spec.merged, spec.merged, "", MS_BIND | MS_REC)
+    with open(os.path.join(spec.container_dir, "driver"), "w") as f:
+        f.write(f"vfs: {why}\n")
 
 
 def open_inside(root: str, target: str, want_dir: bool) -> int:

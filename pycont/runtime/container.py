@@ -470,11 +470,23 @@ class Container:
         """Its overlay was mounted with userxattr: it has its own user namespace."""
         return self.config.namespaces.get("user", "private") != "host"
 
+    def storage_driver(self) -> str:
+        """``overlay``, or ``vfs: <why>`` when the layers had to be copied."""
+        try:
+            with open(os.path.join(self.dir, "driver")) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return self.config.storage_driver
+
     def diff(self) -> list[tuple[str, str]]:
         """docker diff: (A|C|D, path) for what the container changed in its read/write layer."""
         from pycont import overlay
 
         cfg = self.config
+        if self.storage_driver().startswith("vfs"):
+            merged = os.path.join(self.dir, "merged")
+            stack = overlay.CopyStack(tuple(cfg.layers), merged, self.userxattr)
+            return [(ch.kind, ch.path) for ch in stack.changes()]
         upper = os.path.join(self.dir, "upper")
         return [
             (ch.kind, ch.path)
@@ -495,6 +507,11 @@ class Container:
         from pycont.images import Store
 
         cfg = self.config
+        if self.storage_driver().startswith("vfs"):
+            raise UsageError(
+                f"commit {cfg.name}: needs the overlay driver (its read/write layer); this "
+                f"container's layers were copied ({self.storage_driver()})"
+            )
         paused_here = False
         if pause and self.status == st.Status.RUNNING.value and cfg.cgroup:
             self.pause()  # a consistent snapshot: nothing writes while the layer is read
@@ -567,7 +584,7 @@ class Container:
                 "AttachStdin": cfg.interactive,
             },
             "GraphDriver": {
-                "Name": "overlay",
+                "Name": self.storage_driver(),
                 "Data": {
                     "LowerDir": ":".join(cfg.layers),
                     "UpperDir": spec.upper,
@@ -744,6 +761,7 @@ def create(
         cgroup=use_cgroup,
         cgroup_note=cgroup_note,
         image_id=img.id,
+        storage_driver=_storage_driver(),
         mounts=[{**asdict(m), "host": m.host_path()} for m in mounts],
     )
     cdir = st.container_dir(cid)
@@ -791,6 +809,13 @@ def _parse_limits(options: dict[str, Any], update: bool = False) -> Limits:
         )
     given = {k: v for k, v in options.items() if v is not None and v != []}
     return Limits.from_options(update=update, **given)
+
+
+def _storage_driver() -> str:
+    driver = os.environ.get("PYCONT_STORAGE_DRIVER", "overlay")
+    if driver not in ("overlay", "vfs"):
+        raise UsageError(f"invalid PYCONT_STORAGE_DRIVER {driver!r}: overlay or vfs")
+    return driver
 
 
 def _cgroup_for(lim: Limits) -> tuple[bool, str]:

@@ -164,6 +164,7 @@ def _container_init(
             private_pid=Namespace.PID in private,
             private_ipc=Namespace.IPC in private,
             mounts=tuple(_mount_specs(cfg)),
+            driver=cfg.storage_driver,
         )
         setup_root(k, spec)
         os.makedirs(cfg.workdir, exist_ok=True)

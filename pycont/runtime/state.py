@@ -84,6 +84,7 @@ class ContainerConfig:
     cgroup: bool = False
     cgroup_note: str = ""
     image_id: str = ""
+    storage_driver: str = "overlay"  # "vfs" copies the layers (PYCONT_STORAGE_DRIVER=vfs)
     # Volumes and bind mounts (pycont.volumes.Mount as dicts).
     mounts: list[dict[str, Any]] = field(default_factory=list)
 
