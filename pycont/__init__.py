@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from pycont.errors import (
+    ArchiveError,
     CommandNotExecutable,
     CommandNotFound,
     ContainerNotFound,
@@ -35,6 +36,7 @@ from pycont.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArchiveError",
     "CommandNotExecutable",
     "CommandNotFound",
     "Container",

@@ -10,6 +10,7 @@ a system call keep their errno by also deriving from :class:`OSError`::
     ├── CorruptBlob           a stored blob is missing or does not hash to its digest
     ├── LayerError            a layer archive is unsafe (writes outside the root) or broken
     ├── VolumeNotFound        no volume by that name
+    ├── ArchiveError          an image archive (save/load) is not one, is broken or unsafe
     ├── RegistryError         a pull or push failed (refused, unreachable, bad digest); exit 1
     ├── ContainerNotFound     no container by that name or id; CLI exit 125
     ├── NameConflict          a container already has that name; CLI exit 125
@@ -61,6 +62,10 @@ class LayerError(PycontError):
 
 class VolumeNotFound(PycontError):
     """No volume by that name."""
+
+
+class ArchiveError(PycontError):
+    """An image archive is not one, is broken, or is unsafe; the message names file and member."""
 
 
 class RegistryError(PycontError):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from tarfile import HeaderError, ReadError
 from typing import IO, Any, Self, cast
 
-from pycont.errors import CorruptBlob, ImageNotFound, PycontError, UsageError
+from pycont.errors import ArchiveError, CorruptBlob, ImageNotFound, PycontError, UsageError
 from pycont.images import oci
 from pycont.images.blobs import DIGEST_RE, canonical_json
 from pycont.images.reference import Reference
@@ -51,10 +51,6 @@ _MEMORY_BUDGET = 64 << 20  # ...until they add up to this; the rest goes to the 
 _EPOCH = "1970-01-01T00:00:00Z"
 
 PathOrFile = str | os.PathLike[str] | IO[bytes]
-
-
-class ArchiveError(PycontError):
-    """An image archive is not one, is broken, or is unsafe; the message names file and member."""
 
 
 def _describe(f: PathOrFile) -> str:
