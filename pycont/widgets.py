@@ -48,7 +48,10 @@ def render_png(sampler: Sampler, names: Sequence[str], window: float = 30.0) -> 
             continue
         t = [s.t for s in hist]
         t_end = max(t_end, t[-1])
-        cpu_ax.plot(t, [s.cpu_percent for s in hist], color=colour, label=name)
+        # One sample per 100 ms is one CFS period: single readings swing around the quota.
+        # A 0.5 s moving mean shows what the limit does.
+        cpu = _moving_mean([s.cpu_percent for s in hist], 5)
+        cpu_ax.plot(t, cpu, color=colour, label=name)
         limits = [s.cpu_limit_percent for s in hist]
         if any(v is not None for v in limits):
             cpu_ax.step(
@@ -103,11 +106,21 @@ def render_png(sampler: Sampler, names: Sequence[str], window: float = 30.0) -> 
         ax.grid(alpha=0.3)
         handles, _ = ax.get_legend_handles_labels()
         if handles:
-            ax.legend(loc="upper left", fontsize=8)
+            ax.legend(loc="best", fontsize=8, framealpha=0.7)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def _moving_mean(values: list[float], n: int) -> list[float]:
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= n:
+            total -= values[i - n]
+        out.append(total / min(i + 1, n))
+    return out
 
 
 class Dashboard:
@@ -196,7 +209,8 @@ class Dashboard:
         import ipywidgets as w
         from IPython.display import display
 
-        self._image = w.Image(format="png", value=self.png())
+        # Shown at its own size: the static PNG left at stop() then looks the same.
+        self._image = w.Image(format="png", value=self.png(), layout=w.Layout(width="720px"))
         self._status = w.Label("")
         parts = [self._image]
         if self.controls:
