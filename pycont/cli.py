@@ -102,11 +102,35 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--help", action="help", help="show this help")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unused:
+    """Stands for the parser of a verb this run does not use: every call is a no-op."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self
+
+
+class _OnlyVerb:
+    """Subparsers that build only the verb being run: argparse spends more time building
+    forty subparsers (and looking up their translations) than pycont spends running a
+    container, so ``pycont run`` builds just ``run``."""
+
+    def __init__(self, real: Any, only: str | None) -> None:
+        self.real = real
+        self.only = only
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if self.only is None or name == self.only:
+            return self.real.add_parser(name, **kwargs)
+        return _Unused()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; with ``only``, just that verb's subparser is built."""
     parser = _Parser(prog=PROG, description="A small, real container runtime.")
     parser.add_argument("--version", action="version", version="pycont 0.1.0")
-    sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
+    real_sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
+    sub: Any = _OnlyVerb(real_sub, only)
+    real_sub.required = True
 
     p = sub.add_parser("run", help="create and start a container", add_help=False)
     _add_run_flags(p)
@@ -464,11 +488,21 @@ VERBS = {
     "doctor": cmd_doctor,
 }
 
+# Every verb, this module's and cli_images', so a run can build only its own parser.
+VERB_NAMES = frozenset(VERBS) | frozenset(__import__("pycont.cli_images").cli_images.VERB_NAMES)
+
+
+def _verb_of(args: Sequence[str]) -> str | None:
+    """The verb, when it is a known one and comes first; None means: build every verb."""
+    if args and args[0] in VERB_NAMES:
+        return args[0]
+    return None
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        ns = build_parser().parse_args(args)
+        ns = build_parser(_verb_of(args)).parse_args(args)
         if ns.verb in ("run", "exec") and ns.verb == "exec" and not ns.command:
             raise UsageError("pycont exec: requires a container and a command")
         return int(VERBS[ns.verb](ns) or 0)

@@ -12,6 +12,21 @@ from typing import Any
 from pycont.errors import PycontError, UsageError
 
 Verb = Callable[[argparse.Namespace], int]
+VERB_NAMES = (
+    "images",
+    "history",
+    "tag",
+    "rmi",
+    "image",
+    "commit",
+    "diff",
+    "pull",
+    "push",
+    "save",
+    "load",
+    "volume",
+    "system",
+)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
