@@ -197,7 +197,7 @@ class Container:
     def pid(self) -> int:
         """Host pid of the container's first process (PID 1 inside), 0 when not running."""
         rec = self.state()
-        return rec.pid if rec.status == st.Status.RUNNING.value else 0
+        return rec.pid if rec.status in (st.Status.RUNNING.value, st.Status.PAUSED.value) else 0
 
     @property
     def exit_code(self) -> int | None:
@@ -547,7 +547,7 @@ class Container:
                 "Running": rec.status == "running",
                 "Paused": rec.status == "paused",
                 "OOMKilled": rec.oom_killed,
-                "Pid": rec.pid if rec.status == "running" else 0,
+                "Pid": rec.pid if rec.status in ("running", "paused") else 0,
                 "ExitCode": rec.exit_code if rec.exit_code is not None else 0,
                 "Error": rec.error,
                 "StartedAt": _iso(rec.started_at),

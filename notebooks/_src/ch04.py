@@ -1,0 +1,603 @@
+"""04 — OverlayFS: layers of files, copy-up, whiteouts, a container's read/write layer."""
+
+# ruff: noqa: E501  (markdown tables and links cannot be wrapped)
+
+FILE = "04-overlayfs.ipynb"
+
+# fmt: off
+CELLS = [
+    ("md", r"""
+# 04 · OverlayFS: layers and the read/write layer
+
+> *"OverlayFS é um sistema de arquivos que permite a criação de camadas de arquivos, facilitando a
+> criação de imagens Docker."*
+> — OverlayFS is a filesystem that makes layers of files, which is what Docker images are made of.
+>
+> *"Existe uma camada de READ ONLY e uma camada de READ/WRITE, que é temporária e é descartada
+> quando o container é removido."*
+> — there is a READ ONLY layer and a READ/WRITE layer, which is temporary and is thrown away when
+> the container is removed.
+
+## Goal
+
+At the end of this chapter you will have:
+
+- **stacked two directories by hand** with `mount -t overlay` and seen one merged view, where the
+  upper layer wins;
+- watched a **copy-up**: changing a lower file through the merged view copies the *whole* file
+  into the upper directory, and the lower file does not change;
+- found a **whiteout** (a deleted lower file: a character device 0/0 in the upper directory) and
+  an **opaque directory** (an extended attribute), and seen why a user namespace needs
+  `userxattr`;
+- opened a **real container's read/write layer** on the host, matched it with `pycont diff`, and
+  seen it disappear with the container.
+"""),
+    ("md", r"""
+## What this machine allows
+
+OverlayFS is mounted with `mount(2)`, which needs `CAP_SYS_ADMIN`. The by-hand experiments
+(sections 1–4) mount inside a container that shares the host's user namespace
+(`--userns host`), so they need pycont to run as **root**; a real container (section 5) also works
+rootless, with an overlay mounted in its own user namespace. The next cell asks the probe, removes
+what an interrupted run of this chapter left behind, and defines helpers that print folders
+like `ls -l` (without owners and dates, which change).
+"""),
+    ("code", r"""
+%load_ext pycont
+import os
+import shutil
+import stat
+
+import pycont
+from pycont import overlay
+from pycont.images import whiteouts
+
+NAMES = ("ch04-mount", "ch04-copyup", "ch04-whiteout", "ch04-opaque", "ch04-userns",
+         "ch04-box", "ch04-ex", "ch04-ex1")
+LAB = "/tmp/ch04-lab"  # lower1, lower2, upper, work, merged: bind-mounted as /lab in containers
+for c in pycont.containers(all=True):
+    if c.name in NAMES:
+        c.remove(force=True)
+shutil.rmtree(LAB, ignore_errors=True)
+
+
+def entry(path, name):
+    # One line of ls -l: type and permissions, size (or "major, minor" for a device), name.
+    st = os.lstat(path)
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        size = f"{os.major(st.st_rdev)}, {os.minor(st.st_rdev)}"
+    else:
+        size = "" if stat.S_ISDIR(st.st_mode) else str(st.st_size)
+    line = f"  {stat.filemode(st.st_mode)} {size:>8}  {name}"
+    if stat.S_ISREG(st.st_mode) and name.endswith(".txt"):
+        with open(path) as f:
+            line += f"  {f.read().strip()!r}"
+    return line
+
+
+def tree(top, rel=""):
+    # Every entry below top, each folder followed by what it holds; text files with their text.
+    if not rel:
+        print(f"{os.path.basename(top)}/")
+    for name in sorted(os.listdir(os.path.join(top, rel))):
+        path, sub = os.path.join(top, rel, name), os.path.join(rel, name)
+        is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+        print(entry(path, sub + ("/" if is_dir else "")))
+        if is_dir:
+            tree(top, sub)
+
+
+def check_mounts():
+    # Did anything we mounted leak into the host's mount table? (proc(5): mountinfo)
+    with open("/proc/self/mountinfo") as f:
+        print("the host's mount table mentions ch04-lab:", "ch04-lab" in f.read())
+
+
+probe = pycont.probe()
+print("pycont runs as root (by-hand mounts possible):", probe.mode == "root")
+print("overlay:", probe.overlay.ok, "—", probe.overlay.reason)
+print("overlay in a user namespace:", probe.overlay_in_userns.ok)
+"""),
+    ("md", r"""
+## 1. Two directories, one view
+
+OverlayFS (`Documentation/filesystems/overlayfs.rst`) presents a **merged** directory made of:
+
+- one or more **lower** directories, read-only, listed top first: `lowerdir=TOP:…:BOTTOM`;
+- one **upper** directory, where every change lands;
+- a **work** directory, on the same filesystem as upper, where overlay prepares changes before
+  moving them into place atomically.
+
+Make two lower directories in a host folder. Both hold a `shared.txt`; `lower1` also has a
+`docs` folder and a 1 MB file.
+"""),
+    ("code", r"""
+for d in ("lower1", "lower1/docs", "lower2", "upper", "work", "merged"):
+    os.makedirs(f"{LAB}/{d}")
+files = {
+    "lower1/a.txt": "from lower1\n",
+    "lower1/shared.txt": "lower1's version\n",
+    "lower1/docs/one.txt": "one\n",
+    "lower1/docs/two.txt": "two\n",
+    "lower2/b.txt": "from lower2\n",
+    "lower2/shared.txt": "lower2's version\n",
+}
+for name, text in files.items():
+    with open(f"{LAB}/{name}", "w") as f:
+        f.write(text)
+with open(f"{LAB}/lower1/big.bin", "wb") as f:
+    f.write(b"x" * 1_000_000)
+for d in ("lower1", "lower2", "upper"):
+    tree(f"{LAB}/{d}")
+"""),
+    ("md", r"""
+pycont's `overlay.Stack` writes the mount options the runtime uses for every container. Ask it
+for ours, with the paths the container will see (`/lab` is `LAB`, bind-mounted):
+"""),
+    ("code", r"""
+lab_stack = overlay.Stack(lowers=("/lab/lower2", "/lab/lower1"), upper="/lab/upper",
+                          work="/lab/work", merged="/lab/merged")
+print("mount -t overlay overlay -o", lab_stack.options(), lab_stack.merged)
+"""),
+    ("md", r"""
+Now mount it. Not in this notebook's kernel: a mount there would go into the host's mount
+table. Instead, inside a container (it has its own mount namespace, chapter 02) that runs as the
+host's root (`--userns host`) and sees the lab folder as `/lab` (`-v`, a bind mount, chapter 07).
+`lower2` is on top.
+"""),
+    ("code", r"""
+%%container --rm --name ch04-mount --userns host -v /tmp/ch04-lab:/lab busybox
+mount -t overlay overlay -o lowerdir=/lab/lower2:/lab/lower1,upperdir=/lab/upper,workdir=/lab/work /lab/merged
+echo "mounted:"
+grep ' /lab/merged ' /proc/self/mountinfo | grep -o 'lowerdir=[^,]*,upperdir=[^,]*,workdir=[^,]*'
+cd /lab/merged
+echo "the merged view:"
+find . -mindepth 1 | sort
+echo "the text files:"
+grep . *.txt docs/*.txt
+"""),
+    ("code", r"""
+check_mounts()
+print("pycont.overlay.lookup: where overlay finds each name (top layer first)")
+LOWERS = (f"{LAB}/lower2", f"{LAB}/lower1")
+for name in ("a.txt", "b.txt", "shared.txt", "docs"):
+    print(f"  {name:<10} ->", [os.path.relpath(p, LAB) for p in overlay.lookup(LOWERS, name)])
+"""),
+    ("md", r"""
+**What happened.** The merged directory shows the **union** of the layers: `a.txt` and `docs`
+from `lower1`, `b.txt` from `lower2`. Where both layers have a name, the **upper-most** one wins:
+`shared.txt` is `lower2`'s, and `lower1`'s copy is hidden, not merged. Directories *are* merged:
+`docs` would show the entries of every layer that has one. That lookup is all an image is, at run
+time: each image layer is one lower directory (chapter 05). The mount existed only in the
+container's mount namespace, and ended with it: the host's mount table never saw it, but the
+directories are still on the host, unchanged — the upper is still empty.
+
+---
+## 2. Copy-up: the first write copies the whole file
+
+Mount the same layers again, and change two **lower** files through the merged view: append a
+line to `a.txt`, and one byte to the 1 MB `big.bin`.
+"""),
+    ("code", r"""
+%%container --rm --name ch04-copyup --userns host -v /tmp/ch04-lab:/lab busybox
+mount -t overlay overlay -o lowerdir=/lab/lower2:/lab/lower1,upperdir=/lab/upper,workdir=/lab/work /lab/merged
+echo "changed through the merged view" >> /lab/merged/a.txt
+printf x >> /lab/merged/big.bin
+echo "a.txt in the merged view:"
+cat /lab/merged/a.txt
+"""),
+    ("code", r"""
+check_mounts()
+tree(f"{LAB}/upper")
+tree(f"{LAB}/lower1")
+"""),
+    ("md", r"""
+**What happened.** Lower layers are never written. On the first write to a lower file, overlay
+**copies it up**: it copies the file, with its owner, mode and extended attributes, into the upper
+directory (building it in `workdir` first, then renaming it into place), and the write goes to the
+copy. From then on the upper copy hides the lower file. The copy is of the **whole file**: one
+byte appended to `big.bin` cost 1,000,001 bytes in the upper directory. That is why containers
+that rewrite big files (databases) keep them in volumes (chapter 07), not in their read/write
+layer. `lower1` is unchanged: any number of containers can share it.
+
+---
+## 3. Whiteouts: deleting what you cannot change
+
+Delete `b.txt`, which lives in `lower2`, through the merged view:
+"""),
+    ("code", r"""
+%%container --rm --name ch04-whiteout --userns host -v /tmp/ch04-lab:/lab busybox
+mount -t overlay overlay -o lowerdir=/lab/lower2:/lab/lower1,upperdir=/lab/upper,workdir=/lab/work /lab/merged
+rm /lab/merged/b.txt
+echo "the merged view now:"
+ls /lab/merged
+"""),
+    ("code", r"""
+tree(f"{LAB}/upper")
+print("lower2 still has b.txt:", os.path.exists(f"{LAB}/lower2/b.txt"))
+st = os.lstat(f"{LAB}/upper/b.txt")
+print("upper/b.txt is a character device:", stat.S_ISCHR(st.st_mode))
+print("its device number is 0/0:", st.st_rdev == 0,
+      f"(major {os.major(st.st_rdev)}, minor {os.minor(st.st_rdev)})")
+print("pycont's whiteouts.is_whiteout:", whiteouts.is_whiteout(st))
+"""),
+    ("md", r"""
+**What happened.** The lower file cannot be removed (the layer is read-only and shared), so
+overlay records the deletion in the upper directory as a **whiteout**: a character device with
+device number 0/0 and the deleted file's name — `ls -l` shows it as `c--------- … 0, 0 b.txt`.
+A lookup that meets a whiteout stops there: the name does not exist in the merged view, whatever
+the layers below hold. (Since Linux 5.8 anyone may create a 0/0 device with `mknod(2)`, exactly
+for this use.) Image layers, which are tar files, cannot rely on device nodes, so the OCI image
+format writes the same fact as an empty file `.wh.b.txt`; pycont's `pycont.images.whiteouts`
+translates between the two when it unpacks or commits a layer (chapter 05).
+
+---
+## 4. Opaque directories: deleted, then made again
+
+Delete the whole `docs` folder and make a new `docs` with one new file. If overlay only whited out
+`docs`, the new folder would still *merge* with `lower1/docs` and show `one.txt` and `two.txt`
+again. Look:
+"""),
+    ("code", r"""
+%%container --rm --name ch04-opaque --userns host -v /tmp/ch04-lab:/lab busybox
+mount -t overlay overlay -o lowerdir=/lab/lower2:/lab/lower1,upperdir=/lab/upper,workdir=/lab/work /lab/merged
+rm -r /lab/merged/docs
+mkdir /lab/merged/docs
+echo three > /lab/merged/docs/three.txt
+echo "docs in the merged view:"
+ls /lab/merged/docs
+"""),
+    ("code", r"""
+tree(f"{LAB}/upper")
+names = os.listxattr(f"{LAB}/upper/docs")
+print("overlay's xattrs on upper/docs:", [n for n in names if n.endswith("overlay.opaque")])
+print("trusted.overlay.opaque =", os.getxattr(f"{LAB}/upper/docs", "trusted.overlay.opaque"))
+print("lower1/docs is unchanged:", sorted(os.listdir(f"{LAB}/lower1/docs")))
+"""),
+    ("md", r"""
+**What happened.** `upper/docs` is a new, real directory marked **opaque** with the extended
+attribute `trusted.overlay.opaque=y` (`xattr(7)`): a lookup that meets an opaque directory does
+not look further down, so `lower1/docs` is hidden as a whole. In an OCI layer tar the same mark
+is an empty file `docs/.wh..wh..opq`.
+
+### In a user namespace: `user.overlay.*` and `userxattr`
+
+`trusted.*` attributes can only be set with `CAP_SYS_ADMIN` in the host's *initial* user
+namespace (`xattr(7)`). pycont's containers run in their own user namespace (chapter 02), so their
+root cannot. Since Linux 5.11 an overlay can be mounted inside a user namespace, with the mount
+option **`userxattr`**: overlay then keeps its marks in `user.overlay.*` instead. Try both, in a
+container with its own user namespace (no `--userns host`), each with a fresh upper directory:
+"""),
+    ("code", r"""
+for d in ("upper-u", "work-u", "upper-x", "work-x"):  # u: with userxattr, x: without
+    os.makedirs(f"{LAB}/{d}")
+"""),
+    ("code", r"""
+%%container --rm --name ch04-userns -v /tmp/ch04-lab:/lab busybox
+echo "1) without userxattr:"
+mount -t overlay overlay -o lowerdir=/lab/lower1,upperdir=/lab/upper-x,workdir=/lab/work-x /lab/merged
+rm -r /lab/merged/docs && echo "   docs removed"
+umount /lab/merged
+echo "2) with userxattr:"
+mount -t overlay overlay -o lowerdir=/lab/lower1,upperdir=/lab/upper-u,workdir=/lab/work-u,userxattr /lab/merged
+rm -r /lab/merged/docs && mkdir /lab/merged/docs && echo "   docs removed and made again"
+"""),
+    ("code", r"""
+check_mounts()
+docs = f"{LAB}/upper-u/docs"
+print("overlay's xattrs on upper-u/docs:", [n for n in os.listxattr(docs) if "overlay" in n])
+print("user.overlay.opaque =", os.getxattr(docs, "user.overlay.opaque"))
+"""),
+    ("md", r"""
+**What happened.** Without `userxattr`, the container's root could mount the overlay, but overlay
+could not write its `trusted.*` marks (the kernel log says *"failed to set xattr on upper … try
+mounting with 'userxattr' option"*), so deleting a lower directory failed with `EIO`. With
+`userxattr`, the same directory became opaque through `user.overlay.opaque`. pycont mounts every
+container that has its own user namespace with `userxattr` (look for it in section 5); when a
+layer is unpacked it sets both marks, so any container can use it.
+
+What did we change, in `docker diff` terms? `pycont.overlay.changes` reads an upper directory
+against its lower ones — the code behind `pycont diff` — and works on our hand-made overlay too:
+"""),
+    ("code", r"""
+for change in overlay.changes(f"{LAB}/upper", LOWERS, userxattr=False):
+    print(change)
+"""),
+    ("md", r"""
+`A` added, `C` changed, `D` deleted: `b.txt` and the old `docs` files are whiteouts or hidden by
+the opaque directory, `a.txt` and `big.bin` are copies, `docs/three.txt` is new. The upper
+directory alone says everything that changed; that is what `commit` turns into a new image layer
+(chapters 05 and 07).
+
+---
+## 5. A real container's read/write layer
+
+> *"O conteiner criado a partir de uma imagem imutável, ou seja, não pode ser alterado."*
+> — the container is created from an immutable image: the image cannot be changed.
+
+A container's root filesystem is exactly this: the image's layers as the lower directories, and an
+empty upper directory of its own. Start one and change some files in it:
+"""),
+    ("code", r"""
+box = pycont.run("busybox", ["sleep", "1000"], name="ch04-box", detach=True)
+script = ("echo hello > /root/notes.txt; "                     # a new file
+          "echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd; "  # a changed image file
+          "rm /bin/vi; "                                         # a deleted image file
+          "tail -n 1 /etc/passwd; ls /bin/vi")
+print(box.exec(["sh", "-c", script]).output)
+"""),
+    ("md", r"""
+`inspect()` tells where its layers are (`docker inspect`'s `GraphDriver`, same field names):
+"""),
+    ("code", r"""
+data = box.inspect()["GraphDriver"]["Data"]
+for key, value in data.items():
+    print(f"{key:<9} {value}")
+"""),
+    ("code", r"""
+with open(f"/proc/{box.pid}/mountinfo") as f:
+    root = next(line for line in f if line.split()[4] == "/")
+print("the container's / :", root.split(" - ")[1].split()[0], "with",
+      "userxattr" if "userxattr" in root else "no userxattr")
+print("its lowerdir is the image's layer:", f"lowerdir={data['LowerDir']}," in root)
+print("MergedDir, seen from the host's mount namespace, is empty:",
+      os.listdir(data["MergedDir"]) == [])
+"""),
+    ("md", r"""
+The upper directory, from the host: only what the container changed.
+"""),
+    ("code", r"""
+tree(data["UpperDir"])
+passwd = os.path.join(data["LowerDir"], "etc/passwd")
+with open(passwd) as f:
+    print("the image's /etc/passwd has the new user:", "app:x:1000" in f.read())
+print("the image still has /bin/vi:", os.path.lexists(os.path.join(data["LowerDir"], "bin/vi")))
+"""),
+    ("code", r"""
+%pycont diff ch04-box
+"""),
+    ("md", r"""
+**What happened.** `/root/notes.txt` is new, in the upper directory only. `/etc/passwd` was
+copied up whole, then changed; the image's copy is untouched. `/bin/vi` is a whiteout. The
+folders that hold changes (`/bin`, `/etc`, `/root`) are in the upper directory too, as copies of
+the image's. `pycont diff` (`docker diff`) is `Container.diff()`: it reads the upper directory
+against the image's layers with `pycont.overlay.changes`. The overlay is mounted in the
+container's mount namespace (with `userxattr`: the container has its own user namespace), so
+`MergedDir` looks empty from the host; the **image layer**, the lower directory, is shared, never
+written.
+
+Now remove the container:
+"""),
+    ("code", r"""
+box.remove(force=True)
+print("the upper directory exists:", os.path.exists(data["UpperDir"]))
+print("the image's layer exists:", os.path.isdir(data["LowerDir"]))
+print("a new container has /bin/vi:",
+      pycont.run("busybox", ["ls", "/bin/vi"], rm=True, name="ch04-box").exit_code == 0)
+"""),
+    ("md", r"""
+**What happened.** The read/write layer is a folder of the container (`<root>/containers/<id>/upper`):
+removing the container deletes it, with every change it held — the seed's *"temporária e é
+descartada quando o container é removido"*. The image's layer is unchanged, so the next container
+starts from the same files, `/bin/vi` included. To keep data, use a volume (chapter 07); to keep
+the changes *as an image*, commit the upper directory as a new layer (chapters 05 and 07).
+"""),
+    ("md", r"""
+## Exercises
+
+**How to check your work:** set the variable in each exercise cell, then run its check cell: it
+prints `✓ correct` or `✗ not yet — hint: …`. Solutions are folded: try first. The next cell
+starts a container for exercises 2–4.
+"""),
+    ("code", r"""
+ex = pycont.run("busybox", ["sleep", "1000"], name="ch04-ex", detach=True)
+EX_UPPER = ex.inspect()["GraphDriver"]["Data"]["UpperDir"]
+EX_LOWER = ex.inspect()["GraphDriver"]["Data"]["LowerDir"]
+
+
+def check(test, hint):
+    # Prints ✓ or ✗; never raises, whatever the answer cells hold.
+    try:
+        ok = bool(test())
+    except Exception as err:  # noqa: BLE001
+        ok, hint = False, f"{hint} (checking raised {type(err).__name__}: {err})"
+    print("✓ correct" if ok else f"✗ not yet — hint: {hint}")
+
+
+print(ex.name, "is", ex.status)
+"""),
+    ("md", r"""
+### Exercise 1 — the other order, and no upper
+
+In the cell below, mount an overlay of the two lower directories in the **other** order
+(`lower1` on top) and **without** `upperdir` and `workdir`; then `cat /lab/merged/shared.txt` and
+try to create a file in `/lab/merged`. Set `answer1` to the text `shared.txt` shows, and
+`answer1_writable` to whether creating the file worked.
+"""),
+    ("code", r"""
+%%container --rm --name ch04-ex1 --userns host -v /tmp/ch04-lab:/lab busybox
+# your commands here
+"""),
+    ("code", r"""
+answer1 = None           # the text of /lab/merged/shared.txt, a str
+answer1_writable = None  # True or False
+"""),
+    ("code", r"""
+check(lambda: str(answer1).strip() == "lower1's version" and answer1_writable is False,
+      "mount -t overlay overlay -o lowerdir=/lab/lower1:/lab/lower2 /lab/merged; the first "
+      "lowerdir is the top one; what can an overlay with no upper directory write to?")
+"""),
+    ("md", r"""
+<details><summary>Solution</summary>
+
+```
+%%container --rm --name ch04-ex1 --userns host -v /tmp/ch04-lab:/lab busybox
+mount -t overlay overlay -o lowerdir=/lab/lower1:/lab/lower2 /lab/merged
+cat /lab/merged/shared.txt
+touch /lab/merged/new.txt
+```
+
+```python
+answer1 = "lower1's version"
+answer1_writable = False   # touch: /lab/merged/new.txt: Read-only file system
+```
+
+The first lower directory is the top one. Without an upper directory the overlay is mounted
+read-only: there is nowhere to write (`overlayfs.rst`, "Multiple lower layers").
+</details>
+
+### Exercise 2 — find the whiteout
+
+Delete `/etc/group` **inside** `ch04-ex` (with `ex.exec(...)`). Then set `answer2` to the **host
+path** of the whiteout that records the deletion.
+"""),
+    ("code", r"""
+answer2 = None  # a host path, a str
+"""),
+    ("code", r"""
+def _whiteout_found():
+    expected = os.path.join(EX_UPPER, "etc/group")
+    return (isinstance(answer2, str) and os.path.lexists(answer2)
+            and os.path.realpath(answer2) == os.path.realpath(expected)
+            and whiteouts.is_whiteout(os.lstat(answer2)))
+
+
+check(_whiteout_found,
+      "delete it with ex.exec([...]); the whiteout lies in the container's upper directory, "
+      "EX_UPPER, at the path the file had in the container")
+"""),
+    ("md", r"""
+<details><summary>Solution</summary>
+
+```python
+ex.exec(["rm", "/etc/group"])
+answer2 = os.path.join(EX_UPPER, "etc", "group")
+```
+</details>
+
+### Exercise 3 — an opaque directory in a real container
+
+Inside `ch04-ex`, delete the folder `/usr/sbin` with everything in it and make an empty
+`/usr/sbin` again. Which extended attribute marks it opaque in the container's upper directory?
+Set `answer3` to its name.
+"""),
+    ("code", r"""
+answer3 = None  # an xattr name, a str
+"""),
+    ("code", r"""
+check(lambda: answer3 == "user.overlay.opaque" and os.path.isdir(os.path.join(EX_UPPER, "usr/sbin"))
+      and os.getxattr(os.path.join(EX_UPPER, "usr/sbin"), answer3) == b"y",
+      "ex.exec(['sh', '-c', 'rm -r /usr/sbin && mkdir /usr/sbin']), then "
+      "os.listxattr(os.path.join(EX_UPPER, 'usr/sbin')); remember which overlay option a "
+      "container with its own user namespace is mounted with")
+"""),
+    ("md", r"""
+<details><summary>Solution</summary>
+
+```python
+ex.exec(["sh", "-c", "rm -r /usr/sbin && mkdir /usr/sbin"])
+answer3 = next(n for n in os.listxattr(os.path.join(EX_UPPER, "usr/sbin")) if n.endswith("opaque"))
+# "user.overlay.opaque": the container's overlay is mounted with userxattr
+```
+</details>
+
+### Exercise 4 — the price of a `chmod`
+
+Inside `ch04-ex`, run `chmod 700 /bin/busybox`: only the file's mode changes, not one byte of its
+content. How many bytes does the container's upper directory now hold for `/bin/busybox`? Set
+`answer4` to that number, read from the host.
+"""),
+    ("code", r"""
+answer4 = None  # a number of bytes, an int
+"""),
+    ("code", r"""
+def _copied_up():
+    upper = os.path.join(EX_UPPER, "bin/busybox")
+    return (os.path.exists(upper) and answer4 == os.path.getsize(upper)
+            and answer4 == os.path.getsize(os.path.join(EX_LOWER, "bin/busybox")))
+
+
+check(_copied_up,
+      "ex.exec(['chmod', '700', '/bin/busybox']), then os.path.getsize of bin/busybox in "
+      "EX_UPPER; compare it with the image's copy in EX_LOWER")
+"""),
+    ("md", r"""
+<details><summary>Solution</summary>
+
+```python
+ex.exec(["chmod", "700", "/bin/busybox"])
+answer4 = os.path.getsize(os.path.join(EX_UPPER, "bin", "busybox"))
+```
+
+The whole binary, about 2 MB: a change of metadata copies the file up too. (Overlay's `metacopy=on`
+option copies only the metadata until the data is written, but it is off by default and
+must not be used with untrusted layers.)
+</details>
+
+### Clean up
+
+Remove the chapter's containers and the lab folder; nothing stays mounted.
+"""),
+    ("code", r"""
+for c in pycont.containers(all=True):
+    if c.name in NAMES:
+        c.remove(force=True)
+shutil.rmtree(LAB, ignore_errors=True)
+print("containers left from this chapter:",
+      [c.name for c in pycont.containers(all=True) if c.name in NAMES])
+print("the lab folder exists:", os.path.exists(LAB))
+check_mounts()
+"""),
+    ("md", r"""
+## Questionnaire
+
+1. In `lowerdir=/a:/b:/c`, which directory is on top? Two of them hold `x.txt`: which one do
+   you see?
+2. A container appends one line to a 500 MB log file that came with its image. What happens on
+   disk, and how could it be avoided?
+3. How does overlay record that a container deleted a file of its image? How does an OCI image
+   layer record the same thing?
+4. Why is a whiteout not enough when a directory is deleted and created again?
+5. What does the mount option `userxattr` change, and why do pycont's containers need it?
+6. Where is a container's read/write layer on the host, and what happens to it on `rm`?
+7. Why can a hundred containers of the same image start fast and take little disk?
+
+<details><summary>Answers</summary>
+
+1. `/a`, the first one: lower directories are listed top first. You see `x.txt` from the
+   upper-most layer that has it; the others are hidden.
+2. Overlay copies the whole 500 MB file up into the container's upper directory before the write
+   (copy-up), once. Keep such files in a volume (chapter 07), which is not part of the overlay.
+3. Overlay: a character device with device number 0/0, with the file's name, in the upper
+   directory. OCI: an empty file named `.wh.<name>` in the layer tar.
+4. A whiteout hides the name, but a new directory of the same name in the upper layer would merge
+   with the lower directory and show its old entries again. So the new directory is marked opaque
+   (`trusted.overlay.opaque=y`, or `user.overlay.opaque=y`): lookups do not go below it.
+5. Overlay keeps its metadata (opaque, redirects, origin) in `user.overlay.*` xattrs instead of
+   `trusted.overlay.*`. Only the initial user namespace's `CAP_SYS_ADMIN` may set `trusted.*`;
+   a container's root in its own user namespace may set `user.*`.
+6. In `<root>/containers/<id>/upper` (`inspect()["GraphDriver"]["Data"]["UpperDir"]`); removing
+   the container deletes it, and everything written there.
+7. Every container stacks the same read-only image layers, unpacked once on the host; each only
+   gets an empty upper directory of its own. Nothing is copied until a container writes.
+</details>
+"""),
+    ("md", r"""
+## Further reading
+
+- [Overlay Filesystem](https://docs.kernel.org/filesystems/overlayfs.html)
+  (`Documentation/filesystems/overlayfs.rst`) — upper and lower, copy-up, whiteouts and opaque
+  directories, multiple lower layers, `userxattr`, `metacopy`.
+- [`mount(8)`](https://man7.org/linux/man-pages/man8/mount.8.html) (section *Mount options for
+  overlay*) and [`mount(2)`](https://man7.org/linux/man-pages/man2/mount.2.html).
+- [`xattr(7)`](https://man7.org/linux/man-pages/man7/xattr.7.html) — the `trusted.` and `user.`
+  namespaces; [`mknod(2)`](https://man7.org/linux/man-pages/man2/mknod.2.html) — the 0/0 whiteout
+  device.
+- OCI image spec, [Image Layer Filesystem Changeset](https://github.com/opencontainers/image-spec/blob/main/layer.md)
+  — layers as tar diffs, `.wh.` whiteouts and `.wh..wh..opq`.
+- Docker, [OverlayFS storage driver](https://docs.docker.com/engine/storage/drivers/overlayfs-driver/)
+  — how docker lays out `lowerdir`, `upperdir` and `merged` per container.
+- Julia Evans, [How containers work: overlayfs](https://jvns.ca/blog/2019/11/18/how-containers-work--overlayfs/).
+"""),
+]
+# fmt: on
