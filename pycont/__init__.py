@@ -77,14 +77,14 @@ _LAZY = {
     "probe": "pycont.kernel.probe",
     "pull": "pycont.images.registry",
     "push": "pycont.images.registry",
-    "stats": "pycont.stats",
+    "stats": "pycont.stats_table",
 }
 
 if TYPE_CHECKING:
     from pycont.images.registry import pull, push
     from pycont.kernel.probe import probe
     from pycont.runtime.container import Container, ExecResult, containers, create, get, run
-    from pycont.stats import stats
+    from pycont.stats_table import stats
 
 
 def __getattr__(name: str) -> Any:

@@ -457,7 +457,7 @@ def cmd_unpause(a: argparse.Namespace) -> int:
 
 
 def cmd_stats(a: argparse.Namespace) -> int:
-    from pycont.stats import stats_loop
+    from pycont.stats_table import stats_loop
 
     return stats_loop(a.containers, stream=not a.no_stream, all=a.all)
 

@@ -37,7 +37,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 def human_size(n: float) -> str:
     """docker's HumanSize for image sizes: 3 significant digits, decimal units (``2.15MB``)."""
-    from pycont.stats import decimal_size
+    from pycont.stats_table import decimal_size
 
     return decimal_size(n)
 
@@ -412,20 +412,24 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
     p = sub.add_parser("volume", help="manage volumes: create, ls, inspect, rm, prune")
     vsub = p.add_subparsers(dest="volume_verb", metavar="COMMAND")
     vsub.required = True
-    vsub.add_parser("create").add_argument("name")
-    vsub.add_parser("ls")
-    vsub.add_parser("inspect").add_argument("names", nargs="+")
-    q = vsub.add_parser("rm")
+    vsub.add_parser("create", help="create a named volume").add_argument("name")
+    vsub.add_parser("ls", help="list volumes")
+    vsub.add_parser("inspect", help="a volume's mount point and users, as JSON").add_argument(
+        "names", nargs="+"
+    )
+    q = vsub.add_parser("rm", help="remove volumes and their data (refused while in use)")
     q.add_argument("-f", "--force", action="store_true")
     q.add_argument("names", nargs="+")
-    vsub.add_parser("prune")
+    vsub.add_parser("prune", help="remove the volumes no container uses")
     verbs["volume"] = cmd_volume
 
     p = sub.add_parser("system", help="disk usage and clean-up: df, prune")
     ssub = p.add_subparsers(dest="system_verb", metavar="COMMAND")
     ssub.required = True
-    ssub.add_parser("df").add_argument("-v", "--verbose", action="store_true")
-    q = ssub.add_parser("prune")
+    ssub.add_parser(
+        "df", help="disk used by images (-v: per image, shared and unique)"
+    ).add_argument("-v", "--verbose", action="store_true")
+    q = ssub.add_parser("prune", help="remove stopped containers and unused images")
     q.add_argument("-a", "--all", action="store_true")
     q.add_argument("-f", "--force", action="store_true")
     verbs["system"] = cmd_system

@@ -85,8 +85,10 @@ class ContainerRunner:
 
         try:
             a = _run_parser().parse_args(shlex.split(line))
-        except PycontError as err:
-            raise IPythonUsageError(str(err)) from None
+        except (PycontError, ValueError) as err:  # ValueError: shlex, an unclosed quote
+            raise IPythonUsageError(f"%%container: {err}") from None
+        except SystemExit:  # --help printed the flags: nothing to run
+            return 0
         limits = limit_options(a)
         if os.geteuid() == 0:
             # A runaway cell (a fork bomb) must not take the host's pids: unless told otherwise
@@ -153,7 +155,10 @@ class PycontMagics(Magics):
         """%pycont ARGS: the pycont CLI, with its output here (e.g. %pycont ps -a).
 
         Stands for ``pycont ARGS`` in a terminal; ``stats`` prints one reading (--no-stream)."""
-        args = shlex.split(line)
+        try:
+            args = shlex.split(line)
+        except ValueError as err:  # an unclosed quote
+            raise IPythonUsageError(f"%pycont: {err}") from None
         if args[:1] == ["stats"] and "--no-stream" not in args:
             args.insert(1, "--no-stream")  # a redrawn terminal table cannot show in a cell
         proc = subprocess.Popen(
@@ -182,4 +187,4 @@ def load(ipython: Any) -> None:
 
 
 def unload(ipython: Any) -> None:
-    _cleanup()
+    """``%unload_ext``/``%reload_ext``: the cells' containers stay (removed at kernel exit)."""

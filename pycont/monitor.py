@@ -187,7 +187,11 @@ class Sampler:
     # -- what to watch -------------------------------------------------------------------
     def watch(self, container: Container) -> None:
         from pycont import cgroups
+        from pycont.errors import InvalidState
 
+        status = container.status
+        if status not in ("running", "paused"):
+            raise InvalidState(f"container {container.name} is {status}: nothing to watch")
         cg = container.cgroup()
         version = "v2" if isinstance(cg, cgroups.V2Cgroup) else "v1"
         dirs = cg.paths()
@@ -273,6 +277,8 @@ class Sampler:
             if track is None or track.ended:
                 continue
             try:
+                if not files.fds:
+                    raise FileNotFoundError(f"no cgroup files of {name} could be opened")
                 raw = files.read(slow or name not in self._slow)
             except OSError as err:  # the cgroup is gone: the container ended
                 track.ended = True

@@ -188,9 +188,21 @@ class Dashboard:
                 continuous_update=False,
             )
             cpus.observe(lambda ch, c=c: self._update(c, cpus=round(ch["new"], 2)), names="value")
-            mem.observe(lambda ch, c=c: self._update(c, memory=f"{ch['new']}m"), names="value")
+            mem.observe(lambda ch, c=c: self._set_memory(c, ch["new"]), names="value")
             rows.append(w.HBox([w.Label(c.name, layout=w.Layout(width="10em")), cpus, mem]))
         return rows
+
+    def _set_memory(self, c: Container, mib: int) -> None:
+        # docker update -m alone is refused above the memory+swap limit (v1 with swap
+        # accounting): move memory+swap along, at docker's default of twice the memory.
+        from pycont.errors import PycontError
+
+        try:
+            c.update(memory=f"{mib}m", memory_swap=f"{2 * mib}m")
+            if self._status is not None:
+                self._status.value = f"{c.name}: memory={mib}m (memory+swap {2 * mib}m)"
+        except PycontError:
+            self._update(c, memory=f"{mib}m")
 
     def _update(self, c: Container, **limit: Any) -> None:
         # Runs in the kernel's thread (a comm message from the browser), never the sampler's.
