@@ -107,6 +107,7 @@ def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 # -- memory ----------------------------------------------------------------------------------
+@pytest.mark.cgroup_v2  # also in the v2 VM: the same docker semantics on both drivers
 def test_oom_kill_with_rm_exits_137_and_leaves_nothing() -> None:
     before = container_ids()
     proc = cli("run", "--rm", "-m", "32m", "busybox", "sh", "-c", HOG)
@@ -114,6 +115,7 @@ def test_oom_kill_with_rm_exits_137_and_leaves_nothing() -> None:
     assert container_ids() == before
 
 
+@pytest.mark.cgroup_v2
 def test_oom_kill_is_recorded(name: str) -> None:
     proc = cli("run", "--name", name, "-m", "32m", "busybox", "sh", "-c", HOG)
     assert proc.returncode == 137, proc.stderr
@@ -121,6 +123,7 @@ def test_oom_kill_is_recorded(name: str) -> None:
     assert inspect(name, "{{.State.Status}}") == "exited"
 
 
+@pytest.mark.cgroup_v2
 def test_oom_kill_of_a_child_is_oom_killed_with_the_containers_own_code(name: str) -> None:
     # docker: OOMKilled is true when any process of the container was OOM-killed; the exit
     # code is PID 1's, which survived.
