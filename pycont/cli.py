@@ -406,26 +406,35 @@ def render_format(fmt: str, data: dict[str, Any]) -> str:
     return _TEMPLATE.sub(sub, fmt)
 
 
+def print_inspected(names: Sequence[str], lookup: Any, fmt: str | None) -> int:
+    """docker inspect's output: a JSON list, or one rendered template per object; a name
+    that does not resolve prints an error and makes the exit code 1, the others still print."""
+    found, rc = [], 0
+    for name in names:
+        try:
+            found.append(lookup(name))
+        except PycontError as err:
+            print(f"Error: {err}", file=sys.stderr)
+            rc = 1
+    if fmt:
+        for d in found:
+            print(render_format(fmt, d))
+    else:
+        print(json.dumps(found, indent=4))
+    return rc
+
+
 def cmd_inspect(a: argparse.Namespace) -> int:
     from pycont.cli_images import image_inspect
     from pycont.runtime.container import get
 
-    found, rc = [], 0
-    for name in a.containers:
+    def lookup(name: str) -> dict[str, Any]:
         try:
-            try:
-                found.append(get(name).inspect())
-            except ContainerNotFound:
-                found.append(image_inspect(name))  # docker inspect also finds images
-        except PycontError as err:
-            print(f"Error: {err}", file=sys.stderr)
-            rc = 1
-    if a.format:
-        for d in found:
-            print(render_format(a.format, d))
-    else:
-        print(json.dumps(found, indent=4))
-    return rc
+            return get(name).inspect()
+        except ContainerNotFound:
+            return image_inspect(name)  # docker inspect also finds images
+
+    return print_inspected(a.containers, lookup, a.format)
 
 
 def cmd_top(a: argparse.Namespace) -> int:

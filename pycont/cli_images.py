@@ -128,21 +128,9 @@ def image_inspect(ref: str) -> dict[str, Any]:
 
 
 def cmd_image_inspect(a: argparse.Namespace) -> int:
-    from pycont.cli import render_format
+    from pycont.cli import print_inspected
 
-    found, rc = [], 0
-    for ref in a.images:
-        try:
-            found.append(image_inspect(ref))
-        except PycontError as err:
-            print(f"Error: {err}", file=sys.stderr)
-            rc = 1
-    if a.format:
-        for d in found:
-            print(render_format(a.format, d))
-    else:
-        print(json.dumps(found, indent=4))
-    return rc
+    return print_inspected(a.images, image_inspect, a.format)
 
 
 def cmd_commit(a: argparse.Namespace) -> int:
