@@ -107,6 +107,15 @@ else
     mount -t tmpfs -o mode=1777 tmpfs $R/tmp
 fi
 mount -t tmpfs -o mode=0755 tmpfs $R/run
+# host paths under /tmp or /run the command needs (a checkout in /tmp): shown again above the
+# guest's own /tmp, writable through an overlay whose changes stay in the guest
+i=0
+for p in $(cat /etc/vm-keep); do
+    i=$((i + 1))
+    mkdir -p /rw/keep$i/u /rw/keep$i/w $R$p
+    mount -t overlay -o lowerdir=/host$p,upperdir=/rw/keep$i/u,workdir=/rw/keep$i/w vm-keep $R$p \
+        || fail "cannot show the host's $p in the guest"
+done
 CG=$R/sys/fs/cgroup
 mount -t cgroup2 -o nsdelegate,memory_recursiveprot cgroup2 $CG \
     || mount -t cgroup2 cgroup2 $CG || fail "cannot mount cgroup2"
@@ -179,11 +188,13 @@ def run_in_guest(
     scratch: str = "tmpfs",
     scratch_size: str = "4G",
     hide: Sequence[str] = HIDE,
+    keep: Sequence[str] = (),
 ) -> VMResult:
     """Boot the VM, run ``command`` (a shell line, or an argv list) in ``cwd``, power off.
 
     ``hide`` lists host paths the guest does not see (default: the host's pycont store, so
-    that the guest starts with none).
+    that the guest starts with none). ``keep`` lists host paths under /tmp or /run that the
+    guest shows anyway, above its own /tmp and /run (e.g. a checkout in /tmp).
 
     ``scratch`` is what the guest's /tmp is: ``tmpfs`` (RAM; on the 6.1 kernel it has no
     ``user.*`` xattrs, which rootless overlay and its tests use) or ``ext4``: a sparse
@@ -216,6 +227,7 @@ def run_in_guest(
                 "/etc/vm-epoch": f"{int(time.time())}\n",
                 "/etc/vm-scratch": scratch + "\n",
                 "/etc/vm-hide": "".join(p + "\n" for p in hide),
+                "/etc/vm-keep": "".join(p + "\n" for p in keep),
             },
         )
         return boot(
