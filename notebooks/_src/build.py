@@ -2,6 +2,12 @@
 
     .venv/bin/python notebooks/_src/build.py            # writes notebooks/NN-*.ipynb (no outputs)
     .venv/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/NN-*.ipynb
+    .venv/bin/python notebooks/_src/build.py --keep-outputs ch00 ch02   # markdown only
+
+``--keep-outputs`` rebuilds the markdown (the navigation, the table of contents, the prose) of
+notebooks that are already executed and keeps every code cell whose source did not change, with
+its outputs, as it is: adding a chapter then needs no re-run of the others. It names the code
+cells that did change (those have no outputs: execute that notebook again).
 
 Each chapter module (``chNN.py``) defines ``FILE`` and ``CELLS``: a list of (kind, source) pairs,
 kind "md", "code", or "code-ignore-output" (a code cell tagged for nbval not to compare its
@@ -28,14 +34,14 @@ CHAPTERS = [
     ("00", "Index", "00-index.ipynb"),
     ("01", "A container is a process on the host", "01-containers-are-processes.ipynb"),
     ("02", "Namespaces: what a process can see", "02-namespaces.ipynb"),
-    ("03", "cgroups: how much a process can use", None),
-    ("04", "OverlayFS: layers and the read/write layer", None),
-    ("05", "Images and registries", None),
+    ("03", "cgroups: how much a process can use", "03-cgroups.ipynb"),
+    ("04", "OverlayFS: layers and the read/write layer", "04-overlayfs.ipynb"),
+    ("05", "Images and registries", "05-images-and-registries.ipynb"),
     ("06", "Dockerfile and build", None),
-    ("07", "Lifecycle and volumes", None),
+    ("07", "Lifecycle and volumes", "07-lifecycle-and-volumes.ipynb"),
     ("08", "Containers vs virtual machines", None),
 ]
-SOURCES = ["ch00", "ch01", "ch02"]
+SOURCES = ["ch00", "ch01", "ch02", "ch03", "ch04", "ch05", "ch07"]
 
 
 def nav(file: str) -> str:
@@ -59,7 +65,27 @@ def toc() -> str:
     return "\n".join(rows)
 
 
-def build(modname: str) -> Path:
+def keep_outputs(nb: nbformat.NotebookNode, path: Path) -> list[str]:
+    """Take the executed code cells of ``path`` whose source is unchanged into ``nb`` (outputs,
+    execution counts, metadata), and its notebook metadata; return the ids of the others."""
+    if not path.exists():
+        return [c["id"] for c in nb.cells if c.cell_type == "code"]
+    old = nbformat.read(path, as_version=4)
+    before = {c.get("id"): c for c in old.cells}
+    changed = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        prev = before.get(cell["id"])
+        if prev is not None and prev.cell_type == "code" and prev.source == cell.source:
+            nb.cells[i] = prev
+        else:
+            changed.append(cell["id"])
+    nb.metadata = old.metadata
+    return changed
+
+
+def build(modname: str, keep: bool = False) -> Path:
     mod = importlib.import_module(modname)
     line = nav(mod.FILE)
     cells = [nbformat.v4.new_markdown_cell(line)]
@@ -86,6 +112,9 @@ def build(modname: str) -> Path:
     }
     nb.metadata["language_info"] = {"name": "python"}
     out = NOTEBOOKS / mod.FILE
+    if keep:
+        for cell_id in keep_outputs(nb, out):
+            print(f"{mod.FILE}: code cell {cell_id} is new or changed: execute this notebook again")
     nbformat.validate(nb)
     nbformat.write(nb, out)
     return out
@@ -93,8 +122,10 @@ def build(modname: str) -> Path:
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(HERE))
-    for name in argv or SOURCES:
-        print("wrote", build(name).relative_to(NOTEBOOKS.parent))
+    keep = "--keep-outputs" in argv
+    names = [a for a in argv if a != "--keep-outputs"]
+    for name in names or SOURCES:
+        print("wrote", build(name, keep).relative_to(NOTEBOOKS.parent))
     return 0
 
 

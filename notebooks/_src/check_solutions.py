@@ -50,6 +50,19 @@ SOLUTIONS = {
         ("answer3 = None", 'answer3 = "0 1000 1"'),
         ("answer4 = None", 'answer4 = "mnt"'),
     ],
+    "03-cgroups.ipynb": [
+        (
+            "answer1 = None",
+            'ex1 = pycont.run("busybox", BUSY, cpus=0.25, detach=True, name="ch03-ex1")\n'
+            "(answer1,) = cpu_percent([ex1], 2)",
+        ),
+        (
+            "answer2 = None",
+            'cg = ex2.cgroup()\nanswer2 = os.path.join(cg.path, cg.files()["memory"])',
+        ),
+        ("answer3 = None", "answer3 = 10"),
+        ("answer4 = None", 'answer4 = "memory.events"'),
+    ],
 }
 
 

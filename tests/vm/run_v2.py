@@ -137,7 +137,7 @@ def main(argv: list[str]) -> int:
         return 125
     # A checkout under the guest's own /tmp or /run (CI may clone there) is shown again on top.
     keep = [REPO] if REPO.startswith(("/tmp/", "/run/")) else []
-    if not keep and any(REPO == h or REPO.startswith(h + "/") for h in HIDDEN_IN_GUEST):
+    if not keep and any(h == REPO or REPO.startswith(h + "/") for h in HIDDEN_IN_GUEST):
         print(f"run_v2: the repo {REPO} is under a path the guest replaces", file=sys.stderr)
         return 125
     leaf = opts.get("cgroup-leaf")
