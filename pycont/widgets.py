@@ -29,9 +29,7 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 def render_png(sampler: Sampler, names: Sequence[str], window: float = 30.0) -> bytes:
     """The two panels (CPU, memory) of the given containers as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    # A bare Figure renders with Agg on its own: no pyplot, and the learner's backend stays.
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 4.6), dpi=80)
