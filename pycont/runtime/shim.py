@@ -432,6 +432,10 @@ def fork_server(sock_fd: int) -> int:
     """Fork a shim per request until the caller closes the socket (see launcher.ForkServer)."""
     sock = socket.socket(fileno=sock_fd)
     _set_comm("pycont-forksrv")
+    # Import now what every shim needs later: each forked shim then starts with it loaded,
+    # instead of importing the cgroup drivers again for every container.
+    import pycont.cgroups  # noqa: F401
+
     # Children are reaped by the kernel; each forked shim resets this before it waits for
     # its container (sigaction(2): SIG_IGN for SIGCHLD means no zombies).
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
