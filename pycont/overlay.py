@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Protocol
 
 from pycont import kernel as _kernel
 from pycont.errors import UsageError
 from pycont.images import whiteouts as wh
-from pycont.images.layers import remove_tree
+from pycont.images.layers import remove_tree, walk
 from pycont.kernel import MNT_DETACH, Kernel
 
 __all__ = ["Change", "CopyStack", "RootStack", "Stack", "changes", "stack_for"]
@@ -110,17 +110,6 @@ class Stack:
 
 
 # -- what changed -------------------------------------------------------------------------------
-def _walk(top: str, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
-    with os.scandir(os.path.join(top, rel) if rel else top) as it:
-        names = sorted(e.name for e in it)
-    for name in names:
-        path = f"{rel}/{name}" if rel else name
-        st = os.lstat(os.path.join(top, path))
-        yield path, st
-        if stat.S_ISDIR(st.st_mode):
-            yield from _walk(top, path)
-
-
 def _lstat(path: str) -> os.stat_result | None:
     try:
         return os.lstat(path)
@@ -177,7 +166,7 @@ def changes(upper: str, lowers: Sequence[str] = (), *, userxattr: bool = True) -
     """``docker diff`` from an overlay upper dir: a whiteout is D, a name the lowers also have
     is C (directories that hold changes are C), anything else is A. Sorted by path."""
     out: list[Change] = []
-    for rel, st in _walk(upper):
+    for rel, st in walk(upper):
         path = "/" + rel
         if wh.is_whiteout(st):
             out.append(Change("D", path))
@@ -232,7 +221,7 @@ def _copy_layer(src_root: str, dst_root: str, userxattr: bool) -> None:
     """Apply one unpacked layer onto ``dst_root``: its whiteouts delete, its files replace."""
     same_owner = os.geteuid() == 0
     dir_times: list[tuple[str, os.stat_result]] = []
-    for rel, st in _walk(src_root):
+    for rel, st in walk(src_root):
         src, dst = os.path.join(src_root, rel), os.path.join(dst_root, rel)
         old = _lstat(dst)
         is_dir = stat.S_ISDIR(st.st_mode)
@@ -292,7 +281,7 @@ def _compare(merged: str, lowers: Sequence[str], rel: str, ux: bool, out: list[C
         if not below:
             out.append(Change("A", "/" + r))
             if stat.S_ISDIR(st.st_mode):
-                out.extend(Change("A", f"/{r}/{sub}") for sub, _ in _walk(merged, r))
+                out.extend(Change("A", f"/{r}/{sub}") for sub, _ in walk(merged, r))
             changed = True
             continue
         low_st = os.lstat(below[0])

@@ -350,7 +350,7 @@ def remove_tree(path: str) -> None:
 
 
 # -- writing --------------------------------------------------------------------------------
-def _walk(top: str, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
+def walk(top: str, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
     """(relative path, lstat) of everything below ``top``, sorted, parents first."""
     with os.scandir(os.path.join(top, rel) if rel else top) as it:
         names = sorted(e.name for e in it)
@@ -359,7 +359,7 @@ def _walk(top: str, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
         st = os.lstat(os.path.join(top, path))
         yield path, st
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk(top, path)
+            yield from walk(top, path)
 
 
 def _file_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
@@ -381,7 +381,7 @@ def diff_entries(upper: str, *, userxattr: bool = True) -> Iterator[Entry]:
     any other xattr, and that copy must not be read as "opaque" (tested)."""
     prefix = wh.overlay_xattr_prefix(userxattr)
     links: dict[tuple[int, int], str] = {}
-    for rel, st in _walk(upper):
+    for rel, st in walk(upper):
         path = os.path.join(upper, rel)
         uid, gid, mtime = st.st_uid, st.st_gid, int(st.st_mtime)
         mode = stat.S_IMODE(st.st_mode)
