@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.cgroup_helpers import procs  # noqa: F401 - the fixture, for the cgroup tests
 from tests.helpers import (
     container_ids,
     containers_dir,

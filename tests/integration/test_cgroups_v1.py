@@ -8,7 +8,6 @@ the cgroup, and only then go on: nothing they allocate or fork happens outside t
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import secrets
@@ -23,6 +22,16 @@ import pytest
 from pycont import cgroups
 from pycont.cgroups import Limits, V1Cgroup
 from pycont.errors import KernelError, UsageError
+from tests.cgroup_helpers import (
+    HOG,
+    SPIN,
+    Procs,
+    a_block_device,
+    cpu_ticks,
+    held,
+    owned,
+    release,
+)
 from tests.helpers import requires, wait_for
 
 pytestmark = [
@@ -33,73 +42,12 @@ pytestmark = [
     ),
 ]
 
-MiB = 1 << 20
-# Allocates and touches 1 MiB at a time until something stops it. RLIMIT_AS is a safety net:
-# were the cgroup not enforced, the hog would stop at 2 GiB (MemoryError) instead of eating
-# the machine, and the test would fail on its exit code.
-HOG = (
-    "import resource\n"
-    "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
-    "x = []\n"
-    "while True:\n"
-    "    x.append(b'a' * (1 << 20))\n"
-)
-SPIN = "while True: pass"
-
 
 @pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    try:
-        yield started
-    finally:
-        reap(started)
-
-
-def reap(started: list[subprocess.Popen[bytes]]) -> None:
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            p.wait(timeout=10)
-        if p.stdin is not None:
-            with contextlib.suppress(OSError):
-                p.stdin.close()
-
-
-@pytest.fixture
-def cg(procs: list[subprocess.Popen[bytes]]) -> Iterator[V1Cgroup]:
+def cg(procs: Procs) -> Iterator[V1Cgroup]:
     group = cgroups.for_container(f"pytest-{os.getpid()}-{secrets.token_hex(4)}")
     assert isinstance(group, V1Cgroup)
-    group.create()
-    try:
-        yield group
-    finally:
-        try:
-            with contextlib.suppress(KernelError):
-                group.thaw()
-            group.kill_all(timeout=20)
-            reap(procs)
-        finally:
-            group.destroy()
-
-
-def held(procs: list[subprocess.Popen[bytes]], *argv: str) -> subprocess.Popen[bytes]:
-    """``argv`` started behind a ``read``: it runs only once release() writes a line."""
-    p = subprocess.Popen(
-        ["sh", "-c", 'read _; exec "$0" "$@"', *argv],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    procs.append(p)
-    return p
-
-
-def release(p: subprocess.Popen[bytes]) -> None:
-    assert p.stdin is not None
-    p.stdin.write(b"go\n")
-    p.stdin.close()
+    yield from owned(group, procs)
 
 
 def cgroup_lines(pid: int) -> dict[str, str]:
@@ -124,21 +72,7 @@ def read(cg: V1Cgroup, ctrl: str, name: str) -> str:
         return f.read().strip()
 
 
-def a_block_device() -> tuple[str, str]:
-    for name in sorted(os.listdir("/sys/block")):
-        path = f"/dev/{name}"
-        with contextlib.suppress(OSError):
-            st = os.stat(path)
-            if not name.startswith(("loop", "ram", "zram")) and os.major(st.st_rdev):
-                return path, f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-    pytest.skip("no disk under /sys/block with a node in /dev")
-
-
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of a process, in clock ticks (proc(5), /proc/<pid>/stat fields 14 and 15)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+MiB = 1 << 20
 
 
 # ---- tests --------------------------------------------------------------------------------------
@@ -217,9 +151,7 @@ def test_update_changes_only_the_given_fields(cg: V1Cgroup) -> None:
         assert read(cg, "memory", "memory.limit_in_bytes") == str(256 * MiB)
 
 
-def test_a_process_moved_in_shows_in_proc_cgroup(
-    cg: V1Cgroup, procs: list[subprocess.Popen[bytes]]
-) -> None:
+def test_a_process_moved_in_shows_in_proc_cgroup(cg: V1Cgroup, procs: Procs) -> None:
     sleeper = subprocess.Popen(["sleep", "60"])
     procs.append(sleeper)
     cg.add_pid(sleeper.pid)
@@ -228,7 +160,7 @@ def test_a_process_moved_in_shows_in_proc_cgroup(
     assert cg.stats().pids_current == 1
 
 
-def test_memory_limit_oom_kills_a_hog(cg: V1Cgroup, procs: list[subprocess.Popen[bytes]]) -> None:
+def test_memory_limit_oom_kills_a_hog(cg: V1Cgroup, procs: Procs) -> None:
     # docker's default swap (memsw = 64m). With --memory-swap equal to --memory the kill is the
     # same, but this kernel (6.18) then counts the failed charges nowhere: memory.failcnt and
     # memory.memsw.failcnt both stay 0.
@@ -246,9 +178,7 @@ def test_memory_limit_oom_kills_a_hog(cg: V1Cgroup, procs: list[subprocess.Popen
     assert stats.memory_limit_hits  # memory.failcnt: the limit was hit
 
 
-def test_a_process_killed_by_us_is_not_an_oom_kill(
-    cg: V1Cgroup, procs: list[subprocess.Popen[bytes]]
-) -> None:
+def test_a_process_killed_by_us_is_not_an_oom_kill(cg: V1Cgroup, procs: Procs) -> None:
     cg.apply(Limits.from_options(memory="32m"))
     sleeper = held(procs, "sleep", "60")
     cg.add_pid(sleeper.pid)
@@ -258,7 +188,7 @@ def test_a_process_killed_by_us_is_not_an_oom_kill(
     assert not cg.oom_killed()
 
 
-def test_cpu_quota_of_half_a_cpu(cg: V1Cgroup, procs: list[subprocess.Popen[bytes]]) -> None:
+def test_cpu_quota_of_half_a_cpu(cg: V1Cgroup, procs: Procs) -> None:
     cg.apply(Limits.from_options(cpus="0.5"))
     spin = held(procs, sys.executable, "-c", SPIN)
     cg.add_pid(spin.pid)
@@ -276,9 +206,7 @@ def test_cpu_quota_of_half_a_cpu(cg: V1Cgroup, procs: list[subprocess.Popen[byte
     assert (after.cpu_throttled_ns or 0) > (before.cpu_throttled_ns or 0)
 
 
-def test_pids_limit_contains_a_fork_bomb_and_kill_all_clears_it(
-    cg: V1Cgroup, procs: list[subprocess.Popen[bytes]]
-) -> None:
+def test_pids_limit_contains_a_fork_bomb_and_kill_all_clears_it(cg: V1Cgroup, procs: Procs) -> None:
     cg.apply(Limits.from_options(pids_limit="32"))
     assert read(cg, "pids", "pids.max") == "32"
     bomb = subprocess.Popen(
@@ -306,9 +234,7 @@ def test_pids_limit_contains_a_fork_bomb_and_kill_all_clears_it(
     bomb.wait(timeout=10)
 
 
-def test_freeze_stops_every_process_and_thaw_resumes(
-    cg: V1Cgroup, procs: list[subprocess.Popen[bytes]]
-) -> None:
+def test_freeze_stops_every_process_and_thaw_resumes(cg: V1Cgroup, procs: Procs) -> None:
     spin = held(procs, sys.executable, "-c", SPIN)
     cg.add_pid(spin.pid)
     release(spin)
@@ -323,9 +249,7 @@ def test_freeze_stops_every_process_and_thaw_resumes(
     wait_for(lambda: cpu_ticks(spin.pid) > ticks + 5, timeout=10, what="the loop to resume")
 
 
-def test_shrinking_memory_below_usage_is_ebusy(
-    cg: V1Cgroup, procs: list[subprocess.Popen[bytes]]
-) -> None:
+def test_shrinking_memory_below_usage_is_ebusy(cg: V1Cgroup, procs: Procs) -> None:
     # v1 tries to reclaim down to the new limit; anonymous memory with no swap cannot be
     # reclaimed, so the write fails (v2 would OOM-kill instead).
     holder = held(
@@ -343,7 +267,7 @@ def test_shrinking_memory_below_usage_is_ebusy(
 
 
 def test_destroy_refuses_while_a_process_is_inside_then_leaves_nothing(
-    cg: V1Cgroup, procs: list[subprocess.Popen[bytes]]
+    cg: V1Cgroup, procs: Procs
 ) -> None:
     sleeper = subprocess.Popen(["sleep", "60"])
     procs.append(sleeper)

@@ -9,7 +9,6 @@ on every machine. Every test removes its cgroups and processes, also when it fai
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import secrets
@@ -24,16 +23,17 @@ import pytest
 from pycont import cgroups
 from pycont.cgroups import Limits, V2Cgroup, base
 from pycont.errors import KernelError, Unsupported
-from tests.helpers import requires, wait_for
-from tests.integration.test_cgroups_v1 import (
+from tests.cgroup_helpers import (
     HOG,
     SPIN,
+    Procs,
     a_block_device,
     cpu_ticks,
     held,
-    reap,
+    owned,
     release,
 )
+from tests.helpers import requires, wait_for
 
 LAYOUT = cgroups.current_layout()
 V2_HERE = (
@@ -49,31 +49,11 @@ any_cgroup2 = pytest.mark.skipif(LAYOUT.v2 is None, reason="no cgroup2 filesyste
 pytestmark = [pytest.mark.cgroup_v2, requires("root")]
 
 MiB = 1 << 20
-Procs = list[subprocess.Popen[bytes]]
-
-
-@pytest.fixture
-def procs() -> Iterator[Procs]:
-    started: Procs = []
-    try:
-        yield started
-    finally:
-        reap(started)
 
 
 def _group(procs: Procs, root: str | None) -> Iterator[V2Cgroup]:
     group = V2Cgroup(f"pytest-{os.getpid()}-{secrets.token_hex(4)}", root=root)
-    group.create()
-    try:
-        yield group
-    finally:
-        try:
-            with contextlib.suppress(KernelError):
-                group.thaw()
-            group.kill_all(timeout=20)
-            reap(procs)
-        finally:
-            group.destroy()
+    yield from owned(group, procs)
 
 
 @pytest.fixture
