@@ -91,3 +91,17 @@ class Kernel(Protocol):
     def set_link_up(self, name: str) -> None:
         """Bring a network device up (``ip link set NAME up``)."""
         ...
+
+    # Kernel state that lives in files: cgroupfs and /proc/<pid>/{uid,gid}_map act on each
+    # write(2), so these go through the seam too and show up in a narration.
+    def write_file(self, path: str, data: str) -> None:
+        """One open(O_WRONLY|O_TRUNC) + write(2) of ``data``: the kernel acts on that write."""
+        ...
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        """mkdir(2); a folder that already exists is fine."""
+        ...
+
+    def rmdir(self, path: str) -> None:
+        """rmdir(2); a folder that is already gone is fine."""
+        ...

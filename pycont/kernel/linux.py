@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -148,3 +150,36 @@ class LinuxKernel:
                 fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", name.encode(), flags | IFF_UP))
             except OSError as err:
                 raise KernelError("ioctl(SIOCSIFFLAGS, IFF_UP)", err.errno or 0, name) from err
+
+    def write_file(self, path: str, data: str) -> None:
+        # One write(2): cgroupfs and /proc/<pid>/uid_map act on (and fail) that very write.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        except OSError as err:
+            raise KernelError(
+                f"write {json.dumps(data.strip())} to", err.errno or errno.EIO, path
+            ) from err
+        try:
+            os.write(fd, data.encode())
+        except OSError as err:
+            raise KernelError(
+                f"write {json.dumps(data.strip())} to", err.errno or errno.EIO, path
+            ) from err
+        finally:
+            os.close(fd)
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            pass
+        except OSError as err:
+            raise KernelError("mkdir", err.errno or errno.EIO, path) from err
+
+    def rmdir(self, path: str) -> None:
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise KernelError("rmdir", err.errno or errno.EIO, path) from err

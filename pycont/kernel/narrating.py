@@ -3,6 +3,7 @@ the exact sequence of calls behind ``pycont run``."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable
 
@@ -79,3 +80,15 @@ class NarratingKernel:
 
     def set_link_up(self, name: str) -> None:
         self._do(f'ioctl(SIOCSIFFLAGS, "{name}", IFF_UP)', lambda: self.inner.set_link_up(name))
+
+    def write_file(self, path: str, data: str) -> None:
+        self._do(
+            f"write({json.dumps(path)}, {json.dumps(data.strip())})",
+            lambda: self.inner.write_file(path, data),
+        )
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        self._do(f"mkdir({json.dumps(path)}, {mode:#o})", lambda: self.inner.mkdir(path, mode))
+
+    def rmdir(self, path: str) -> None:
+        self._do(f"rmdir({json.dumps(path)})", lambda: self.inner.rmdir(path))

@@ -71,3 +71,12 @@ class RecordingKernel:
 
     def set_link_up(self, name: str) -> None:
         self._record("set_link_up", name)
+
+    def write_file(self, path: str, data: str) -> None:
+        self._record("write", path, data)
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        self._record("mkdir", path, mode)
+
+    def rmdir(self, path: str) -> None:
+        self._record("rmdir", path)

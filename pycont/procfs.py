@@ -1,0 +1,69 @@
+"""Reading processes out of /proc (proc(5)), in one place.
+
+``/proc/<pid>/stat`` is one line whose second field, the command name in parentheses, may hold
+spaces and parentheses itself: every field after it is found by splitting after the last ')'.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def stat_fields(pid: int) -> list[str]:
+    """Fields 3.. of /proc/<pid>/stat (state, ppid, ...): index 0 is field 3 of proc(5)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def state(pid: int) -> str:
+    """The one-letter state (R, S, D, Z, X...), or "" when there is no such process."""
+    try:
+        return stat_fields(pid)[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def ppid(pid: int) -> int:
+    """Field 4 of /proc/<pid>/stat: the parent's pid."""
+    return int(stat_fields(pid)[1])
+
+
+def start_time(pid: int) -> int:
+    """Field 22 of /proc/<pid>/stat, in clock ticks since boot: with the pid, it names one
+    process for good (pids are reused). 0 when there is no such process."""
+    try:
+        return int(stat_fields(pid)[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def running_start_time(pid: int) -> int:
+    """:func:`start_time`, but 0 for a zombie too: it has exited, it only waits to be reaped."""
+    try:
+        fields = stat_fields(pid)
+    except OSError:
+        return 0
+    if fields[0] in ("Z", "X"):
+        return 0
+    return int(fields[19])
+
+
+def alive(pid: int, start: int) -> bool:
+    """The process that had this pid and start time still runs (a zombie does not count)."""
+    return pid > 0 and running_start_time(pid) == start
+
+
+def gone(pid: int, start: int) -> bool:
+    """No process has this pid and start time any more, not even a zombie."""
+    return start_time(pid) != start
+
+
+def cmdline(pid: int) -> str:
+    """The arguments, joined by spaces (each is NUL-terminated in /proc/<pid>/cmdline)."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+
+
+def pids() -> list[int]:
+    """Every process the caller's PID namespace shows."""
+    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
