@@ -2,10 +2,11 @@
 
 A :class:`Dashboard` draws the sampler's history (pycont.monitor) with matplotlib into an image
 widget, a few times a second, from its own thread: CPU % with the ``--cpus`` limit as a dashed
-line and throttled periods shaded, memory with its ``--memory`` limit and a red mark where the
-OOM killer struck. Sliders call ``Container.update`` (docker update) while it runs. When it
-stops, the widget is replaced in place by a static PNG, so the notebook reads on GitHub and
-passes nbval. Nothing here ever prints from a background thread.
+line and every sampling interval in which the kernel throttled it shaded; memory with its
+``--memory`` limit, the kernel's own high-water mark (dotted) and a red mark at that peak where
+the OOM killer struck. A slider per limit the container has calls ``Container.update`` (docker
+update) while it runs. When it stops, the widget is replaced in place by a static PNG, so the
+notebook reads on GitHub and passes nbval. Nothing here ever prints from a background thread.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pycont.monitor import Sampler
+from pycont.monitor import Sample, Sampler
 
 if TYPE_CHECKING:
     from pycont.runtime.container import Container
 
 MIB = 1 << 20
+CPU_CAPTION = (
+    "CPU %: a 0.5 s mean of 0.1 s windows. The --cpus quota holds per 100 ms period; a window "
+    "that does not line up with the periods can read a little above the limit."
+)
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
@@ -35,17 +40,19 @@ def render_png(sampler: Sampler, names: Sequence[str], window: float = 30.0) -> 
     fig = Figure(figsize=(9, 4.6), dpi=80)
     cpu_ax, mem_ax = fig.subplots(2, 1, sharex=True)
     t_end = 0.0
+    capped = False
     for i, name in enumerate(names):
         colour = COLOURS[i % len(COLOURS)]
         try:
             hist = sampler.history(name)
-            ooms = list(sampler.tracks[name].oom_times)
+            track = sampler.tracks[name]
         except KeyError:
             continue
         if not hist:
             continue
         t = [s.t for s in hist]
         t_end = max(t_end, t[-1])
+        capped = capped or any(s.cpu_limit_percent is not None for s in hist)
         # One sample per 100 ms is one CFS period: single readings swing around the quota.
         # A 0.5 s moving mean shows what the limit does.
         cpu = _moving_mean([s.cpu_percent for s in hist], 5)
@@ -61,17 +68,25 @@ def render_png(sampler: Sampler, names: Sequence[str], window: float = 30.0) -> 
                 where="post",
                 label=f"{name} --cpus limit",
             )
-        throttled = [s.throttled_percent > 50 for s in hist]
-        cpu_ax.fill_between(
-            t,
-            0,
-            [s.cpu_percent for s in hist],
-            where=throttled,
-            color=colour,
-            alpha=0.12,
-            step="post",
-        )
+        # Every sampling interval in which the kernel throttled it (cpu.stat nr_throttled rose).
+        for start, end in _throttled_spans(hist, sampler.interval):
+            cpu_ax.axvspan(start, end, color=colour, alpha=0.12, linewidth=0)
+        if any(s.throttled for s in hist):
+            cpu_ax.fill_between([], [], color=colour, alpha=0.12, label=f"{name} throttled")
         mem_ax.plot(t, [s.memory / MIB for s in hist], color=colour, label=name)
+        # The kernel's high-water mark (memory.max_usage_in_bytes / memory.peak) sees what
+        # happens between two samples, the last allocation before an OOM kill too.
+        peaks = [s.memory_peak / MIB for s in hist]
+        peak_end = max(track.peak, hist[-1].memory_peak) / MIB
+        mem_ax.step(
+            [*t, t[-1]] if peak_end > peaks[-1] else t,
+            [*peaks, peak_end] if peak_end > peaks[-1] else peaks,
+            color=colour,
+            linestyle=":",
+            linewidth=1,
+            where="post",
+            label=f"{name} peak (kernel's high-water mark)",
+        )
         mem_limits = [s.memory_limit / MIB if s.memory_limit else float("nan") for s in hist]
         if any(v == v for v in mem_limits):  # not all NaN
             mem_ax.step(
@@ -83,13 +98,18 @@ def render_png(sampler: Sampler, names: Sequence[str], window: float = 30.0) -> 
                 where="post",
                 label=f"{name} --memory limit",
             )
-        for t_oom in ooms:
+        for t_oom in track.oom_times:
+            # At the peak: what the container had when the kernel killed it.
+            before = [s.memory_peak for s in hist if s.t <= t_oom]
+            at = max(before[-1] if before else 0, track.peak if t_oom >= t[-1] else 0) / MIB
             mem_ax.axvline(t_oom, color="red", linewidth=1.5)
+            mem_ax.plot([t_oom], [at], marker="X", color="red", markersize=9)
             mem_ax.annotate(
-                "OOM kill",
-                (t_oom, 0),
-                xytext=(3, 3),
+                f"OOM kill at {at:.1f} MiB",
+                (t_oom, at),
+                xytext=(-4, -12),
                 textcoords="offset points",
+                ha="right",
                 color="red",
                 fontsize=9,
             )
@@ -105,10 +125,29 @@ def render_png(sampler: Sampler, names: Sequence[str], window: float = 30.0) -> 
         handles, _ = ax.get_legend_handles_labels()
         if handles:
             ax.legend(loc="best", fontsize=8, framealpha=0.7)
-    fig.tight_layout()
+    if capped:
+        # The quota is enforced per 100 ms CFS period; a reading covers a sampling window that
+        # does not line up with the periods, so it can hold a little more than one quota.
+        fig.text(0.01, 0.005, CPU_CAPTION, fontsize=7.5, color="#555555", va="bottom")
+    fig.tight_layout(rect=(0, 0.04 if capped else 0, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def _throttled_spans(hist: Sequence[Sample], interval: float) -> list[tuple[float, float]]:
+    """(start, end) of each run of sampling intervals in which the container was throttled;
+    a sample covers the interval that ends at its time."""
+    spans: list[tuple[float, float]] = []
+    prev_t = hist[0].t - interval if hist else 0.0
+    for s in hist:
+        if s.throttled:
+            if spans and spans[-1][1] == prev_t:
+                spans[-1] = (spans[-1][0], s.t)
+            else:
+                spans.append((prev_t, s.t))
+        prev_t = s.t
+    return spans
 
 
 def _moving_mean(values: list[float], n: int) -> list[float]:
@@ -162,32 +201,45 @@ class Dashboard:
         return self.last_png
 
     def _sliders(self) -> list[Any]:
+        """A row per container: a slider for each limit it has, "no limit" for each it has
+        not (a slider would pretend a value; ``update`` can still set one)."""
         import ipywidgets as w
 
         ncpu = os.cpu_count() or 1
         rows = []
         for c in self.containers:
             lim = c.limits()
-            cpus = w.FloatSlider(
-                value=(lim.nano_cpus or ncpu * 10**9) / 1e9,
-                min=0.1,
-                max=float(ncpu),
-                step=0.1,
-                description="CPUs",
-                continuous_update=False,
-                readout_format=".1f",
-            )
-            mem = w.IntSlider(
-                value=(lim.memory or 512 * MIB) // MIB,
-                min=8,
-                max=1024,
-                step=8,
-                description="memory MiB",
-                continuous_update=False,
-            )
-            cpus.observe(lambda ch, c=c: self._update(c, cpus=round(ch["new"], 2)), names="value")
-            mem.observe(lambda ch, c=c: self._set_memory(c, ch["new"]), names="value")
-            rows.append(w.HBox([w.Label(c.name, layout=w.Layout(width="10em")), cpus, mem]))
+            row: list[Any] = [w.Label(c.name, layout=w.Layout(width="10em"))]
+            if lim.nano_cpus:
+                cpus = w.FloatSlider(
+                    value=lim.nano_cpus / 1e9,
+                    min=0.1,
+                    max=float(max(ncpu, lim.nano_cpus / 1e9)),
+                    step=0.1,
+                    description="CPUs",
+                    continuous_update=False,
+                    readout_format=".1f",
+                )
+                cpus.observe(
+                    lambda ch, c=c: self._update(c, cpus=round(ch["new"], 2)), names="value"
+                )
+                row.append(cpus)
+            else:
+                row.append(w.Label("CPUs: no limit", layout=w.Layout(width="16em")))
+            if lim.memory:
+                mem = w.IntSlider(
+                    value=lim.memory // MIB,
+                    min=8,
+                    max=max(1024, lim.memory // MIB),
+                    step=8,
+                    description="memory MiB",
+                    continuous_update=False,
+                )
+                mem.observe(lambda ch, c=c: self._set_memory(c, ch["new"]), names="value")
+                row.append(mem)
+            else:
+                row.append(w.Label("memory: no limit", layout=w.Layout(width="16em")))
+            rows.append(w.HBox(row))
         return rows
 
     def _set_memory(self, c: Container, mib: int) -> None:
@@ -220,6 +272,8 @@ class Dashboard:
         from IPython.display import display
 
         # Shown at its own size: the static PNG left at stop() then looks the same.
+        # The caption on reading the CPU line is drawn under the plot itself (not a tooltip:
+        # the static PNG left at stop() keeps it).
         self._image = w.Image(format="png", value=self.png(), layout=w.Layout(width="720px"))
         self._status = w.Label("")
         parts = [self._image]

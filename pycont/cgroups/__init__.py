@@ -8,6 +8,10 @@ still on many CI machines) and v2 (one unified tree: current distributions, Bind
     >>> cg = cgroups.for_container("web")        # v1 or v2, whichever this machine runs
     >>> cg.create(); cg.apply(cgroups.Limits.from_options(memory="64m", cpus="0.5"))
     >>> cg.add_pid(pid); ...; cg.kill_all(); cg.destroy()
+    >>> with cg.reader() as r: r.read().memory_peak     # a sampler's cheap, typed reading
+
+Every mkdir, write and rmdir goes through the kernel seam (``for_container(name,
+kernel=...)``), so a recording kernel sees them in tests and a narrating one prints them.
 
 Where no cgroup can be made (not root and nothing delegated, Binder), :func:`available` says so
 with the reason, and callers run without limits and tell the user: never a pretend limit.
@@ -21,10 +25,12 @@ import os
 import time
 
 from pycont.cgroups.base import PARENT, Cgroup, Limits, Stats
+from pycont.cgroups.reader import Reader, Reading
 from pycont.cgroups.units import DeviceRate
 from pycont.cgroups.v1 import V1Cgroup
 from pycont.cgroups.v2 import V2Cgroup
 from pycont.errors import KernelError, Unsupported
+from pycont.kernel import Kernel
 from pycont.kernel.mounts import Answer, CgroupLayout, cgroup_layout
 
 __all__ = [
@@ -33,6 +39,8 @@ __all__ = [
     "Cgroup",
     "DeviceRate",
     "Limits",
+    "Reader",
+    "Reading",
     "Stats",
     "V1Cgroup",
     "V2Cgroup",
@@ -68,14 +76,20 @@ def detect(layout: CgroupLayout | None = None) -> str:
     return "v2" if lay.v2 is not None else "none"
 
 
-def for_container(name: str, layout: CgroupLayout | None = None) -> Cgroup:
-    """The cgroup of container ``name`` (not created yet), with the right driver."""
+def for_container(
+    name: str, layout: CgroupLayout | None = None, *, kernel: Kernel | None = None
+) -> Cgroup:
+    """The cgroup of container ``name`` (not created yet), with the right driver.
+
+    Every mkdir, write and rmdir it makes goes through ``kernel`` (default: the one in use),
+    so a narrating kernel shows them among the other syscalls of a ``run``."""
     lay = layout if layout is not None else current_layout()
     version = detect(lay)
     if version == "v1":
-        return V1Cgroup(name, mounts={c: m.mount_point for c, m in lay.v1.items()})
+        mounts = {c: m.mount_point for c, m in lay.v1.items()}
+        return V1Cgroup(name, mounts=mounts, kernel=kernel)
     if version == "v2" and lay.v2 is not None:
-        return V2Cgroup(name, root=lay.v2.mount_point)
+        return V2Cgroup(name, root=lay.v2.mount_point, kernel=kernel)
     raise Unsupported("use cgroups: no cgroup filesystem is mounted", errno.ENODEV, None)
 
 

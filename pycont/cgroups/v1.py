@@ -19,17 +19,15 @@ from pycont.cgroups.base import (
     Cgroup,
     Limits,
     Stats,
-    make_dir,
     read_file,
     read_keyed,
-    remove_dir,
-    remove_parent,
-    write_file,
 )
+from pycont.cgroups.reader import Reader, Reading, Slow
 from pycont.errors import KernelError, Unsupported, UsageError
+from pycont.kernel import Kernel
 from pycont.kernel import mounts as probe
 
-__all__ = ["CONTROLLERS", "V1Cgroup", "mounts_from_system", "mounts_under"]
+__all__ = ["CONTROLLERS", "V1Cgroup", "V1Reader", "mounts_from_system", "mounts_under"]
 
 # The controllers a container's limits and stats need. devices, net_cls... are not used.
 CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer")
@@ -93,11 +91,16 @@ class V1Cgroup(Cgroup):
     }
 
     def __init__(
-        self, name: str, root: str | None = None, mounts: Mapping[str, str] | None = None
+        self,
+        name: str,
+        root: str | None = None,
+        mounts: Mapping[str, str] | None = None,
+        kernel: Kernel | None = None,
     ) -> None:
         """``root``: a folder laid out like /sys/fs/cgroup (tests use a fake one in tmp);
-        ``mounts``: controller -> hierarchy mount point; neither: what this machine mounts."""
-        super().__init__(name)
+        ``mounts``: controller -> hierarchy mount point; neither: what this machine mounts.
+        ``kernel``: the seam for mkdir/write/rmdir (see :class:`Cgroup`)."""
+        super().__init__(name, kernel)
         if mounts is None:
             mounts = mounts_under(root) if root is not None else mounts_from_system()
         self.mounts = {c: m for c, m in mounts.items() if c in CONTROLLERS}
@@ -127,8 +130,8 @@ class V1Cgroup(Cgroup):
         for attempt in range(3):
             try:
                 for ctrl, mount in self.mounts.items():
-                    make_dir(os.path.join(mount, PARENT))
-                    make_dir(self.dirs[ctrl])
+                    self._mkdir(os.path.join(mount, PARENT))
+                    self._mkdir(self.dirs[ctrl])
                 break
             except KernelError as err:
                 # Another container's destroy() removed the shared pycont folder in between.
@@ -146,17 +149,17 @@ class V1Cgroup(Cgroup):
         for src, dst in ((mount, parent), (parent, self.dirs["cpuset"])):
             for name in ("cpuset.cpus", "cpuset.mems"):
                 if not read_file(os.path.join(dst, name)).strip():
-                    write_file(os.path.join(dst, name), read_file(os.path.join(src, name)).strip())
+                    self._write(os.path.join(dst, name), read_file(os.path.join(src, name)).strip())
 
     def destroy(self) -> None:
         for d in self._unique():
-            remove_dir(d)
+            self._rmdir(d)
         for mount in dict.fromkeys(self.mounts.values()):
-            remove_parent(os.path.join(mount, PARENT))
+            self._rmdir_parent(os.path.join(mount, PARENT))
 
     def add_pid(self, pid: int) -> None:
         for d in self._unique():
-            write_file(os.path.join(d, "cgroup.procs"), str(pid))
+            self._write(os.path.join(d, "cgroup.procs"), str(pid))
 
     def pids(self) -> list[int]:
         found: set[int] = set()
@@ -176,29 +179,29 @@ class V1Cgroup(Cgroup):
             self._set_memory(limits.memory, limits.memory_swap)
         if limits.memory_reservation is not None:
             path = self._file("memory", "memory.soft_limit_in_bytes", "--memory-reservation")
-            write_file(path, str(limits.memory_reservation))
+            self._write(path, str(limits.memory_reservation))
         if limits.nano_cpus is not None:
             # sched-bwc.rst: at most cfs_quota_us of CPU time per cfs_period_us; -1 = no limit.
-            write_file(self._file("cpu", "cpu.cfs_period_us", "--cpus"), str(units.CPU_PERIOD_US))
+            self._write(self._file("cpu", "cpu.cfs_period_us", "--cpus"), str(units.CPU_PERIOD_US))
             quota = units.cpus_to_quota(limits.nano_cpus)
-            write_file(self._file("cpu", "cpu.cfs_quota_us", "--cpus"), str(quota))
+            self._write(self._file("cpu", "cpu.cfs_quota_us", "--cpus"), str(quota))
         if limits.cpu_shares is not None:
             path = self._file("cpu", "cpu.shares", "--cpu-shares")
-            write_file(path, str(units.clamp_shares(limits.cpu_shares)))
+            self._write(path, str(units.clamp_shares(limits.cpu_shares)))
         if limits.cpuset_cpus is not None:
-            write_file(self._file("cpuset", "cpuset.cpus", "--cpuset-cpus"), limits.cpuset_cpus)
+            self._write(self._file("cpuset", "cpuset.cpus", "--cpuset-cpus"), limits.cpuset_cpus)
         if limits.pids_limit is not None:
             value = "max" if limits.pids_limit < 0 else str(limits.pids_limit)
-            write_file(self._file("pids", "pids.max", "--pids-limit"), value)
+            self._write(self._file("pids", "pids.max", "--pids-limit"), value)
         for name, rates in (
             ("read_bps_device", limits.device_read_bps),
             ("write_bps_device", limits.device_write_bps),
         ):
             for rate in rates:  # "MAJ:MIN BYTES", one device per write; 0 removes its rule
                 path = self._file("blkio", f"blkio.throttle.{name}", f"--device-{name[:-7]}")
-                write_file(path, f"{rate.device} {rate.rate}")
+                self._write(path, f"{rate.device} {rate.rate}")
         if limits.blkio_weight is not None:
-            write_file(self._weight_file(), str(limits.blkio_weight))
+            self._write(self._weight_file(), str(limits.blkio_weight))
 
     def _check(self, limits: Limits) -> None:
         needs = {
@@ -264,22 +267,22 @@ class V1Cgroup(Cgroup):
             # The kernel keeps memory <= memsw at every step: raise memsw first when growing.
             current = _limit(read_file(limit))
             if swap == -1 or (current is not None and current < swap):
-                write_file(memsw, str(swap))
-                write_file(limit, str(memory))
+                self._write(memsw, str(swap))
+                self._write(limit, str(memory))
             else:
-                write_file(limit, str(memory))
-                write_file(memsw, str(swap))
+                self._write(limit, str(memory))
+                self._write(memsw, str(swap))
         elif memory is not None:
-            write_file(limit, str(memory))
+            self._write(limit, str(memory))
         elif swap is not None:
-            write_file(memsw, str(swap))
+            self._write(memsw, str(swap))
 
     # ---- state --------------------------------------------------------------------------------
 
     def freeze(self, timeout: float = 5.0) -> None:
         # cgroup-v1/freezer-subsystem.rst: FREEZING until every task is frozen, then FROZEN.
         state = self._file("freezer", "freezer.state", "freeze")
-        write_file(state, "FROZEN")
+        self._write(state, "FROZEN")
         deadline = time.monotonic() + timeout
         while read_file(state).strip() != "FROZEN":
             if time.monotonic() > deadline:
@@ -287,7 +290,7 @@ class V1Cgroup(Cgroup):
             time.sleep(0.005)
 
     def thaw(self) -> None:
-        write_file(self._file("freezer", "freezer.state", "thaw"), "THAWED")
+        self._write(self._file("freezer", "freezer.state", "thaw"), "THAWED")
 
     def frozen(self) -> bool:
         path = self._file("freezer", "freezer.state", "freeze")
@@ -331,6 +334,9 @@ class V1Cgroup(Cgroup):
             version=self.version,
         )
 
+    def reader(self) -> V1Reader:
+        return V1Reader(self.dirs)
+
     def _text(self, ctrl: str, name: str) -> str | None:
         """A stat file's text, or None when the controller or the file is not there."""
         if ctrl not in self.dirs:
@@ -350,6 +356,54 @@ class V1Cgroup(Cgroup):
         if self._text(ctrl, name) is None:
             return {}
         return read_keyed(os.path.join(self.dirs[ctrl], name))
+
+
+class V1Reader(Reader):
+    """A v1 cgroup's meters: a file per figure, spread over the controllers' trees."""
+
+    def __init__(self, dirs: Mapping[str, str]) -> None:
+        files = {
+            "usage": ("cpuacct", "cpuacct.usage"),
+            "cpu": ("cpu", "cpu.stat"),
+            "memory": ("memory", "memory.usage_in_bytes"),
+            "peak": ("memory", "memory.max_usage_in_bytes"),
+            "pids": ("pids", "pids.current"),
+            "quota": ("cpu", "cpu.cfs_quota_us"),
+            "period": ("cpu", "cpu.cfs_period_us"),
+            "limit": ("memory", "memory.limit_in_bytes"),
+            "oom": ("memory", "memory.oom_control"),
+            "io": ("blkio", "blkio.throttle.io_service_bytes"),
+        }
+        super().__init__(
+            {k: os.path.join(dirs[c], name) for k, (c, name) in files.items() if c in dirs}
+        )
+
+    def _read(self, slow: Slow) -> Reading:
+        # Five pread(2) calls a tick: v1 keeps usage, throttling, memory and pids apart.
+        cpu = self.keyed("cpu")
+        return Reading(
+            self.number("usage"),
+            int(cpu.get(b"nr_periods", 0)),
+            int(cpu.get(b"nr_throttled", 0)),
+            int(cpu.get(b"throttled_time", 0)),  # v1 counts in ns already
+            self.number("memory"),
+            self.number("peak"),
+            self.number("pids"),
+            *slow,
+        )
+
+    def _read_slow(self) -> Slow:
+        quota, period = self.number("quota"), self.number("period")
+        limit = self.text("limit")
+        io = _service_bytes(self.text("io"))
+        return (
+            _limit(limit) if limit.strip() else None,
+            quota / period if quota > 0 and period > 0 else None,  # sched-bwc.rst: -1 = none
+            # memory.oom_control "oom_kill N" (Linux >= 4.13): OOM kills in this cgroup
+            int(self.keyed("oom").get(b"oom_kill", 0)),
+            io.get("Read", 0),
+            io.get("Write", 0),
+        )
 
 
 def _limit(text: str) -> int | None:

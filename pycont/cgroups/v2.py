@@ -17,18 +17,16 @@ from pycont.cgroups.base import (
     Cgroup,
     Limits,
     Stats,
-    make_dir,
     read_file,
     read_int,
     read_keyed,
-    remove_dir,
-    remove_parent,
-    write_file,
 )
+from pycont.cgroups.reader import Reader, Reading, Slow
 from pycont.errors import KernelError, Unsupported, UsageError
+from pycont.kernel import Kernel
 from pycont.kernel import mounts as probe
 
-__all__ = ["CONTROLLERS", "V2Cgroup", "mount_from_system"]
+__all__ = ["CONTROLLERS", "V2Cgroup", "V2Reader", "mount_from_system"]
 
 # Enabled for pycont's subtree when the parent offers them (cgroup.controllers).
 CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
@@ -74,9 +72,10 @@ class V2Cgroup(Cgroup):
         "io_write_bytes": "io.stat wbytes",
     }
 
-    def __init__(self, name: str, root: str | None = None) -> None:
-        """``root``: the cgroup2 mount (tests use a fake tree in tmp); default: this machine's."""
-        super().__init__(name)
+    def __init__(self, name: str, root: str | None = None, kernel: Kernel | None = None) -> None:
+        """``root``: the cgroup2 mount (tests use a fake tree in tmp); default: this machine's.
+        ``kernel``: the seam for mkdir/write/rmdir (see :class:`Cgroup`)."""
+        super().__init__(name, kernel)
         self.root = root if root is not None else (mount_from_system() or "/sys/fs/cgroup")
         self.parent = os.path.join(self.root, PARENT)
         self.dir = os.path.join(self.parent, name)
@@ -110,10 +109,10 @@ class V2Cgroup(Cgroup):
     def create(self) -> None:
         for attempt in range(3):
             try:
-                make_dir(self.parent)
+                self._mkdir(self.parent)
                 self._enable(self.root)
                 self._enable(self.parent)  # pycont/ holds no process, only the containers
-                make_dir(self.dir)
+                self._mkdir(self.dir)
                 return
             except KernelError as err:
                 # Another container's destroy() removed the shared pycont folder in between.
@@ -128,7 +127,7 @@ class V2Cgroup(Cgroup):
         for ctrl in CONTROLLERS:
             if ctrl in offered and ctrl not in enabled:
                 try:
-                    write_file(control, f"+{ctrl}")
+                    self._write(control, f"+{ctrl}")
                 except KernelError as err:
                     if err.errno != errno.EBUSY:
                         raise
@@ -141,11 +140,11 @@ class V2Cgroup(Cgroup):
                     ) from err
 
     def destroy(self) -> None:
-        remove_dir(self.dir)
-        remove_parent(self.parent)
+        self._rmdir(self.dir)
+        self._rmdir_parent(self.parent)
 
     def add_pid(self, pid: int) -> None:
-        write_file(self._f("cgroup.procs"), str(pid))
+        self._write(self._f("cgroup.procs"), str(pid))
 
     def pids(self) -> list[int]:
         try:
@@ -163,24 +162,24 @@ class V2Cgroup(Cgroup):
             self._set_memory(limits.memory, limits.memory_swap)
         if limits.memory_reservation is not None:
             path = self._need("memory.low", "--memory-reservation")
-            write_file(path, str(limits.memory_reservation))
+            self._write(path, str(limits.memory_reservation))
         if limits.nano_cpus is not None:
             quota = units.cpus_to_quota(limits.nano_cpus)
             value = f"{quota if quota > 0 else 'max'} {units.CPU_PERIOD_US}"
-            write_file(self._need("cpu.max", "--cpus"), value)
+            self._write(self._need("cpu.max", "--cpus"), value)
         if limits.cpu_shares is not None:
             weight = units.shares_to_weight(limits.cpu_shares)
-            write_file(self._need("cpu.weight", "--cpu-shares"), str(weight))
+            self._write(self._need("cpu.weight", "--cpu-shares"), str(weight))
         if limits.cpuset_cpus is not None:
-            write_file(self._need("cpuset.cpus", "--cpuset-cpus"), limits.cpuset_cpus)
+            self._write(self._need("cpuset.cpus", "--cpuset-cpus"), limits.cpuset_cpus)
         if limits.pids_limit is not None:
             value = "max" if limits.pids_limit < 0 else str(limits.pids_limit)
-            write_file(self._need("pids.max", "--pids-limit"), value)
+            self._write(self._need("pids.max", "--pids-limit"), value)
         for line in _io_max_lines(limits):
-            write_file(self._need("io.max", "--device-read-bps/--device-write-bps"), line)
+            self._write(self._need("io.max", "--device-read-bps/--device-write-bps"), line)
         if limits.blkio_weight is not None:
             path, value = self._weight(limits.blkio_weight)
-            write_file(path, value)
+            self._write(path, value)
 
     def _check(self, limits: Limits) -> None:
         if limits.memory is not None:
@@ -219,11 +218,11 @@ class V2Cgroup(Cgroup):
     def _set_memory(self, memory: int | None, swap: int | None) -> None:
         swap_max = self._f("memory.swap.max")
         if memory is not None:
-            write_file(self._need("memory.max", "--memory"), str(memory))
+            self._write(self._need("memory.max", "--memory"), str(memory))
         if swap is None or (swap == 0 and memory is None) or not os.path.exists(swap_max):
             return  # no swap accounting: 0 (default) and -1 (unlimited) need no file
         if swap == -1:
-            write_file(swap_max, "max")
+            self._write(swap_max, "max")
             return
         # docker's --memory-swap is memory plus swap; v2 limits swap alone.
         mem = memory if memory is not None else read_int(self._f("memory.max"))
@@ -237,13 +236,13 @@ class V2Cgroup(Cgroup):
             raise UsageError(
                 f'invalid --memory-swap "{swap}": below --memory {mem} (it is memory plus swap)'
             )
-        write_file(swap_max, str(total - mem))
+        self._write(swap_max, str(total - mem))
 
     # ---- state --------------------------------------------------------------------------------
 
     def freeze(self, timeout: float = 5.0) -> None:
         # cgroup.freeze (Linux >= 5.2): "1" asks, cgroup.events "frozen 1" says it is done.
-        write_file(self._need("cgroup.freeze", "freeze"), "1")
+        self._write(self._need("cgroup.freeze", "freeze"), "1")
         deadline = time.monotonic() + timeout
         while not self.frozen():
             if time.monotonic() > deadline:
@@ -251,7 +250,7 @@ class V2Cgroup(Cgroup):
             time.sleep(0.005)
 
     def thaw(self) -> None:
-        write_file(self._need("cgroup.freeze", "thaw"), "0")
+        self._write(self._need("cgroup.freeze", "thaw"), "0")
 
     def frozen(self) -> bool:
         return read_keyed(self._f("cgroup.events")).get("frozen") == 1
@@ -268,7 +267,7 @@ class V2Cgroup(Cgroup):
                 raise KernelError(
                     "kill every process in", errno.ETIMEDOUT, self.dir, f"after {timeout:g} s"
                 )
-            write_file(kill, "1")
+            self._write(kill, "1")
             time.sleep(0.01)
 
     def oom_killed(self) -> bool:
@@ -306,6 +305,9 @@ class V2Cgroup(Cgroup):
             version=self.version,
         )
 
+    def reader(self) -> V2Reader:
+        return V2Reader(self.dir)
+
     def _text(self, name: str) -> str | None:
         try:
             return read_file(self._f(name))
@@ -320,6 +322,50 @@ class V2Cgroup(Cgroup):
 
     def _keyed(self, name: str) -> dict[str, int]:
         return read_keyed(self._f(name)) if self._text(name) is not None else {}
+
+
+class V2Reader(Reader):
+    """A v2 cgroup's meters: one folder, and cpu.stat carries usage and throttling together."""
+
+    def __init__(self, folder: str) -> None:
+        names = {
+            "cpu": "cpu.stat",
+            "memory": "memory.current",
+            "peak": "memory.peak",  # Linux >= 5.19; the Reader keeps the highest seen otherwise
+            "pids": "pids.current",
+            "cpu_max": "cpu.max",
+            "limit": "memory.max",
+            "events": "memory.events",
+            "io": "io.stat",
+        }
+        super().__init__({k: os.path.join(folder, name) for k, name in names.items()})
+
+    def _read(self, slow: Slow) -> Reading:
+        # Four pread(2) calls a tick.
+        cpu = self.keyed("cpu")
+        return Reading(
+            int(cpu.get(b"usage_usec", 0)) * 1000,
+            int(cpu.get(b"nr_periods", 0)),
+            int(cpu.get(b"nr_throttled", 0)),
+            int(cpu.get(b"throttled_usec", 0)) * 1000,
+            self.number("memory"),
+            self.number("peak"),
+            self.number("pids"),
+            *slow,
+        )
+
+    def _read_slow(self) -> Slow:
+        # cpu.max is "QUOTA PERIOD" in us, QUOTA "max" = no limit; memory.max "max" = none.
+        quota, _, period = self.text("cpu_max").strip().partition(" ")
+        limit = self.text("limit").strip()
+        io = _io_stat(self.text("io"))
+        return (
+            int(limit) if limit.isdigit() else None,
+            int(quota) / int(period) if quota.isdigit() and period.isdigit() else None,
+            int(self.keyed("events").get(b"oom_kill", 0)),
+            io.get("rbytes", 0),
+            io.get("wbytes", 0),
+        )
 
 
 def _io_max_lines(limits: Limits) -> list[str]:

@@ -84,7 +84,8 @@ def write_notebook(path: str, name: str, marker: str) -> None:
     start = "\n".join(
         [
             "%load_ext pycont",
-            f"%pycont run -d --name {name} --cpus 0.5 busybox sh -c 'while :; do :; done' {marker}",
+            f"%pycont run -d --name {name} --cpus 0.5 -m 64m busybox "
+            f"sh -c 'while :; do :; done' {marker}",
             "import pycont, pycont.widgets",
             f"c = pycont.get({name!r})",
             "dash = pycont.widgets.Dashboard([c]).show()",

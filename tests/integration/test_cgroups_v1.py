@@ -176,6 +176,12 @@ def test_memory_limit_oom_kills_a_hog(cg: V1Cgroup, procs: Procs) -> None:
     assert stats.oom_kills is not None and stats.oom_kills >= 1
     assert stats.memory_peak is not None and 16 * MiB < stats.memory_peak <= 32 * MiB
     assert stats.memory_limit_hits  # memory.failcnt: the limit was hit
+    # The sampler's reader sees the same high-water mark and kill count.
+    with cg.reader() as r:
+        reading = r.read()
+    assert reading.memory_peak == stats.memory_peak
+    assert reading.oom_kills == stats.oom_kills
+    assert reading.memory_limit == 32 * MiB
 
 
 def test_a_process_killed_by_us_is_not_an_oom_kill(cg: V1Cgroup, procs: Procs) -> None:
@@ -204,6 +210,28 @@ def test_cpu_quota_of_half_a_cpu(cg: V1Cgroup, procs: Procs) -> None:
     assert 30 <= share <= 60, f"{share:.1f}% of a CPU"
     assert (after.cpu_nr_throttled or 0) > (before.cpu_nr_throttled or 0)
     assert (after.cpu_throttled_ns or 0) > (before.cpu_throttled_ns or 0)
+
+
+def test_the_reader_agrees_with_the_files_and_fails_once_the_cgroup_is_gone(
+    cg: V1Cgroup, procs: Procs
+) -> None:
+    cg.apply(Limits.from_options(memory="64m", cpus="0.5", pids_limit="16"))
+    sleeper = held(procs, "sleep", "60")
+    cg.add_pid(sleeper.pid)
+    release(sleeper)
+    r = cg.reader()
+    try:
+        reading = r.read()
+        assert (reading.memory_limit, reading.cpu_limit, reading.pids) == (64 * MiB, 0.5, 1)
+        assert reading.cpu_usage_ns <= int(read(cg, "cpuacct", "cpuacct.usage"))
+        assert reading.memory_peak >= reading.memory
+        cg.kill_all(timeout=10)
+        sleeper.wait(timeout=10)
+        cg.destroy()
+        with pytest.raises(OSError):  # ENODEV: the open files died with the cgroup
+            r.read()
+    finally:
+        r.close()
 
 
 def test_pids_limit_contains_a_fork_bomb_and_kill_all_clears_it(cg: V1Cgroup, procs: Procs) -> None:

@@ -220,6 +220,35 @@ def test_memory_limit_oom_kills_a_hog(cg: V2Cgroup, procs: Procs) -> None:
     assert stats.oom_kills is not None and stats.oom_kills >= 1
     assert stats.oom_events is not None and stats.oom_events >= 1
     assert stats.memory_peak is not None and 16 * MiB < stats.memory_peak <= 32 * MiB
+    # The sampler's reader sees the same high-water mark (memory.peak) and kill count.
+    with cg.reader() as r:
+        reading = r.read()
+    assert reading.memory_peak == stats.memory_peak
+    assert reading.oom_kills == stats.oom_kills
+    assert reading.memory_limit == 32 * MiB
+
+
+@v2_at_sys_fs_cgroup
+def test_the_reader_agrees_with_the_files_and_fails_once_the_cgroup_is_gone(
+    cg: V2Cgroup, procs: Procs
+) -> None:
+    cg.apply(Limits.from_options(memory="64m", cpus="0.5", pids_limit="16"))
+    sleeper = held(procs, "sleep", "60")
+    cg.add_pid(sleeper.pid)
+    release(sleeper)
+    r = cg.reader()
+    try:
+        reading = r.read()
+        assert (reading.memory_limit, reading.cpu_limit, reading.pids) == (64 * MiB, 0.5, 1)
+        assert reading.cpu_usage_ns <= keyed(cg, "cpu.stat")["usage_usec"] * 1000
+        assert reading.memory_peak >= reading.memory
+        cg.kill_all(timeout=10)
+        sleeper.wait(timeout=10)
+        cg.destroy()
+        with pytest.raises(OSError):  # ENODEV: the open files died with the cgroup
+            r.read()
+    finally:
+        r.close()
 
 
 @v2_at_sys_fs_cgroup
@@ -320,7 +349,7 @@ def test_no_internal_processes(cg: V2Cgroup, procs: Procs) -> None:
     procs.append(sleeper)
     cg.add_pid(sleeper.pid)
     with pytest.raises(KernelError) as exc:
-        base.write_file(os.path.join(cg.path, "cgroup.subtree_control"), "+memory")
+        cg.kernel.write_file(os.path.join(cg.path, "cgroup.subtree_control"), "+memory")
     assert exc.value.errno == errno.EBUSY
 
 

@@ -81,6 +81,12 @@ def test_cpu_of_a_half_cpu_container(name: str, sampler: Sampler) -> None:
             break
     assert 30 <= medians[-1] <= 70, f"median CPU % per {WINDOW}-sample window: {medians}"
     assert window[-1].cpu_limit_percent == 50
+    # A loop that would use a whole CPU runs out of its quota in the 100 ms periods it gets a
+    # CPU for (on a loaded machine not all of them): the intervals the sampler marks throttled
+    # are those in which cpu.stat nr_throttled rose.
+    marked = [s.throttled for s in window]
+    assert any(marked), marked
+    assert all(s.throttled_percent > 0 for s in window if s.throttled)
     assert not sampler.tracks[name].ended
 
 
@@ -125,6 +131,25 @@ def test_an_oom_kill_ends_the_track_with_one_oom_time(name: str, sampler: Sample
     assert c.state().oom_killed
     history = sampler.history(name)
     assert history and track.oom_times[0] >= history[0].t
+
+
+GROW_1MB = "x=$(head -c 1048576 /dev/zero | tr '\\0' a); y=; while :; do y=$y$x; sleep 0.25; done"
+
+
+def test_the_peak_is_the_kernels_high_water_mark(name: str, sampler: Sampler) -> None:
+    # y=$y$x builds a new, longer copy before the old one is freed: the usage read at 10 Hz
+    # stays near half the limit, while the kernel's high-water mark climbs to it.
+    c = detached(name, GROW_1MB, memory="32m")
+    sampler.watch(c)
+    sampler.start()
+    track = sampler.tracks[name]
+    wait_for(lambda: track.ended, timeout=60, what=f"{name} to be OOM-killed")
+    history = sampler.history(name)
+    assert c.wait(timeout=30) == 137
+    assert track.oom_times
+    assert 24 * MiB <= track.peak <= 32 * MiB, (track.peak, [s.memory_peak for s in history])
+    assert track.peak > max(s.memory for s in history)
+    assert all(s.memory_peak >= s.memory for s in history)
 
 
 # -- the thread ------------------------------------------------------------------------------

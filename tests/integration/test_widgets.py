@@ -22,7 +22,7 @@ from IPython.core.displaypub import CapturingDisplayPublisher
 
 import pycont
 from pycont.monitor import Sample, Sampler, Track
-from pycont.widgets import Dashboard, render_png
+from pycont.widgets import Dashboard, _throttled_spans, render_png
 from tests.helpers import requires, wait_for
 
 MiB = 1 << 20
@@ -55,7 +55,7 @@ def made_up(oom_times: list[float]) -> Sampler:
             t=i / 10,
             cpu_percent=40.0 + (i % 3) * 10,
             cpu_limit_percent=50.0,
-            throttled_percent=80.0 if i % 2 else 0.0,
+            throttled_percent=80.0 if i % 4 else 0.0,
             memory=i * MiB % (32 * MiB),
             memory_peak=i * MiB,
             memory_limit=32 * MiB,
@@ -63,6 +63,7 @@ def made_up(oom_times: list[float]) -> Sampler:
             oom_kills=len(oom_times),
             io_read=0,
             io_write=0,
+            throttled=bool(i % 4),
         )
         for i in range(50)
     )
@@ -121,6 +122,24 @@ def test_render_png_of_a_real_sampler(spinner: pycont.Container) -> None:
         wait_for(lambda: len(s.history(spinner.name)) >= 5, timeout=30, what="5 samples")
         png = render_png(s, [spinner.name])
     assert a_picture(decode(png))
+
+
+def test_each_throttled_interval_is_shaded() -> None:
+    # A sample covers the interval that ends at its time; runs of them merge into one span.
+    marks = [False, True, True, False, True, False, False, True]
+    hist = [
+        Sample(i / 10, 50.0, 50.0, 100.0 * m, 0, 0, None, 1, 0, 0, 0, throttled=m)
+        for i, m in enumerate(marks)
+    ]
+    spans = [(round(a, 2), round(b, 2)) for a, b in _throttled_spans(hist, 0.1)]
+    assert spans == [(0.0, 0.2), (0.3, 0.4), (0.6, 0.7)]
+
+
+def test_render_png_of_a_track_ended_by_an_oom_kill() -> None:
+    s = made_up([5.2])
+    s.tracks["c"].peak = 32 * MiB  # the high-water mark recorded after the last sample
+    img = decode(render_png(s, ["c"]))
+    assert a_picture(img) and red_pixels(img) > 0
 
 
 # -- the live dashboard ----------------------------------------------------------------------
@@ -192,6 +211,27 @@ def test_a_refused_value_shows_on_the_status_line(
     finally:
         dash.stop()
     assert capsys.readouterr() == ("", "")
+
+
+@requires("root", "overlay")
+def test_only_the_limits_a_container_has_get_a_slider(
+    name: str, published: list[dict[str, Any]]
+) -> None:
+    import ipywidgets as w
+
+    c = pycont.run("busybox", ["sh", "-c", SPIN], detach=True, name=name, cpus="0.5")
+    try:
+        dash = Dashboard([c], redraw=0.3).show()
+        try:
+            assert dash._box is not None
+            _label, cpus, memory = dash._box.children[1].children
+            assert isinstance(cpus, w.FloatSlider) and cpus.value == 0.5
+            # No --memory: no slider pretending 512 MiB, but the words.
+            assert isinstance(memory, w.Label) and memory.value == "memory: no limit"
+        finally:
+            dash.stop()
+    finally:
+        c.remove(force=True)
 
 
 @requires("root", "overlay")

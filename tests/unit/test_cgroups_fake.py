@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pycont import cgroups
-from pycont.cgroups import Limits, V1Cgroup, V2Cgroup, base, v1, v2
+from pycont import cgroups, kernel
+from pycont.cgroups import Limits, V1Cgroup, V2Cgroup
 from pycont.cgroups.units import DeviceRate
 from pycont.errors import KernelError, Unsupported, UsageError
+from pycont.kernel import LinuxKernel
 from pycont.kernel.probe import cgroup_layout
 
 MiB = 1 << 20
@@ -133,24 +134,28 @@ class Writes(list[tuple[str, str]]):
         return [value for path, value in self if path.endswith("/" + name) or path == name]
 
 
+class WritingKernel(LinuxKernel):
+    """The real file operations, with every write logged (and refused where ``fail`` says)."""
+
+    def __init__(self, log: Writes) -> None:
+        self.log = log
+
+    def write_file(self, path: str, data: str) -> None:
+        rel = os.path.relpath(path, self.log.root)
+        if rel in self.log.fail:  # the fake kernel refuses this write
+            raise KernelError(f'write "{data}" to', self.log.fail[rel], path)
+        self.log.append((rel, data))
+        super().write_file(path, data)
+
+
 @pytest.fixture
-def writes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Writes]:
+def writes(tmp_path: Path) -> Iterator[Writes]:
     log = Writes()
     log.root = tmp_path
     log.fail = {}
-    real = base.write_file
-
-    def record(path: str, value: str) -> None:
-        rel = os.path.relpath(path, tmp_path)
-        if rel in log.fail:  # the fake kernel refuses this write
-            err = log.fail[rel]
-            raise KernelError(f'write "{value}" to', err, path)
-        log.append((rel, value))
-        real(path, value)
-
-    for module in (v1, v2):
-        monkeypatch.setattr(module, "write_file", record)
-    yield log
+    # A cgroup made without a kernel uses the one in use: this one, for the test.
+    with kernel.use(WritingKernel(log)):
+        yield log
 
 
 def text(path: Path) -> str:
@@ -335,7 +340,7 @@ def test_v1_write_error_names_the_file_and_value(tmp_path: Path, writes: Writes)
 
 def test_real_write_error_names_file_and_value(tmp_path: Path) -> None:
     with pytest.raises(KernelError) as exc:
-        base.write_file(str(tmp_path / "nope"), "64")
+        LinuxKernel().write_file(str(tmp_path / "nope"), "64")
     assert str(exc.value) == f'write "64" to {tmp_path}/nope: No such file or directory [ENOENT]'
 
 
