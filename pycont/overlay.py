@@ -13,20 +13,21 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Protocol
 
 from pycont import kernel as _kernel
 from pycont.errors import UsageError
+from pycont.fsutil import remove_tree
 from pycont.images import whiteouts as wh
-from pycont.images.layers import remove_tree, walk
 from pycont.kernel import MNT_DETACH, Kernel
 
-__all__ = ["Change", "CopyStack", "RootStack", "Stack", "changes", "stack_for"]
+__all__ = ["Change", "CopyStack", "RootStack", "Stack", "changes", "mount_options", "stack_for"]
 
-# mount(2) copies at most one page of option data: about 40 lowerdirs of pycont's length.
-MAX_OPTIONS = 4095
+# mount(2) copies at most one page of option data (copy_mount_options: PAGE_SIZE, the last byte
+# being the terminating NUL): about 40 lowerdirs of pycont's length.
+MAX_OPTIONS = os.sysconf("SC_PAGE_SIZE") - 1
 
 
 class Change(NamedTuple):
@@ -53,9 +54,41 @@ class RootStack(Protocol):
 
 
 def _escape(path: str) -> str:
-    if "," in path:
-        raise UsageError(f"overlay cannot use a path that contains ',': {path}")
-    return path.replace("\\", "\\\\").replace(":", "\\:")  # overlayfs.rst: escaped colons
+    r"""A path as overlay's option parser reads it back: ':' separates lowerdirs and ',' the
+    options, so both are escaped with a backslash in a name (overlayfs.rst on lowerdir; the
+    kernel's ovl_next_opt skips '\,'), and a backslash escapes itself (ovl_unescape)."""
+    for c in "\\,:":
+        path = path.replace(c, "\\" + c)
+    return path
+
+
+def mount_options(
+    lowers: Sequence[str],
+    upper: str | None = None,
+    work: str | None = None,
+    *,
+    userxattr: bool = False,
+) -> str:
+    """The data argument of mount(2) for an overlay: ``lowerdir=`` (top first), ``upperdir=``,
+    ``workdir=`` and ``userxattr``, every path escaped. The only place pycont builds it.
+
+    ``userxattr``: overlayfs in a user namespace cannot use trusted.* xattrs; it then keeps its
+    metadata in user.overlay.* (overlayfs.rst, Linux >= 5.11)."""
+    if not lowers:
+        raise UsageError("build overlay mount options: an overlay needs at least one lowerdir")
+    opts = "lowerdir=" + ":".join(_escape(p) for p in lowers)
+    if upper is not None:
+        if work is None:
+            raise UsageError(f"build overlay mount options: upperdir {upper} needs a workdir")
+        opts += f",upperdir={_escape(upper)},workdir={_escape(work)}"
+    if userxattr:
+        opts += ",userxattr"
+    if len(opts) > MAX_OPTIONS:
+        raise UsageError(
+            f"build overlay mount options: they are {len(opts)} bytes, mount(2) takes "
+            f"{MAX_OPTIONS} (one page): {len(lowers)} layers are too many for paths this long"
+        )
+    return opts
 
 
 @dataclass(frozen=True)
@@ -73,21 +106,8 @@ class Stack:
     driver: ClassVar[str] = "overlay"
 
     def options(self) -> str:
-        if not self.lowers:
-            raise UsageError("an overlay needs at least one lower directory")
-        opts = "lowerdir=" + ":".join(_escape(p) for p in self.lowers)
-        if self.upper is not None:
-            if self.work is None:
-                raise UsageError("an overlay with an upperdir needs a workdir")
-            opts += f",upperdir={_escape(self.upper)},workdir={_escape(self.work)}"
-        if self.userxattr:
-            opts += ",userxattr"
-        if len(opts) > MAX_OPTIONS:
-            raise UsageError(
-                f"overlay mount options are {len(opts)} bytes, mount(2) takes {MAX_OPTIONS}: "
-                f"{len(self.lowers)} layers are too many for paths this long"
-            )
-        return opts
+        """The mount(2) data for this stack: :func:`mount_options`."""
+        return mount_options(self.lowers, self.upper, self.work, userxattr=self.userxattr)
 
     def prepare(self) -> None:
         """Create upper, work and merged (workdir must be empty and on upper's filesystem)."""
@@ -110,6 +130,14 @@ class Stack:
 
 
 # -- what changed -------------------------------------------------------------------------------
+def _walk(top: str, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
+    """:func:`pycont.images.diff.walk`, imported when a tree is compared or copied: it comes
+    with the tar code, which a container's init (it only mounts) need not load."""
+    from pycont.images.diff import walk
+
+    return walk(top, rel)
+
+
 def _lstat(path: str) -> os.stat_result | None:
     try:
         return os.lstat(path)
@@ -166,7 +194,7 @@ def changes(upper: str, lowers: Sequence[str] = (), *, userxattr: bool = True) -
     """``docker diff`` from an overlay upper dir: a whiteout is D, a name the lowers also have
     is C (directories that hold changes are C), anything else is A. Sorted by path."""
     out: list[Change] = []
-    for rel, st in walk(upper):
+    for rel, st in _walk(upper):
         path = "/" + rel
         if wh.is_whiteout(st):
             out.append(Change("D", path))
@@ -221,7 +249,7 @@ def _copy_layer(src_root: str, dst_root: str, userxattr: bool) -> None:
     """Apply one unpacked layer onto ``dst_root``: its whiteouts delete, its files replace."""
     same_owner = os.geteuid() == 0
     dir_times: list[tuple[str, os.stat_result]] = []
-    for rel, st in walk(src_root):
+    for rel, st in _walk(src_root):
         src, dst = os.path.join(src_root, rel), os.path.join(dst_root, rel)
         old = _lstat(dst)
         is_dir = stat.S_ISDIR(st.st_mode)
@@ -281,7 +309,7 @@ def _compare(merged: str, lowers: Sequence[str], rel: str, ux: bool, out: list[C
         if not below:
             out.append(Change("A", "/" + r))
             if stat.S_ISDIR(st.st_mode):
-                out.extend(Change("A", f"/{r}/{sub}") for sub, _ in walk(merged, r))
+                out.extend(Change("A", f"/{r}/{sub}") for sub, _ in _walk(merged, r))
             changed = True
             continue
         low_st = os.lstat(below[0])

@@ -26,6 +26,7 @@ from pycont.kernel import (
     MS_REMOUNT,
     Kernel,
 )
+from pycont.overlay import CopyStack, Stack
 
 # The device nodes every container gets (the OCI runtime spec's default set). They are bind
 # mounted from the host: mknod(2) is refused inside a user namespace.
@@ -66,20 +67,16 @@ class RootSpec:
     def merged(self) -> str:
         return os.path.join(self.container_dir, "merged")
 
+    def stack(self) -> Stack:
+        """The overlay this root mounts; in a user namespace with ``userxattr`` (overlayfs
+        there cannot use trusted.* xattrs and keeps its metadata in user.overlay.*)."""
+        return Stack(self.lowers, self.upper, self.work, self.merged, userxattr=self.userns)
+
 
 def prepare_dirs(spec: RootSpec) -> None:
     """Create the upper, work and merged dirs (on the host side, before the container starts)."""
     for d in (spec.upper, spec.work, spec.merged):
         os.makedirs(d, mode=0o755, exist_ok=True)
-
-
-def overlay_options(spec: RootSpec) -> str:
-    opts = f"lowerdir={':'.join(spec.lowers)},upperdir={spec.upper},workdir={spec.work}"
-    if spec.userns:
-        # overlayfs in a user namespace cannot use trusted.* xattrs; userxattr stores its
-        # metadata in user.overlay.* instead (Documentation/filesystems/overlayfs.rst).
-        opts += ",userxattr"
-    return opts
 
 
 def _touch(path: str) -> None:
@@ -97,7 +94,7 @@ def setup_root(k: Kernel, spec: RootSpec) -> None:
         _copy_root(k, spec, "asked for (PYCONT_STORAGE_DRIVER=vfs)")
     else:
         try:
-            k.mount("pycont-overlay", merged, "overlay", 0, overlay_options(spec))
+            spec.stack().mount(k)
         except KernelError as err:
             # Where overlay cannot mount (no overlay in this kernel, or refused to this user),
             # copy the layers instead: slower and heavier, but real, and labelled as such.
@@ -120,8 +117,6 @@ def setup_root(k: Kernel, spec: RootSpec) -> None:
 def _copy_root(k: Kernel, spec: RootSpec, why: str) -> None:
     """docker's vfs driver: the layers copied into ``merged``, made a mount point (pivot_root(2)
     needs one) by binding it onto itself. Records the driver and why in the container's dir."""
-    from pycont.overlay import CopyStack
-
     stack = CopyStack(spec.lowers, spec.merged, spec.userns)
     stack.mount()
     k.mount(spec.merged, spec.merged, "", MS_BIND | MS_REC)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from pycont.errors import ImageNotFound
 from pycont.images.oci import DEFAULT_PATH
 from pycont.images.reference import Reference
-from pycont.images.store import ImageInUse, InUse, Store, set_in_use_hook
 
 __all__ = [
     "DEFAULT_PATH",
@@ -37,8 +36,14 @@ __all__ = [
     "set_in_use_hook",
 ]
 
-# Imported on first use: `pycont run` needs resolve() and the store, not tar or busybox code.
+# Imported on first use: `pycont run` needs resolve() and the store, not tar or busybox code,
+# and a container's init, which stacks the layers (pycont.overlay, pycont.images.whiteouts),
+# needs not even the store.
 _LAZY = {
+    "ImageInUse": "pycont.images.store",
+    "InUse": "pycont.images.store",
+    "Store": "pycont.images.store",
+    "set_in_use_hook": "pycont.images.store",
     "CorruptBlob": "pycont.images.blobs",
     "DiskUsage": "pycont.images.report",
     "HistoryEntry": "pycont.images.report",
@@ -54,6 +59,7 @@ if TYPE_CHECKING:
     from pycont.images.busybox import build_busybox
     from pycont.images.layers import LayerError
     from pycont.images.report import DiskUsage, HistoryEntry, ImageInfo, ImageRecord, ImageUsage
+    from pycont.images.store import ImageInUse, InUse, Store, set_in_use_hook
 
 
 def __getattr__(name: str) -> Any:
@@ -89,6 +95,8 @@ class Image:
 def resolve(ref: str, store: Store | None = None) -> Image:
     """The image called ``ref`` (a reference or an image id prefix); built-ins are built on
     first use. ImageNotFound (one line) when there is no such image."""
+    from pycont.images.store import Store
+
     store = store or Store()
     try:
         rec = store.get(ref)

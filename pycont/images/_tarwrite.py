@@ -14,9 +14,17 @@ from typing import IO, Protocol, cast
 
 from pycont.images import whiteouts as wh
 
-__all__ = ["XATTR_PAX", "Entry", "TarStats", "Writable", "write_tar"]
+__all__ = ["XATTR_PAX", "Entry", "TarStats", "Writable", "keep_xattr", "write_tar"]
 
 XATTR_PAX = "SCHILY.xattr."  # how GNU tar and docker store xattrs in PAX headers
+
+
+def keep_xattr(name: str) -> bool:
+    # File capabilities (ping's cap_net_raw) and user.* belong to the file; overlay's own
+    # metadata never does (whiteouts.is_overlay_xattr), and other namespaces are host policy.
+    return not wh.is_overlay_xattr(name) and (
+        name == "security.capability" or name.startswith("user.")
+    )
 
 
 class Writable(Protocol):

@@ -15,11 +15,27 @@ import os
 import re
 import tempfile
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from pycont.errors import CorruptBlob, UsageError
+from pycont.fsutil import fsync_dir
 
-__all__ = ["BlobReader", "BlobStore", "BlobWriter", "CorruptBlob", "check_digest"]
+__all__ = [
+    "BlobReader",
+    "BlobStore",
+    "BlobWriter",
+    "CorruptBlob",
+    "Readable",
+    "check_digest",
+    "sha256_of",
+]
+
+
+class Readable(Protocol):
+    """A stream of bytes: a blob, an HTTP response, a gzip reader, a layer being hashed."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
 
 DIGEST_RE = re.compile(r"sha256:([0-9a-f]{64})")
 _CHUNK = 1 << 20
@@ -31,14 +47,6 @@ def check_digest(digest: str) -> str:
     if not m:
         raise UsageError(f"invalid digest {digest!r}: expected sha256:<64 hex digits>")
     return m.group(1)
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class BlobWriter:
@@ -219,6 +227,11 @@ class BlobStore:
         if not os.path.isdir(self.dir):
             return []
         return [os.path.join(self.dir, n) for n in os.listdir(self.dir) if n.startswith(".tmp-")]
+
+
+def sha256_of(data: bytes) -> str:
+    """The digest of ``data`` as OCI writes it: ``sha256:<64 hex digits>``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def canonical_json(doc: dict[str, Any]) -> bytes:

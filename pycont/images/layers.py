@@ -8,6 +8,9 @@ whose every path component was opened with ``O_NOFOLLOW`` (open(2)), so no write
 symlink or a ``..`` out of the layer root. A symlink *entry* may point anywhere (``/bin/sh ->
 /bin/busybox`` is normal: it is resolved inside the container, later); what matters is that
 we never write *through* one.
+
+The other direction, a container's upper dir written out as a layer, is
+:mod:`pycont.images.diff` (``write_layer`` and ``diff_entries`` are importable from here too).
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Protocol, cast
+from typing import IO, cast
 
 from pycont.errors import LayerError
+from pycont.fsutil import remove_tree
 from pycont.images import whiteouts as wh
-from pycont.images._tarwrite import XATTR_PAX, Entry, TarStats, Writable, write_tar
+from pycont.images._tarwrite import XATTR_PAX, Entry, TarStats, keep_xattr, write_tar
+from pycont.images.blobs import Readable
+from pycont.images.diff import diff_entries, write_layer
 
 __all__ = [
     "Entry",
@@ -33,7 +39,6 @@ __all__ = [
     "Readable",
     "apply_layer",
     "diff_entries",
-    "remove_tree",
     "unpack_layer",
     "write_layer",
     "write_tar",
@@ -42,23 +47,11 @@ __all__ = [
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class Readable(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
-
-
 @dataclass
 class LayerStats(TarStats):
     """What a layer holds; ``skipped_xattrs`` lists the xattrs not applied, and why."""
 
     skipped_xattrs: list[str] = field(default_factory=list)
-
-
-def _keep_xattr(name: str) -> bool:
-    # File capabilities (ping's cap_net_raw) and user.* belong to the file; overlay's own
-    # metadata never does (whiteouts.is_overlay_xattr), and other namespaces are host policy.
-    return not wh.is_overlay_xattr(name) and (
-        name == "security.capability" or name.startswith("user.")
-    )
 
 
 # -- unpacking --------------------------------------------------------------------------------
@@ -249,7 +242,7 @@ class _Unpacker:
             if not key.startswith(XATTR_PAX):
                 continue
             name = key[len(XATTR_PAX) :]
-            if not _keep_xattr(name):
+            if not keep_xattr(name):
                 self.stats.skipped_xattrs.append(f"{m.name}: {name}")
                 continue
             try:
@@ -329,111 +322,3 @@ def unpack_layer(
     finally:
         if os.path.lexists(tmp):
             remove_tree(tmp)
-
-
-def remove_tree(path: str) -> None:
-    """rm -rf, also through directories without write or search permission."""
-
-    def fix(func: Callable[..., object], p: str, _exc: object) -> None:
-        parent = os.path.dirname(p)
-        os.chmod(parent, stat.S_IRWXU)
-        if os.path.isdir(p) and not os.path.islink(p):
-            os.chmod(p, stat.S_IRWXU)
-            shutil.rmtree(p, onerror=fix)
-        else:
-            func(p)
-
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, onerror=fix)
-    elif os.path.lexists(path):
-        os.unlink(path)
-
-
-# -- writing --------------------------------------------------------------------------------
-def walk(top: str, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
-    """(relative path, lstat) of everything below ``top``, sorted, parents first."""
-    with os.scandir(os.path.join(top, rel) if rel else top) as it:
-        names = sorted(e.name for e in it)
-    for name in names:
-        path = f"{rel}/{name}" if rel else name
-        st = os.lstat(os.path.join(top, path))
-        yield path, st
-        if stat.S_ISDIR(st.st_mode):
-            yield from walk(top, path)
-
-
-def _file_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError as err:
-        if err.errno in (errno.EOPNOTSUPP, errno.EPERM):
-            return ()
-        raise
-    keep = sorted(n for n in names if _keep_xattr(n))
-    return tuple((n, os.getxattr(path, n, follow_symlinks=False)) for n in keep)
-
-
-def diff_entries(upper: str, *, userxattr: bool = True) -> Iterator[Entry]:
-    """The layer entries for an overlay upper dir: overlay whiteouts become OCI ``.wh.`` files.
-
-    ``userxattr`` says how the overlay was mounted, so which xattr marks an opaque directory:
-    an overlay mounted *without* it copies a lower directory's ``user.overlay.opaque`` up like
-    any other xattr, and that copy must not be read as "opaque" (tested)."""
-    prefix = wh.overlay_xattr_prefix(userxattr)
-    links: dict[tuple[int, int], str] = {}
-    for rel, st in walk(upper):
-        path = os.path.join(upper, rel)
-        uid, gid, mtime = st.st_uid, st.st_gid, int(st.st_mtime)
-        mode = stat.S_IMODE(st.st_mode)
-        if wh.is_whiteout(st):
-            name = wh.whiteout_entry(rel)
-            yield Entry(name, tarfile.REGTYPE, 0o644, uid, gid, mtime, data=b"")
-        elif stat.S_ISDIR(st.st_mode):
-            if _has_xattr(path, prefix + "redirect"):
-                raise LayerError(f"cannot commit /{rel}: a renamed lower directory (redirect_dir)")
-            yield Entry(rel, tarfile.DIRTYPE, mode, uid, gid, mtime, xattrs=_file_xattrs(path))
-            if wh.is_opaque(path, userxattr):
-                name = wh.opaque_entry(rel)
-                yield Entry(name, tarfile.REGTYPE, 0o644, uid, gid, mtime, data=b"")
-        elif stat.S_ISREG(st.st_mode):
-            if _has_xattr(path, prefix + "metacopy"):
-                raise LayerError(f"cannot commit /{rel}: a metadata-only copy-up (metacopy=on)")
-            key = (st.st_dev, st.st_ino)
-            if st.st_nlink > 1 and key in links:
-                yield Entry(rel, tarfile.LNKTYPE, mode, uid, gid, mtime, linkname=links[key])
-                continue
-            links[key] = rel
-            xattrs = _file_xattrs(path)
-            yield Entry(
-                rel,
-                tarfile.REGTYPE,
-                mode,
-                uid,
-                gid,
-                mtime,
-                source=path,
-                size=st.st_size,
-                xattrs=xattrs,
-            )
-        elif stat.S_ISLNK(st.st_mode):
-            target = os.readlink(path)
-            yield Entry(rel, tarfile.SYMTYPE, mode, uid, gid, mtime, linkname=target)
-        elif stat.S_ISFIFO(st.st_mode):
-            yield Entry(rel, tarfile.FIFOTYPE, mode, uid, gid, mtime)
-        elif stat.S_ISSOCK(st.st_mode):
-            continue  # tar cannot hold a socket; it belonged to a process anyway
-        else:
-            raise LayerError(f"cannot commit /{rel}: layers may not hold device nodes")
-
-
-def _has_xattr(path: str, name: str) -> bool:
-    try:
-        os.getxattr(path, name, follow_symlinks=False)
-        return True
-    except OSError:
-        return False
-
-
-def write_layer(upper: str, out: Writable, *, userxattr: bool = True) -> TarStats:
-    """Write the overlay upper dir ``upper`` to ``out`` as an OCI layer tar."""
-    return write_tar(diff_entries(upper, userxattr=userxattr), out)

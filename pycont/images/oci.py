@@ -24,6 +24,11 @@ LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 LAYER_TYPES = (LAYER, LAYER_GZIP, DOCKER_LAYER, DOCKER_LAYER_GZIP)
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+MANIFEST_TYPES = (MANIFEST, DOCKER_MANIFEST)
+INDEX_TYPES = (INDEX, DOCKER_LIST)
 REF_NAME = "org.opencontainers.image.ref.name"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -175,3 +180,22 @@ def _pairs(change: str, arg: str, allow_space: bool) -> dict[str, str]:
             raise UsageError(f"invalid change {change!r}: expected KEY=VALUE, got {word!r}")
         out[key] = value
     return out
+
+
+def media_type(content_type: str | None, data: bytes) -> str:
+    """A manifest's media type: the Content-Type if it names one, else its ``mediaType``,
+    else what its fields say (an index has ``manifests``, a manifest a ``config``)."""
+    ctype = (content_type or "").split(";")[0].strip()
+    if ctype in (*MANIFEST_TYPES, *INDEX_TYPES, DOCKER_SCHEMA1):
+        return ctype
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return ctype
+    if not isinstance(doc, dict):
+        return ctype
+    if doc.get("mediaType"):
+        return str(doc["mediaType"])
+    if doc.get("schemaVersion") == 1:
+        return DOCKER_SCHEMA1
+    return INDEX if "manifests" in doc else MANIFEST

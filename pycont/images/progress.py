@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from pycont.format import decimal_size
+
 __all__ = [
     "AnsiProgress",
     "NotebookProgress",
@@ -34,7 +36,6 @@ __all__ = [
     "Progress",
     "RecordingProgress",
     "auto",
-    "human_size",
     "in_notebook",
     "short",
 ]
@@ -46,15 +47,6 @@ _REDRAW_EVERY = 0.1  # seconds between two redraws of a layer's bar while bytes 
 def short(layer: str) -> str:
     """``sha256:3f57d9401f8d...`` -> ``3f57d9401f8d`` (docker's 12 hex digits)."""
     return layer.split(":", 1)[-1][:12]
-
-
-def human_size(n: float) -> str:
-    """Bytes in docker's decimal units: ``2.14MB``, ``527B``."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(float(f"{n:.3g}")) < 1000:  # 999_999 rounds to 1e+03kB: say 1MB
-            return f"{n:.3g}{unit}"
-        n /= 1000
-    return f"{n:.3g}TB"
 
 
 class Progress:
@@ -131,10 +123,10 @@ class _Lines(Progress):
         st = self.layers[layer]
         if st.final or not st.current:
             return f"{short(layer)}: {st.status or self.waiting}"
-        size = human_size(st.current)
+        size = decimal_size(st.current)
         if not st.total:
             return f"{short(layer)}: {self.verb} {size}"
-        head, tail = f"{short(layer)}: {self.verb} ", f" {size}/{human_size(st.total)}"
+        head, tail = f"{short(layer)}: {self.verb} ", f" {size}/{decimal_size(st.total)}"
         width = min(50, columns - len(head) - len(tail) - 2)
         if width < 10:
             return head + tail.lstrip()
@@ -260,8 +252,8 @@ class NotebookProgress(Progress):
         if layer in self._bars:
             bar, label = self._bars[layer]
             bar.value = min(st.current, bar.max)
-            of = f"/{human_size(st.total)}" if st.total else ""
-            label.value = f"{self._text.verb} {human_size(st.current)}{of}"
+            of = f"/{decimal_size(st.total)}" if st.total else ""
+            label.value = f"{self._text.verb} {decimal_size(st.current)}{of}"
 
     def done(self, layer: str, status: str) -> None:
         st = self._text.layers.setdefault(layer, _Layer(None))

@@ -24,79 +24,43 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
-import ipaddress
 import json
 import os
 import shutil
-import ssl
 import tempfile
 import zlib
-from collections.abc import Iterator
-from typing import IO, Any, Protocol
-from urllib.parse import urlencode, urljoin, urlsplit
+from typing import IO, Any
 
 from pycont.errors import ImageNotFound, PycontError, RegistryError, UsageError
+from pycont.fsutil import fsync_dir
 from pycont.images import oci
-from pycont.images._locks import file_lock
-from pycont.images.blobs import BlobStore, canonical_json, fsync_dir
+from pycont.images._registry_dir import DirRegistry
+from pycont.images._registry_http import ACCEPT, HttpRegistry, is_loopback, upload_url
+from pycont.images.blobs import BlobStore, sha256_of
+from pycont.images.oci import DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1, media_type
 from pycont.images.progress import Progress
 from pycont.images.reference import DEFAULT_REGISTRY, Reference
 from pycont.images.store import Store
 
-__all__ = ["ACCEPT", "REGISTRY_DIR_ENV", "RegistryError", "local_name", "pull", "push"]
+__all__ = [
+    "ACCEPT",
+    "DOCKER_LIST",
+    "DOCKER_MANIFEST",
+    "DOCKER_SCHEMA1",
+    "REGISTRY_DIR_ENV",
+    "RegistryError",
+    "choose_platform",
+    "is_loopback",
+    "local_name",
+    "locate",
+    "media_type",
+    "pull",
+    "push",
+    "upload_url",
+]
 
 REGISTRY_DIR_ENV = "PYCONT_REGISTRY_DIR"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-MANIFEST_TYPES = (oci.MANIFEST, DOCKER_MANIFEST)
-INDEX_TYPES = (oci.INDEX, DOCKER_LIST)
-ACCEPT = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
-TIMEOUT = 60.0  # seconds a socket may wait for the registry (connect, each read)
-MAX_MANIFEST = 4 << 20  # distribution refuses bigger manifests; so does pycont
 _CHUNK = 1 << 20
-_USER_AGENT = "pycont/0.1"
-
-
-class _Stream(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
-
-
-def is_loopback(host: str) -> bool:
-    """Is ``host[:port]`` this machine? Only those may be spoken to in plain http."""
-    name = urlsplit(f"//{host}").hostname or ""
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def upload_url(request_url: str, location: str, digest: str) -> str:
-    """Where to PUT a monolithic upload: the Location the POST answered (absolute or relative
-    to the POST's URL, spec.md "Pushing a blob monolithically"), plus ``digest=``."""
-    url = urljoin(request_url, location)
-    return url + ("&" if urlsplit(url).query else "?") + urlencode({"digest": digest})
-
-
-def media_type(content_type: str | None, data: bytes) -> str:
-    """A manifest's media type: the Content-Type if it names one, else its ``mediaType``,
-    else what its fields say (an index has ``manifests``, a manifest a ``config``)."""
-    ctype = (content_type or "").split(";")[0].strip()
-    if ctype in (*MANIFEST_TYPES, *INDEX_TYPES, DOCKER_SCHEMA1):
-        return ctype
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        return ctype
-    if not isinstance(doc, dict):
-        return ctype
-    if doc.get("mediaType"):
-        return str(doc["mediaType"])
-    if doc.get("schemaVersion") == 1:
-        return DOCKER_SCHEMA1
-    return oci.INDEX if "manifests" in doc else oci.MANIFEST
 
 
 def choose_platform(index: dict[str, Any], arch: str | None = None) -> dict[str, Any]:
@@ -111,237 +75,7 @@ def choose_platform(index: dict[str, Any], arch: str | None = None) -> dict[str,
     raise RegistryError(f"no manifest for linux/{arch} in the index (it has {', '.join(seen)})")
 
 
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _http_error(resp: http.client.HTTPResponse, what: str = "") -> RegistryError:
-    """The registry's own words (spec.md "Error Codes"), with the status: one line."""
-    body = resp.read(1 << 16)
-    messages = []
-    with contextlib.suppress(ValueError, AttributeError, TypeError):
-        for err in json.loads(body).get("errors") or []:
-            messages.append(str(err.get("message") or err.get("code", "")).lower())
-    text = "; ".join(m for m in messages if m) or resp.reason.lower()
-    if resp.status == 401:  # about the registry, not about one blob
-        challenge = resp.getheader("WWW-Authenticate") or ""
-        scheme = challenge.split(" ", 1)[0].lower()
-        kind = "a token" if scheme == "bearer" else "a password" if scheme == "basic" else "auth"
-        return RegistryError(
-            f"the registry wants {kind} (HTTP 401, WWW-Authenticate: {challenge or '-'})"
-            "; pycont pulls and pushes anonymously only"
-        )
-    return RegistryError(f"{what + ': ' if what else ''}{text} (HTTP {resp.status})")
-
-
-class _Http:
-    """HTTP/1.1 connections to one registry, kept alive between requests."""
-
-    def __init__(self, host: str) -> None:
-        self.base = f"{'http' if is_loopback(host) else 'https'}://{host}"
-        self._conns: dict[tuple[str, str], http.client.HTTPConnection] = {}
-
-    def _conn(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        conn = self._conns.get((scheme, netloc))
-        if conn is None:
-            if scheme == "https":
-                ctx = ssl.create_default_context()
-                conn = http.client.HTTPSConnection(
-                    netloc, timeout=TIMEOUT, context=ctx, blocksize=_CHUNK
-                )
-            elif scheme == "http" and is_loopback(netloc):
-                conn = http.client.HTTPConnection(netloc, timeout=TIMEOUT, blocksize=_CHUNK)
-            else:
-                raise RegistryError(
-                    f"refusing {scheme}://{netloc}: plain http is for loopback only"
-                )
-            self._conns[(scheme, netloc)] = conn
-        return conn
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str] | None = None,
-        body: bytes | _Stream | None = None,
-        redirects: int = 3,
-    ) -> http.client.HTTPResponse:
-        """Send; follow redirects of GET and HEAD (blobs often live behind one). The caller
-        reads the whole response before the next request (keep-alive)."""
-        url = urljoin(self.base + "/", url)
-        parts = urlsplit(url)
-        conn = self._conn(parts.scheme, parts.netloc)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        hdrs = {"User-Agent": _USER_AGENT, **(headers or {})}
-        try:
-            try:
-                conn.request(method, target, body=body, headers=hdrs)
-                resp = conn.getresponse()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                conn.close()  # the server closed a kept-alive connection: once more, anew
-                if not (body is None or isinstance(body, bytes)):
-                    raise
-                conn.request(method, target, body=body, headers=hdrs)
-                resp = conn.getresponse()
-        except OSError as err:
-            reason = err.strerror.lower() if err.strerror else str(err) or type(err).__name__
-            raise RegistryError(f"cannot reach {parts.scheme}://{parts.netloc}: {reason}") from err
-        if resp.status in (301, 302, 303, 307, 308) and method in ("GET", "HEAD") and redirects:
-            location = resp.getheader("Location") or ""
-            resp.read()
-            return self.request(method, urljoin(url, location), headers, None, redirects - 1)
-        return resp
-
-    def close(self) -> None:
-        for conn in self._conns.values():
-            conn.close()
-        self._conns.clear()
-
-
-class _HttpRegistry:
-    """A repository of a registry that speaks the distribution API."""
-
-    def __init__(self, ref: Reference) -> None:
-        self.http = _Http(ref.registry)
-        self.repository = ref.repository
-        self.where = self.http.base
-
-    def url(self, kind: str, tail: str = "") -> str:
-        """``/v2/<name>/manifests/<tag>``, ``/v2/<name>/blobs/<digest>``, ..."""
-        return f"/v2/{self.repository}/{kind}/{tail}"
-
-    def manifest(self, tail: str) -> tuple[bytes, str, str | None]:
-        resp = self.http.request("GET", self.url("manifests", tail), {"Accept": ACCEPT})
-        if resp.status != 200:
-            raise _http_error(resp)
-        data = resp.read(MAX_MANIFEST + 1)
-        if len(data) > MAX_MANIFEST:
-            self.http.close()
-            raise RegistryError(f"manifest {tail} is larger than {MAX_MANIFEST} bytes")
-        ctype = resp.getheader("Content-Type")
-        return data, media_type(ctype, data), resp.getheader("Docker-Content-Digest")
-
-    def has_blob(self, digest: str) -> bool:
-        resp = self.http.request("HEAD", self.url("blobs", digest))
-        resp.read()
-        if resp.status in (200, 404):
-            return resp.status == 200
-        raise _http_error(resp, f"blob {digest}")
-
-    @contextlib.contextmanager
-    def blob(self, digest: str) -> Iterator[_Stream]:
-        resp = self.http.request("GET", self.url("blobs", digest))
-        if resp.status != 200:
-            raise _http_error(resp, f"blob {digest}")
-        try:
-            yield resp
-        finally:
-            if not resp.isclosed():  # stopped early: the connection is mid-body, drop it
-                self.http.close()
-
-    def put_blob(self, digest: str, size: int, data: _Stream) -> None:
-        start = self.url("blobs", "uploads/")
-        resp = self.http.request("POST", start, {"Content-Length": "0"}, b"")
-        location = resp.getheader("Location")
-        if resp.status != 202 or not location:
-            raise _http_error(resp, f"upload of {digest}")
-        resp.read()
-        url = upload_url(self.http.base + start, location, digest)
-        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
-        resp = self.http.request("PUT", url, headers, data)
-        if resp.status != 201:
-            raise _http_error(resp, f"upload of {digest}")
-        resp.read()
-
-    def put_manifest(self, tag: str, data: bytes, media: str) -> str:
-        resp = self.http.request("PUT", self.url("manifests", tag), {"Content-Type": media}, data)
-        if resp.status != 201:
-            raise _http_error(resp, "manifest")
-        resp.read()
-        return resp.getheader("Docker-Content-Digest") or _sha256(data)
-
-    def close(self) -> None:
-        self.http.close()
-
-
-class _DirRegistry:
-    """A folder with an OCI image layout (image-layout.md) standing in for a registry."""
-
-    def __init__(self, path: str, ref: Reference) -> None:
-        self.path = os.path.abspath(path)
-        self.name = ref.name  # "docker.io/library/busybox": index.json says name:tag
-        self.blobs = BlobStore(self.path)
-        self.where = f"dir:{self.path}"
-
-    def _entries(self) -> list[dict[str, Any]]:
-        try:
-            with open(os.path.join(self.path, "index.json")) as f:
-                return list(json.load(f).get("manifests") or [])
-        except FileNotFoundError:
-            return []
-
-    def manifest(self, tail: str) -> tuple[bytes, str, str | None]:
-        entries = self._entries()
-        if tail.startswith("sha256:"):
-            found = [e for e in entries if e.get("digest") == tail]
-            if not found and self.blobs.exists(tail):  # a platform's manifest under an index
-                found = [{"digest": tail}]
-        else:
-            # pycont names images in full; skopeo and oras write only the tag ("oci:PATH:TAG").
-            names = {(e.get("annotations") or {}).get(oci.REF_NAME): e for e in entries}
-            found = [names[n] for n in (f"{self.name}:{tail}", tail) if n in names][:1]
-        if not found:
-            raise RegistryError(f"manifest unknown: no {self.name}:{tail} in {self.where}")
-        data = self.blobs.read(found[-1]["digest"])
-        return data, found[-1].get("mediaType") or media_type(None, data), found[-1]["digest"]
-
-    def has_blob(self, digest: str) -> bool:
-        return self.blobs.exists(digest)
-
-    @contextlib.contextmanager
-    def blob(self, digest: str) -> Iterator[_Stream]:
-        try:
-            f = open(self.blobs.path(digest), "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            raise RegistryError(f"blob {digest}: blob unknown in {self.where}") from None
-        with f:
-            yield f
-
-    def put_blob(self, digest: str, size: int, data: _Stream) -> None:
-        with self.blobs.writer(expected=digest) as w:
-            while chunk := data.read(_CHUNK):
-                w.write(chunk)
-
-    def put_manifest(self, tag: str, data: bytes, media: str) -> str:
-        digest = self.blobs.put(data)
-        name = f"{self.name}:{tag}"
-        with file_lock(os.path.join(self.path, "index.lock")):
-            entries = [
-                e for e in self._entries() if (e.get("annotations") or {}).get(oci.REF_NAME) != name
-            ]
-            entries.append(oci.descriptor(media, digest, len(data), {oci.REF_NAME: name}))
-            layout = os.path.join(self.path, "oci-layout")
-            if not os.path.exists(layout):
-                _write(layout, canonical_json({"imageLayoutVersion": "1.0.0"}))
-            index = {"schemaVersion": 2, "mediaType": oci.INDEX, "manifests": entries}
-            _write(os.path.join(self.path, "index.json"), json.dumps(index, indent=2).encode())
-        return digest
-
-    def close(self) -> None:
-        pass
-
-
-def _write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
-    fsync_dir(os.path.dirname(path))
-
-
-_Transport = _HttpRegistry | _DirRegistry
+_Transport = HttpRegistry | DirRegistry
 
 
 def locate(text: str, verb: str) -> tuple[_Transport, Reference]:
@@ -353,18 +87,18 @@ def locate(text: str, verb: str) -> tuple[_Transport, Reference]:
                 f"{verb} {text}: expected dir:PATH:IMAGE, e.g. dir:/srv/images:busybox:1"
             )
         ref = Reference.parse(name)
-        return _DirRegistry(path, ref), ref
+        return DirRegistry(path, ref), ref
     ref = Reference.parse(text)
     if ref.registry == DEFAULT_REGISTRY:
         folder = os.environ.get(REGISTRY_DIR_ENV)
         if folder:
-            return _DirRegistry(folder, ref), ref
+            return DirRegistry(folder, ref), ref
         raise RegistryError(
             f"{verb} {text}: Docker Hub (docker.io) cannot be reached from here; use a registry "
             f"on this machine (localhost:5000/{ref.familiar_name}), a folder "
             f"(dir:/path:{ref}), or set {REGISTRY_DIR_ENV}=/path"
         )
-    return _HttpRegistry(ref), ref
+    return HttpRegistry(ref), ref
 
 
 class _DiffId:
@@ -422,17 +156,17 @@ def _fetch(
 def _get_manifest(t: _Transport, tail: str) -> tuple[bytes, str, str]:
     """A manifest whose digest is checked: the one asked for, or the one the registry says."""
     data, media, claimed = t.manifest(tail)
-    digest = _sha256(data)
+    digest = sha256_of(data)
     expected = tail if tail.startswith("sha256:") else claimed
     if expected and expected != digest:
         raise RegistryError(f"digest mismatch for {expected}: the manifest received is {digest}")
-    if media in INDEX_TYPES:
+    if media in oci.INDEX_TYPES:
         desc = choose_platform(json.loads(data))
         data, media, digest = _get_manifest(t, desc["digest"])
         media = desc.get("mediaType") or media
-    if media == DOCKER_SCHEMA1:
+    if media == oci.DOCKER_SCHEMA1:
         raise RegistryError(f"{tail}: schema 1 manifests (docker before 1.10) are not supported")
-    if media not in MANIFEST_TYPES:
+    if media not in oci.MANIFEST_TYPES:
         raise RegistryError(f"{tail}: unsupported manifest media type {media or '(none)'}")
     return data, media, digest
 

@@ -15,18 +15,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import json
 import os
-import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import IO, TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Sequence
+from typing import IO, Any, cast
 
 from pycont import paths
-from pycont.errors import ImageInUse, ImageNotFound, UsageError
-from pycont.images import oci
+from pycont.errors import ImageInUse, UsageError
+from pycont.fsutil import remove_tree, write_json
+from pycont.images import index, oci
 from pycont.images._locks import file_lock
-from pycont.images.blobs import BlobReader, BlobStore, CorruptBlob, check_digest, fsync_dir
+from pycont.images.blobs import BlobReader, BlobStore, CorruptBlob, Readable, check_digest
 from pycont.images.reference import Reference
 from pycont.images.report import (
     DiskUsage,
@@ -37,13 +36,9 @@ from pycont.images.report import (
     history_rows,
 )
 
-if TYPE_CHECKING:
-    from pycont.images.layers import Readable
-
 __all__ = ["ImageInUse", "InUse", "Store", "set_in_use_hook"]
 
 InUse = Callable[[str], list[str]]  # image id -> names of the containers that use it
-_ID_RE = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
 _in_use_hook: InUse | None = None
 
 
@@ -63,10 +58,6 @@ class _Hashing:
         data = self.inner.read(n)
         self.hash.update(data)
         return data
-
-
-def _ref_name(entry: dict[str, Any]) -> str | None:
-    return (entry.get("annotations") or {}).get(oci.REF_NAME)
 
 
 def _dir_size(path: str) -> int:
@@ -106,39 +97,15 @@ class Store:
             os.makedirs(self.layers_dir, mode=0o700, exist_ok=True)
         layout = os.path.join(self.root, "oci-layout")
         if not os.path.exists(layout):
-            self._write_atomic(layout, {"imageLayoutVersion": "1.0.0"})
-
-    def _write_atomic(self, path: str, doc: dict[str, Any]) -> None:
-        tmp = f"{path}.tmp.{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)  # readers see the old index or the new one, never half of one
-        fsync_dir(os.path.dirname(path))
+            write_json(layout, {"imageLayoutVersion": "1.0.0"}, indent=2, durable=True)
 
     def _entries(self) -> list[dict[str, Any]]:
-        try:
-            with open(self.index_path) as f:
-                doc = json.load(f)
-        except FileNotFoundError:
-            return []
-        except ValueError as err:
-            raise CorruptBlob(f"{self.index_path} is not valid JSON: {err}") from None
-        return list(doc.get("manifests") or [])
+        return index.read_entries(self.index_path)
 
-    @contextlib.contextmanager
-    def _index(self) -> Iterator[list[dict[str, Any]]]:
-        """Read, modify and write index.json under its lock: safe across processes."""
+    def _index(self) -> contextlib.AbstractContextManager[list[dict[str, Any]]]:
+        """index.json to change (:func:`pycont.images.index.editing`)."""
         self._ensure_layout()
-        with file_lock(os.path.join(self.root, "index.lock")):
-            entries = self._entries()
-            before = json.dumps(entries)
-            yield entries
-            if json.dumps(entries) != before:
-                doc = {"schemaVersion": 2, "mediaType": oci.INDEX, "manifests": entries}
-                self._write_atomic(self.index_path, doc)
+        return index.editing(self.index_path)
 
     # -- blobs -----------------------------------------------------------------------------
     def put_blob(self, data: bytes | IO[bytes], expected: str | None = None) -> str:
@@ -163,35 +130,6 @@ class Store:
     def _image_id(self, entry: dict[str, Any]) -> str:
         return str(self._doc(entry["digest"])["config"]["digest"])
 
-    def _lookup(
-        self, text: str, entries: list[dict[str, Any]]
-    ) -> tuple[Reference | None, list[dict[str, Any]]]:
-        """The entries ``text`` names: a reference first, then an image id (prefix)."""
-        ref = None
-        try:
-            ref = Reference.parse(text)
-        except UsageError:
-            if not _ID_RE.fullmatch(text):
-                raise
-        if ref is not None:
-            if ref.digest:
-                found = [e for e in entries if e["digest"] == ref.digest]
-                same_repo = [e for e in found if (_ref_name(e) or "").startswith(ref.name + ":")]
-                found = same_repo or found
-            else:
-                found = [e for e in entries if _ref_name(e) == ref.canonical]
-            if found:
-                return ref, found[:1]
-        m = _ID_RE.fullmatch(text)
-        if m:
-            ids = {self._image_id(e) for e in entries}
-            hits = sorted(i for i in ids if i.split(":", 1)[1].startswith(m.group(1)))
-            if len(hits) > 1:
-                raise UsageError(f"image id prefix {text!r} is ambiguous: it matches {len(hits)}")
-            if hits:
-                return None, [e for e in entries if self._image_id(e) == hits[0]]
-        raise ImageNotFound(f"no such image: {text}")
-
     def _record(self, entry: dict[str, Any], ref: Reference | None) -> ImageRecord:
         manifest = self._doc(entry["digest"])
         config = self._doc(manifest["config"]["digest"])
@@ -201,7 +139,7 @@ class Store:
                 f"image {entry['digest']}: {len(manifest['layers'])} layers in the manifest, "
                 f"{len(diff_ids)} diff_ids in the config"
             )
-        name = _ref_name(entry)
+        name = index.ref_name(entry)
         if ref is None and name:
             ref = Reference.parse(name)
         return ImageRecord(
@@ -217,7 +155,7 @@ class Store:
 
     def get(self, ref: str) -> ImageRecord:
         """The image ``ref`` (a reference or an id prefix), its layers unpacked, top first."""
-        found, entries = self._lookup(ref, self._entries())
+        found, entries = index.find(ref, self._entries(), self._image_id)
         rec = self._record(entries[0], found)
         with self.writing():
             for desc, diff_id in zip(rec.manifest["layers"], rec.diff_ids, strict=True):
@@ -226,7 +164,7 @@ class Store:
 
     def lookup(self, ref: str) -> ImageRecord:
         """The image ``ref`` names, as :meth:`get`, without unpacking its layers (``save``)."""
-        found, entries = self._lookup(ref, self._entries())
+        found, entries = index.find(ref, self._entries(), self._image_id)
         return self._record(entries[0], found)
 
     def _unpack(self, desc: dict[str, Any], diff_id: str) -> None:
@@ -271,7 +209,7 @@ class Store:
 
     def history(self, ref: str) -> list[HistoryEntry]:
         """One row per build step, newest first, as ``docker history``."""
-        found, entries = self._lookup(ref, self._entries())
+        found, entries = index.find(ref, self._entries(), self._image_id)
         rec = self._record(entries[0], found)
         return history_rows(rec, [self._record(e, None) for e in self._entries()])
 
@@ -305,7 +243,7 @@ class Store:
             man_digest, man_size = self.blobs.put_json(doc)
             desc = oci.descriptor(oci.MANIFEST, man_digest, man_size)
             with self._index() as entries:
-                self._point(entries, target, desc)
+                index.point(entries, target, desc)
         return self._record(dict(desc), target)
 
     def add_manifests(
@@ -327,27 +265,10 @@ class Store:
                 for desc, refs in images:
                     plain = {k: desc[k] for k in ("mediaType", "digest", "size")}
                     if not refs:
-                        self._point(entries, None, plain)
+                        index.point(entries, None, plain)
                     for ref in refs:
-                        self._point(entries, ref, plain)
+                        index.point(entries, ref, plain)
         return [self._record(dict(desc), refs[0] if refs else None) for desc, refs in images]
-
-    def _point(
-        self, entries: list[dict[str, Any]], ref: Reference | None, desc: dict[str, Any]
-    ) -> None:
-        """Make ``ref`` name ``desc``; an image that loses its last name stays, untagged."""
-        if ref is None:
-            if not any(e["digest"] == desc["digest"] for e in entries):
-                entries.append(dict(desc))
-            return
-        for old in [e for e in entries if _ref_name(e) == ref.canonical]:
-            entries.remove(old)
-            if old["digest"] != desc["digest"] and not any(
-                e["digest"] == old["digest"] for e in entries
-            ):
-                entries.append({k: old[k] for k in ("mediaType", "digest", "size")})
-        entries[:] = [e for e in entries if e["digest"] != desc["digest"] or _ref_name(e)]
-        entries.append({**desc, "annotations": {oci.REF_NAME: ref.canonical}})
 
     def tag(self, src: str, dst: str) -> None:
         """``docker tag SRC DST``: one more name for the same image (no data is copied)."""
@@ -356,7 +277,7 @@ class Store:
         if target.digest:
             raise UsageError(f"cannot tag with a digest: {dst}")
         with self._index() as entries:
-            self._point(entries, target, rec.descriptor)
+            index.point(entries, target, rec.descriptor)
 
     def remove(self, ref: str, force: bool = False, in_use: InUse | None = None) -> list[str]:
         """``docker rmi``: untag; delete the image (and the layers no other image has) when its
@@ -364,7 +285,7 @@ class Store:
         its name). Returns docker's ``Untagged:``/``Deleted:`` lines."""
         lines: list[str] = []
         with self._gc_lock(), self._index() as entries:
-            found, hits = self._lookup(ref, entries)
+            found, hits = index.find(ref, entries, self._image_id)
             image_id = self._image_id(hits[0])
             desc = {k: hits[0][k] for k in ("mediaType", "digest", "size")}
             if found is not None:
@@ -375,7 +296,7 @@ class Store:
                     return [f"Untagged: {found}"]
             else:
                 targets = [e for e in entries if self._image_id(e) == image_id]
-                names = [str(Reference.parse(n)) for n in map(_ref_name, targets) if n]
+                names = [str(Reference.parse(n)) for n in map(index.ref_name, targets) if n]
                 if len(names) > 1 and not force:
                     raise ImageInUse(
                         f"conflict: unable to delete {image_id[7:19]} (must be forced): image is "
@@ -390,8 +311,8 @@ class Store:
                 )
             for e in targets:
                 entries.remove(e)
-                if _ref_name(e):
-                    lines.append(f"Untagged: {Reference.parse(_ref_name(e) or '')}")
+                if index.ref_name(e):
+                    lines.append(f"Untagged: {Reference.parse(index.ref_name(e) or '')}")
             if users:  # forced: the containers keep their layers; the image stays, untagged
                 entries.append(desc)
                 return lines
@@ -407,7 +328,7 @@ class Store:
             return 0
         with self._gc_lock(), self._index() as entries:
             if dangling:
-                for e in [e for e in entries if not _ref_name(e)]:
+                for e in [e for e in entries if not index.ref_name(e)]:
                     if not self._users(self._image_id(e), in_use):
                         entries.remove(e)
             freed, _ = self._collect(entries)
@@ -415,8 +336,6 @@ class Store:
 
     def _collect(self, entries: list[dict[str, Any]]) -> tuple[int, list[str]]:
         """Delete what ``entries`` do not reference. Call with the gc lock held exclusively."""
-        from pycont.images.layers import remove_tree
-
         keep, keep_layers = set(), set()
         for e in entries:
             man = self._doc(e["digest"])
@@ -458,7 +377,7 @@ class Store:
 
         ``userxattr``: whether the container's overlay was mounted with it (it was if the
         container had a user namespace), which decides the xattr that marks opaque dirs."""
-        from pycont.images.layers import write_layer
+        from pycont.images.diff import write_layer
 
         parent = self.get(parent_ref) if parent_ref else None
         target = Reference.parse(new_ref) if new_ref else None

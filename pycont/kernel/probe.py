@@ -5,32 +5,23 @@ A container runtime can only do what the kernel and its privileges allow. The pr
 
 Each question gets an :class:`Answer` with a reason a learner can read. The calling process is never
 forked and never unshared: it may be a multi-threaded Jupyter kernel. The namespace experiments run
-in ``python -I -c ...``, a fresh single-threaded interpreter, which may fork freely.
+in ``python -I -c ...``, a fresh single-threaded interpreter, which may fork freely
+(:mod:`pycont.kernel.probe_child`); the reasons are read from /proc's text by
+:mod:`pycont.kernel.probe_answers`. Drawing a :class:`Probe` (HTML) is the notebook layer's job.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import fcntl
-import html
-import json
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from pycont.errors import KernelError
-from pycont.kernel._base import CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MS_PRIVATE, MS_REC, Kernel
-from pycont.kernel.linux import LinuxKernel
 from pycont.kernel.mounts import (
     Answer,
     CgroupLayout,
@@ -39,6 +30,16 @@ from pycont.kernel.mounts import (
     own_cgroup_dir,
     parse_mountinfo,
 )
+from pycont.kernel.probe_answers import (
+    in_initial_userns,
+    kvm_answer,
+    no_new_privs_answer,
+    root_answer,
+    seccomp_answer,
+    status_fields,
+    user_namespaces_answer,
+)
+from pycont.kernel.probe_child import remove_scratch, run_child
 
 __all__ = [
     "MODE_SUMMARY",
@@ -113,286 +114,8 @@ class Probe:
     def lines(self) -> list[str]:
         return [f"{'✔' if a.ok else '✘'} {label}: {a.reason}" for label, a in self.answers()]
 
-    def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{html.escape(label)}</td><td>{'✔' if a.ok else '✘'}</td>"
-            f"<td style='text-align:left'>{html.escape(a.reason)}</td></tr>"
-            for label, a in self.answers()
-        )
-        caption = html.escape(f"mode {self.mode_summary} (kernel {self.kernel})")
-        return (
-            f"<table><caption>{caption}</caption>"
-            "<thead><tr><th>check</th><th>answer</th><th>reason</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>"
-        )
-
     def __str__(self) -> str:
         return "\n".join(self.lines())
-
-
-# ---- parsing: pure functions over text, so the unit tests can feed fake /proc files ----------
-
-
-def status_fields(text: str) -> dict[str, str]:
-    """/proc/<pid>/status (proc(5)) as a dict of ``Name: value`` lines."""
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
-
-
-def _kernel_at_least(release: str, want: tuple[int, int]) -> bool:
-    nums = release.split("-")[0].split(".")
-    try:
-        return (int(nums[0]), int(nums[1])) >= want
-    except (IndexError, ValueError):
-        return False
-
-
-# capabilities(7): the ones a container runtime leans on, by bit number.
-_NOTABLE_CAPS = {
-    0: "CAP_CHOWN",
-    1: "CAP_DAC_OVERRIDE",
-    5: "CAP_KILL",
-    6: "CAP_SETGID",
-    7: "CAP_SETUID",
-    12: "CAP_NET_ADMIN",
-    18: "CAP_SYS_CHROOT",
-    21: "CAP_SYS_ADMIN",
-    24: "CAP_SYS_RESOURCE",
-    27: "CAP_MKNOD",
-}
-_CAP_SYS_ADMIN = 21
-
-
-def in_initial_userns(uid_map_text: str) -> bool:
-    """user_namespaces(7): the initial namespace maps every uid to itself: ``0 0 4294967295``."""
-    return uid_map_text.split() in (["0", "0", "4294967295"], [])
-
-
-def root_answer(euid: int, status: dict[str, str], uid_map_text: str = "") -> Answer:
-    if euid != 0:
-        return Answer(False, f"euid {euid}: not root")
-    if not in_initial_userns(uid_map_text):
-        mapping = " ".join(uid_map_text.split())
-        return Answer(
-            False,
-            f"euid 0 inside a user namespace (uid_map {mapping}): root over its own namespaces "
-            "only, an unprivileged user on the host",
-        )
-    cap_eff = int(status.get("CapEff", "0"), 16)
-    missing = [name for bit, name in _NOTABLE_CAPS.items() if not cap_eff >> bit & 1]
-    have_admin = bool(cap_eff >> _CAP_SYS_ADMIN & 1)
-    reason = "euid 0 with CAP_SYS_ADMIN" if have_admin else "euid 0 but without CAP_SYS_ADMIN"
-    if missing:
-        reason += f"; missing {', '.join(missing)} (capabilities(7))"
-    return Answer(have_admin, reason, f"CapEff {status.get('CapEff', '?')}")
-
-
-def seccomp_answer(status: dict[str, str], actions: str = "") -> Answer:
-    mode = status.get("Seccomp")
-    if mode is None:
-        return Answer(False, "no Seccomp line in /proc/self/status: kernel without CONFIG_SECCOMP")
-    name = {"0": "disabled", "1": "strict", "2": "filter"}.get(mode, "unknown")
-    reason = f"supported; this process: mode {mode} ({name})"
-    filters = status.get("Seccomp_filters", "0")
-    if filters != "0":
-        reason += f", {filters} filter(s)"
-    return Answer(True, reason, f"actions: {actions}" if actions else "")
-
-
-def no_new_privs_answer(status: dict[str, str], release: str) -> Answer:
-    # prctl(2): PR_SET_NO_NEW_PRIVS exists since Linux 3.5; the status line since 4.10.
-    value = status.get("NoNewPrivs", "unknown")
-    if not _kernel_at_least(release, (3, 5)):
-        return Answer(False, f"kernel {release} < 3.5 has no PR_SET_NO_NEW_PRIVS")
-    return Answer(True, f"prctl(PR_SET_NO_NEW_PRIVS) available; this process: NoNewPrivs {value}")
-
-
-def kvm_answer(version: int | OSError, pvm: bool) -> Answer:
-    if isinstance(version, OSError):
-        if version.errno == errno.ENOENT:
-            return Answer(False, "no /dev/kvm: a VM runs under qemu TCG (emulation)")
-        name = errno.errorcode.get(version.errno or 0, "?")
-        hint = " (not in the kvm group?)" if version.errno == errno.EACCES else ""
-        return Answer(False, f"open /dev/kvm: {version.strerror} [{name}]{hint}")
-    reason = (
-        f"/dev/kvm opens (KVM_GET_API_VERSION = {version}); "
-        "whether a guest boots is decided by a boot test"
-    )
-    if pvm:
-        reason += "; kvm_pvm is loaded: a nested paravirtual hypervisor, a stock kernel won't boot"
-    return Answer(version == 12, reason)  # api.rst: 12 is the only stable KVM API version
-
-
-def user_namespaces_answer(
-    euid: int,
-    sysctls: dict[str, str],
-    tried: dict[str, Any],
-    tried_unprivileged: dict[str, Any] | None,
-) -> Answer:
-    """``tried`` is the child's result of unshare(CLONE_NEWUSER): the authoritative answer."""
-    detail = "; ".join(f"{k} = {v}" for k, v in sysctls.items())
-    ok = bool(tried.get("ok"))
-    reason = "unshare(CLONE_NEWUSER) works" if ok else str(tried.get("reason"))
-    if not ok and sysctls.get("user.max_user_namespaces") == "0":
-        reason += " (user.max_user_namespaces = 0)"
-    if euid == 0 and tried_unprivileged is not None:
-        uid = tried_unprivileged.get("uid")
-        if tried_unprivileged.get("ok"):
-            too = " too" if ok else ""
-            reason += f"; an unprivileged user can{too} (tried as uid {uid}; {detail})"
-        else:
-            reason += (
-                f"; an unprivileged user cannot: {tried_unprivileged.get('reason')} "
-                f"(tried as uid {uid}; {detail})"
-            )
-    elif euid == 0 and sysctls.get("user.max_user_namespaces") not in (None, "", "0"):
-        reason += f"; for unprivileged users: {detail}"
-    return Answer(ok, reason, detail)
-
-
-# ---- the child interpreter: namespaces are tried here, never in the caller ---------------------
-
-_IN_CHILD = False
-_CHILD_CODE = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from pycont.kernel.probe import _child_main; _child_main(sys.argv[2])"
-)
-
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="ascii") as f:
-        f.write(text)
-
-
-def _in_fork(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """Run ``fn`` in a forked copy of the (single-threaded) probe child; return its dict."""
-    assert _IN_CHILD, "fork only in the probe's own child interpreter"
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            answer = fn(*args)
-        except KernelError as err:
-            answer = {"ok": False, "reason": str(err)}
-        except BaseException as err:
-            answer = {"ok": False, "reason": f"{type(err).__name__}: {err}"}
-        try:
-            os.write(w, json.dumps(answer).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    _, status = os.waitpid(pid, 0)
-    if not data:
-        return {"ok": False, "reason": f"probe process died (wait status {status})"}
-    result: dict[str, Any] = json.loads(data)
-    return result
-
-
-def _try_userns(as_uid: int | None, kernel: Kernel | None = None) -> dict[str, Any]:
-    k = kernel or LinuxKernel()
-    if as_uid is not None:  # root asks for an unprivileged user: become one first
-        try:
-            os.setgroups([])
-            os.setgid(as_uid)
-            os.setuid(as_uid)
-        except OSError as err:
-            return {"ok": False, "uid": as_uid, "reason": f"setuid({as_uid}): {err.strerror}"}
-    k.unshare(CLONE_NEWUSER)
-    return {"ok": True, "uid": as_uid}
-
-
-def _try_overlay(
-    base: str,
-    in_userns: bool,
-    kernel: Kernel | None = None,
-    write: Callable[[str, str], None] = _write_text,
-) -> dict[str, Any]:
-    """Mount an overlay in a new mount namespace, write through it, look in upperdir."""
-    k = kernel or LinuxKernel()
-    uid, gid = os.geteuid(), os.getegid()
-    how = "a private mount namespace"
-    if in_userns:
-        k.unshare(CLONE_NEWUSER | CLONE_NEWNS)
-        # user_namespaces(7): without CAP_SETGID in the parent namespace, setgroups(2) must be
-        # denied before gid_map may be written; each map may hold only our own id.
-        write("/proc/self/setgroups", "deny")
-        write("/proc/self/uid_map", f"0 {uid} 1")
-        write("/proc/self/gid_map", f"0 {gid} 1")
-        how = f"unshare(CLONE_NEWUSER|CLONE_NEWNS) with uid {uid} mapped to 0"
-    else:
-        k.unshare(CLONE_NEWNS)
-    # mount_namespaces(7): make every mount private so nothing propagates back to the host.
-    k.mount("none", "/", "", MS_REC | MS_PRIVATE)
-    names = ("lower", "upper", "work", "merged")
-    lower, upper, work, merged = (os.path.join(base, d) for d in names)
-    for d in (lower, upper, work, merged):
-        os.makedirs(d)
-    write(os.path.join(lower, "from-lower"), "lower\n")
-    opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
-    if in_userns:
-        # overlayfs.rst: "userxattr" keeps overlay's metadata in user.overlay.* xattrs, which
-        # an unprivileged mounter may write (trusted.* needs CAP_SYS_ADMIN); Linux >= 5.11.
-        opts += ",userxattr"
-    k.mount("pycont-probe", merged, "overlay", 0, opts)
-    try:
-        write(os.path.join(merged, "from-merged"), "merged\n")
-        landed = os.path.exists(os.path.join(upper, "from-merged"))
-        sees_lower = os.path.exists(os.path.join(merged, "from-lower"))
-    finally:
-        k.umount2(merged, MNT_DETACH)
-    shutil.rmtree(base, ignore_errors=True)
-    if not (landed and sees_lower):
-        return {"ok": False, "reason": f"mounted in {how}, but a write did not land in upperdir"}
-    extra = " with userxattr" if in_userns else ""
-    return {"ok": True, "reason": f"mounted{extra} in {how}; a write landed in upperdir"}
-
-
-def _child_main(plan_json: str) -> None:
-    """Entry point of ``python -I -c _CHILD_CODE``: one JSON line of results on stdout."""
-    global _IN_CHILD
-    _IN_CHILD = True
-    plan = json.loads(plan_json)
-    out: dict[str, Any] = {"userns": _in_fork(_try_userns, None)}
-    if plan.get("as_uid") is not None:
-        out["userns_unprivileged"] = _in_fork(_try_userns, plan["as_uid"])
-        out["userns_unprivileged"].setdefault("uid", plan["as_uid"])
-    if plan.get("overlay"):
-        out["overlay"] = _in_fork(_try_overlay, os.path.join(plan["tmp"], "root"), False)
-    out["overlay_userns"] = _in_fork(_try_overlay, os.path.join(plan["tmp"], "userns"), True)
-    print(json.dumps(out), flush=True)
-
-
-def _run_child(plan: dict[str, Any]) -> dict[str, Any]:
-    parent = str(Path(__file__).resolve().parents[2])  # the directory that holds pycont/
-    cmd = [sys.executable, "-I", "-c", _CHILD_CODE, parent, json.dumps(plan)]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": "probe child timed out after 20 s"}
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"probe child failed (exit {done.returncode}): {tail}"}
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
-
-
-def _remove_tree(top: str) -> None:
-    # overlay leaves workdir/work with mode 000: open every directory up before removing.
-    for dirpath, dirnames, _ in os.walk(top):
-        for d in dirnames:
-            path = os.path.join(dirpath, d)
-            if not os.path.islink(path):
-                with contextlib.suppress(OSError):
-                    os.chmod(path, 0o700)
-    shutil.rmtree(top, ignore_errors=True)
 
 
 # ---- the probes that run in this process (reads, one mkdir, one ioctl) ------------------------
@@ -463,9 +186,9 @@ def _probe() -> Probe:
     try:
         # uid 65534 (nobody) stands for "an unprivileged user" when root asks on their behalf.
         plan = {"tmp": tmp, "overlay": euid == 0, "as_uid": 65534 if root.ok else None}
-        child = _run_child(plan)
+        child = run_child(plan)
     finally:
-        _remove_tree(tmp)
+        remove_scratch(tmp)
     failed = {"ok": False, "reason": child.get("error", "not tried")}
 
     userns = user_namespaces_answer(

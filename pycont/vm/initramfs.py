@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from pycont.vm.apt import apt_install
 from pycont.vm.errors import VMError
 from pycont.vm.kernel import read_module
 
@@ -106,8 +107,6 @@ def find_busybox(install: bool = True) -> str:
         if path and os.path.isfile(path) and _is_static(path):
             return path
     if install and os.geteuid() == 0 and shutil.which("apt-get"):
-        from pycont.vm.qemu import apt_install
-
         apt_install(["busybox-static"])
         return find_busybox(install=False)
     raise VMError("no static busybox: apt-get install busybox-static")

@@ -34,13 +34,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pycont.vm.apt import apt_update
+from pycont.vm.apt import run as _apt
 from pycont.vm.errors import VMError
 
 DEFAULT_CACHE = "/var/cache/pycont/vm"
 META_PACKAGE = "linux-image-amd64"
 KEEP_KERNELS = 2  # cached kernels kept: the current one and the one before
-
-_APT_ENV = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
 
 
 def default_cache_dir() -> Path:
@@ -192,33 +192,10 @@ def extract_vmlinux(vmlinuz: Path, out: Path) -> None:
 # --- apt -----------------------------------------------------------------------------------
 
 
-def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            cmd, cwd=cwd, env=_APT_ENV, capture_output=True, text=True, check=False
-        )
-    except FileNotFoundError as err:
-        raise VMError(f"{cmd[0]} not found: the VM kernel comes from Debian's apt") from err
-
-
 def _depends_of_meta() -> str | None:
-    out = _run(["apt-cache", "depends", META_PACKAGE]).stdout
+    out = _apt(["apt-cache", "depends", META_PACKAGE]).stdout
     m = re.search(r"Depends:\s*(linux-image-\d\S*)", out)
     return m.group(1) if m else None
-
-
-_updated = False
-
-
-def apt_update() -> None:
-    """``apt-get update``, at most once per process."""
-    global _updated
-    if _updated:
-        return
-    res = _run(["apt-get", "update", "-q"])
-    _updated = True
-    if res.returncode != 0:
-        raise VMError(f"apt-get update failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
 
 
 def current_package() -> tuple[str, str]:
@@ -229,7 +206,7 @@ def current_package() -> tuple[str, str]:
         pkg = _depends_of_meta()
     if pkg is None:
         raise VMError(f"apt-cache knows no {META_PACKAGE} (even after apt-get update)")
-    show = _run(["apt-cache", "show", "--no-all-versions", pkg]).stdout
+    show = _apt(["apt-cache", "show", "--no-all-versions", pkg]).stdout
     m = re.search(r"^Version:\s*(\S+)", show, re.M)
     if not m:
         raise VMError(f"apt-cache show {pkg}: no Version")
@@ -279,11 +256,11 @@ def _fetch(cache: Path, package: str, version: str) -> KernelFiles:
     work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=cache))
     try:
         os.chmod(work, 0o777)  # apt-get download drops to the _apt user where it can
-        res = _run(["apt-get", "download", f"{package}={version}"], cwd=work)
+        res = _apt(["apt-get", "download", f"{package}={version}"], cwd=work)
         debs = list(work.glob(f"{package}_*.deb"))
         if res.returncode != 0 or not debs:
             raise VMError(f"apt-get download {package}={version} failed:\n{res.stderr[-2000:]}")
-        res = _run(["dpkg", "-x", str(debs[0]), str(work / "x")])
+        res = _apt(["dpkg", "-x", str(debs[0]), str(work / "x")])
         if res.returncode != 0:
             raise VMError(f"dpkg -x {debs[0].name} failed:\n{res.stderr[-2000:]}")
         vmlinuz = next((work / "x" / "boot").glob("vmlinuz-*"), None)

@@ -31,8 +31,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pycont.vm.apt import apt_install
 from pycont.vm.errors import VMError
-from pycont.vm.kernel import KernelFiles, apt_update
+from pycont.vm.kernel import KernelFiles
 
 QEMU = "qemu-system-x86_64"
 MARK = "PYCONT-VM-"
@@ -70,30 +71,6 @@ class VMResult:
 
 
 # --- host tools --------------------------------------------------------------------------------
-
-
-def apt_install(packages: Sequence[str]) -> None:
-    """``apt-get install`` (no recommends) the packages not installed yet; root only."""
-    missing = [
-        p
-        for p in packages
-        if "install ok installed"
-        not in subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True, check=False
-        ).stdout
-    ]
-    if not missing:
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise VMError(f"{' '.join(missing)} missing and cannot be installed (needs root + apt)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if res.returncode != 0:  # stale or missing package lists: refresh once and retry
-        apt_update()
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise VMError(f"apt-get install {' '.join(missing)} failed:\n{res.stderr[-2000:]}")
 
 
 def ensure_qemu(install: bool = True) -> str:

@@ -154,6 +154,19 @@ def test_copy_up_whiteouts_and_changes(tmp_path: Path, lower: Path, userxattr: b
     assert stack.changes() == EXPECTED
 
 
+def test_paths_with_commas_colons_and_backslashes_mount(tmp_path: Path) -> None:
+    """The kernel reads the escaped options back as the paths they name (overlayfs.rst)."""
+    odd = tmp_path / "a,b:c\\d"
+    odd.mkdir()
+    lower = odd / "lower"
+    make_lower(lower)
+    s = Stack((str(lower),), str(odd / "up:per"), str(odd / "wo,rk"), str(odd / "merged"))
+    s.prepare()
+    ops = 'out["hostname"] = open(f"{m}/etc/hostname").read(); open(f"{m}/new", "w").close()'
+    assert in_mount_ns(s, ops) == {"hostname": "lower\n"}
+    assert (odd / "up:per" / "new").exists()
+
+
 @pytest.mark.parametrize("userxattr", [True, False], ids=["userxattr", "trusted"])
 def test_a_layer_made_from_upper_replays_the_changes(
     tmp_path: Path, lower: Path, userxattr: bool

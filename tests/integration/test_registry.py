@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from pycont.fsutil import remove_tree
 from pycont.images.busybox import build_busybox
-from pycont.images.layers import remove_tree
 from pycont.images.progress import RecordingProgress
 from pycont.images.registry import RegistryError, pull, push
 from pycont.images.store import Store

@@ -10,8 +10,17 @@ import pytest
 
 from pycont.errors import UsageError
 from pycont.kernel import MNT_DETACH, RecordingKernel, use
-from pycont.overlay import Change, CopyStack, Stack, changes, lookup, stack_for
-from pycont.rootfs import RootSpec, overlay_options
+from pycont.overlay import (
+    MAX_OPTIONS,
+    Change,
+    CopyStack,
+    Stack,
+    changes,
+    lookup,
+    mount_options,
+    stack_for,
+)
+from pycont.rootfs import RootSpec
 from tests.helpers import requires
 
 
@@ -20,23 +29,36 @@ def whiteout(path: Path) -> None:
 
 
 @pytest.mark.parametrize("userns", [True, False])
-def test_options_match_rootfs(tmp_path: Path, userns: bool) -> None:
+def test_rootfs_mounts_the_same_stack(tmp_path: Path, userns: bool) -> None:
     spec = RootSpec(("/l/top", "/l/base"), str(tmp_path), userns=userns)
     stack = stack_for(spec.lowers, str(tmp_path), userxattr=userns)
     assert isinstance(stack, Stack)
-    assert stack.options() == overlay_options(spec)
-    assert (stack.upper, stack.work, stack.merged) == (spec.upper, spec.work, spec.merged)
+    assert spec.stack() == stack
+    assert stack.options() == mount_options(
+        ("/l/top", "/l/base"), spec.upper, spec.work, userxattr=userns
+    )
+
+
+def test_options_of_plain_paths_are_unchanged() -> None:
+    opts = mount_options(("/l/1", "/l/0"), "/c/upper", "/c/work", userxattr=True)
+    assert opts == "lowerdir=/l/1:/l/0,upperdir=/c/upper,workdir=/c/work,userxattr"
+    assert mount_options(("/l/1",)) == "lowerdir=/l/1"
 
 
 def test_options_escape_and_limits() -> None:
     assert Stack(("/a:b", "/c"), None, None, "/m").options() == "lowerdir=/a\\:b:/c"
-    with pytest.raises(UsageError, match="contains ','"):
-        Stack(("/a,b",), None, None, "/m").options()
+    assert Stack(("/a,b",), "/u\\x", "/w:", "/m").options() == (
+        "lowerdir=/a\\,b,upperdir=/u\\\\x,workdir=/w\\:"
+    )
+    with pytest.raises(UsageError, match="at least one lowerdir"):
+        mount_options(())
     with pytest.raises(UsageError, match="needs a workdir"):
         Stack(("/a",), "/u", None, "/m").options()
-    many = tuple(f"/var/lib/pycont/images/layers/{i:064x}" for i in range(60))
-    with pytest.raises(UsageError, match="60 layers are too many"):
+    n = MAX_OPTIONS // 90 + 1  # one page of option data (4096 bytes on x86): 46 such paths
+    many = tuple(f"/var/lib/pycont/images/layers/{i:064x}" for i in range(n))
+    with pytest.raises(UsageError, match=f"{n} layers are too many"):
         Stack(many, None, None, "/m").options()
+    assert Stack(many[: n // 2], None, None, "/m").options().count(":") == n // 2 - 1
 
 
 def test_mount_goes_through_the_kernel_seam() -> None:

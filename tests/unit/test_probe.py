@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from pycont.display_probe import probe_html
 from pycont.doctor import doctor_text
 from pycont.errors import KernelError
-from pycont.kernel import CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MS_PRIVATE, MS_REC
+from pycont.kernel import CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MS_PRIVATE, MS_REC, probe_child
 from pycont.kernel import probe as probe_mod
 from pycont.kernel.probe import (
     Answer,
@@ -234,7 +235,7 @@ def test_user_namespaces_answers() -> None:
 def test_overlay_experiment_makes_the_documented_calls(tmp_path: Path) -> None:
     kernel = RecordingKernel()
     base = str(tmp_path / "probe")
-    result = probe_mod._try_overlay(base, False, kernel)
+    result = probe_child._try_overlay(base, False, kernel)
     assert [c.name for c in kernel.calls] == ["unshare", "mount", "mount", "umount2"]
     assert kernel.calls[0].args == (CLONE_NEWNS,)
     assert kernel.calls[1].args == ("none", "/", "", MS_REC | MS_PRIVATE, "")
@@ -257,7 +258,7 @@ def test_overlay_in_userns_maps_the_caller_and_asks_for_userxattr(tmp_path: Path
         else:
             Path(path).write_text(text)
 
-    probe_mod._try_overlay(str(tmp_path / "p"), True, kernel, write)
+    probe_child._try_overlay(str(tmp_path / "p"), True, kernel, write)
     assert kernel.calls[0].args == (CLONE_NEWUSER | CLONE_NEWNS,)
     assert proc == [
         ("/proc/self/setgroups", "deny"),
@@ -270,13 +271,13 @@ def test_overlay_in_userns_maps_the_caller_and_asks_for_userxattr(tmp_path: Path
 def test_userns_experiment_reports_the_refusal() -> None:
     kernel = RecordingKernel(fail={"unshare": errno.EPERM})
     with pytest.raises(KernelError):
-        probe_mod._try_userns(None, kernel)
-    assert probe_mod._try_userns(None, RecordingKernel()) == {"ok": True, "uid": None}
+        probe_child._try_userns(None, kernel)
+    assert probe_child._try_userns(None, RecordingKernel()) == {"ok": True, "uid": None}
 
 
 def test_never_forks_the_calling_process() -> None:
     with pytest.raises(AssertionError):
-        probe_mod._in_fork(probe_mod._try_userns, None)
+        probe_child._in_fork(probe_child._try_userns, None)
 
 
 # ---- formatting ------------------------------------------------------------------------------
@@ -321,7 +322,7 @@ def test_as_dict_is_json_shaped() -> None:
 
 
 def test_html_escapes_reasons() -> None:
-    html = make_probe()._repr_html_()
+    html = probe_html(make_probe())
     assert html.startswith("<table>") and html.endswith("</table>")
     assert "refused &lt;EPERM&gt;" in html
     assert html.count("<tr>") == 10  # heading + nine answers
@@ -335,6 +336,10 @@ def test_doctor_text() -> None:
     assert "✘ root: refused <EPERM>" in lines
     assert "    a detail" in lines
     assert lines[-1] == "probed in 123 ms"
+
+
+def test_the_kernel_seam_draws_no_html() -> None:
+    assert not hasattr(Probe, "_repr_html_")  # the notebook layer registers probe_html
 
 
 def test_public_names_exist() -> None:

@@ -19,7 +19,10 @@ from pathlib import Path
 import pytest
 
 from pycont.errors import UsageError
+from pycont.format import decimal_size
 from pycont.images import oci, progress, registry
+from pycont.images._registry_dir import DirRegistry
+from pycont.images._registry_http import Http, HttpRegistry
 from pycont.images.busybox import build_busybox
 from pycont.images.layers import Entry, write_tar
 from pycont.images.progress import AnsiProgress, PlainProgress, RecordingProgress
@@ -57,7 +60,7 @@ def empty(tmp_path: Path) -> Store:
 )
 def test_reference_to_url(ref: str, base: str, path: str) -> None:
     t, name = locate(ref, "pull")
-    assert isinstance(t, registry._HttpRegistry)
+    assert isinstance(t, HttpRegistry)
     assert t.where == base
     assert t.url("manifests", name.tag or "") == path
 
@@ -67,7 +70,7 @@ def test_plain_http_is_for_loopback_only() -> None:
     assert registry.is_loopback("[::1]:80") and registry.is_loopback("127.8.9.1")
     assert not registry.is_loopback("10.0.0.1:5000") and not registry.is_loopback("ghcr.io")
     with pytest.raises(RegistryError, match="plain http is for loopback only"):
-        registry._Http("ghcr.io")._conn("http", "ghcr.io")
+        Http("ghcr.io")._conn("http", "ghcr.io")
 
 
 def test_docker_hub_without_a_network_names_the_alternatives(
@@ -87,15 +90,15 @@ def test_registry_dir_serves_docker_hub_references(
 ) -> None:
     monkeypatch.setenv(registry.REGISTRY_DIR_ENV, str(tmp_path))
     t, name = locate("busybox", "pull")
-    assert isinstance(t, registry._DirRegistry)
+    assert isinstance(t, DirRegistry)
     assert (t.path, name.canonical) == (str(tmp_path), "docker.io/library/busybox:latest")
     # A registry named in the reference is still spoken to over HTTP.
-    assert isinstance(locate("localhost:5000/busybox", "pull")[0], registry._HttpRegistry)
+    assert isinstance(locate("localhost:5000/busybox", "pull")[0], HttpRegistry)
 
 
 def test_dir_references() -> None:
     t, name = locate("dir:/srv/images:user/app:2", "push")
-    assert isinstance(t, registry._DirRegistry)
+    assert isinstance(t, DirRegistry)
     assert (t.path, str(name), t.name) == ("/srv/images", "user/app:2", "docker.io/user/app")
     with pytest.raises(UsageError, match="expected dir:PATH:IMAGE"):
         locate("dir:/srv/images", "pull")
@@ -396,9 +399,10 @@ def test_a_background_thread_never_prints() -> None:
     assert "sha256:" + "c" * 64 in p.layers  # recorded, for the owner thread to show
 
 
-def test_human_sizes_are_docker_s() -> None:
+def test_progress_sizes_are_docker_s() -> None:
+    """The progress bars print sizes with pycont.format.decimal_size (docker's HumanSize)."""
     sizes = (527, 999_999, 1_200_000, 3_400_000, 2_139_000_000)
-    assert [progress.human_size(n) for n in sizes] == [
+    assert [decimal_size(n) for n in sizes] == [
         "527B",
         "1MB",
         "1.2MB",

@@ -1,0 +1,209 @@
+"""Reading an image archive: every member once, in one pass, nothing extracted to disk.
+
+Small members stay in memory, large ones go straight into the blob store under the hash of
+their content; a member name that could leave the archive, a duplicate, a device or a cut-off
+tar is refused with the member's name. Loading (:mod:`pycont.images._archive_load`) then checks
+the members against the digests the archive's documents name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import posixpath
+import tarfile
+import zlib
+from dataclasses import dataclass
+from tarfile import HeaderError, ReadError
+from typing import IO, Any, Self, cast
+
+from pycont.errors import ArchiveError
+from pycont.images._archive_common import CHUNK, hex_of
+from pycont.images.blobs import DIGEST_RE, sha256_of
+from pycont.images.store import Store
+
+__all__ = ["ArchiveReader", "Member"]
+
+_IN_MEMORY = 1 << 20  # members up to this size are kept in memory while the archive is read...
+_MEMORY_BUDGET = 64 << 20  # ...until they add up to this; the rest goes to the blob store
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member of the archive read: in memory, or stored as the blob ``digest``."""
+
+    member: str
+    digest: str
+    size: int
+    head: bytes  # its first bytes: what compression it has
+    data: bytes | None = None
+
+
+class _StrictHeader(tarfile.TarInfo):
+    """Tells a whole archive from a cut one. tarfile takes the end of the data, or garbage,
+    where a header should be for the end of the archive; a tar ends with zero blocks (POSIX
+    ustar), and anything else after the first member is an error here."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile: tarfile.TarFile) -> Self:
+        try:
+            return super().fromtarfile(tarfile)
+        except HeaderError as err:
+            if tarfile.offset == 0 or isinstance(err, _EOF_HEADER):  # zero blocks: the end
+                raise
+            if isinstance(err, _EMPTY_HEADER):
+                raise ReadError("truncated: it ends without the end-of-archive blocks") from None
+            raise ReadError(f"broken header at byte {tarfile.offset}: {err}") from None
+
+
+# tarfile's header errors, not in typeshed: which one says why a header could not be read
+_EOF_HEADER = cast(type[Exception], getattr(tarfile, "EOFHeaderError"))  # noqa: B009
+_EMPTY_HEADER = cast(type[Exception], getattr(tarfile, "EmptyHeaderError"))  # noqa: B009
+
+
+class ArchiveReader:
+    """The members of an archive, read in one pass without extracting anything."""
+
+    def __init__(self, name: str, store: Store) -> None:
+        self.name = name
+        self.store = store
+        self.files: dict[str, Member] = {}
+        self.links: dict[str, str] = {}  # member -> the member it links to
+        self.in_memory = 0
+
+    def error(self, what: str) -> ArchiveError:
+        return ArchiveError(f"{self.name}: {what}")
+
+    # -- reading the outer tar ----------------------------------------------------------
+    def read(self, f: IO[bytes]) -> None:
+        try:
+            with tarfile.open(fileobj=f, mode="r|*", tarinfo=_StrictHeader) as tar:
+                for m in tar:
+                    self.add(tar, m)
+        except tarfile.ReadError as err:
+            text = str(err)
+            if text == "empty file":
+                raise self.error("empty file, not an image archive") from None
+            if text.startswith(("truncated", "broken")) or "end of data" in text:
+                raise self.error(f"truncated or broken archive: {text}") from None
+            raise self.error(f"not a tar archive ({text})") from None
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+            raise self.error(f"truncated or broken archive: {err}") from None
+
+    def path(self, name: str, member: str) -> str:
+        """A member name made relative and normal; refused if it could leave the archive."""
+        if name.startswith("/") or "\0" in name:
+            raise self.error(f"refusing member {member!r}: absolute path or NUL byte")
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise self.error(f"refusing member {member!r}: {name!r} leaves the archive")
+        return "/".join(parts)
+
+    def add(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        path = self.path(m.name, m.name)
+        if m.isdir():
+            return
+        if path in self.files or path in self.links:
+            raise self.error(f"refusing member {m.name!r}: it appears twice")
+        if m.issym():  # podman's docker-archive: <layer id>/layer.tar -> ../<diff_id>.tar
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(path), m.linkname))
+            self.links[path] = self.path(target, m.name)
+        elif m.islnk():
+            self.links[path] = self.path(m.linkname, m.name)
+        elif m.isreg():
+            self.files[path] = self.content(tar, m, path)
+        else:
+            raise self.error(
+                f"refusing member {m.name!r}: an image archive holds only files and links"
+            )
+
+    def content(self, tar: tarfile.TarFile, m: tarfile.TarInfo, path: str) -> Member:
+        src = tar.extractfile(m)
+        assert src is not None
+        parts = path.split("/")
+        named = f"sha256:{parts[2]}" if len(parts) == 3 and parts[:2] == ["blobs", "sha256"] else ""
+        if named and not DIGEST_RE.fullmatch(named):
+            raise self.error(f"refusing member {m.name!r}: not a sha256 blob name")
+        if not named and m.size <= _IN_MEMORY and self.in_memory + m.size <= _MEMORY_BUDGET:
+            data = src.read()
+            self.in_memory += len(data)
+            return Member(path, sha256_of(data), len(data), data[:8], data)
+        head, size, h = b"", 0, hashlib.sha256()
+        # An OCI blob already in the store is hashed, not written again.
+        writer = None if named and self.store.blobs.exists(named) else self.store.blobs.writer()
+        try:
+            while chunk := src.read(CHUNK):
+                head = head or chunk[:8]
+                size += len(chunk)
+                h.update(chunk)
+                if writer is not None:
+                    writer.write(chunk)
+            digest = "sha256:" + h.hexdigest()
+            if named and digest != named:
+                raise self.error(f"blob {m.name!r} is corrupt: its content hashes to {digest}")
+            if writer is not None:
+                writer.commit()
+        finally:
+            if writer is not None and not writer.digest:
+                writer.abort()
+        return Member(path, digest, size, head)
+
+    # -- finding and using members ------------------------------------------------------
+    def get(self, path: str, what: str) -> Member:
+        seen: list[str] = []
+        while path in self.links and path not in seen and len(seen) < 16:
+            seen.append(path)
+            path = self.links[path]
+        found = self.files.get(path)
+        if found is None:
+            raise self.error(f"{what} {path!r} is missing from the archive")
+        return found
+
+    def read_bytes(self, item: Member) -> bytes:
+        if item.data is not None:
+            return item.data
+        return self.store.blobs.read(item.digest)
+
+    def json(self, item: Member, what: str) -> Any:
+        try:
+            return json.loads(self.read_bytes(item))
+        except ValueError as err:
+            raise self.error(f"{what} {item.member!r} is not valid JSON: {err}") from None
+
+    def blob(self, desc: Any, what: str) -> Member:
+        """The blob an OCI descriptor names, its size checked (its digest was, on reading)."""
+        digest = desc.get("digest") if isinstance(desc, dict) else None
+        if not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest):
+            raise self.error(f"{what}: invalid descriptor {desc!r}")
+        item = self.get(f"blobs/sha256/{hex_of(digest)}", f"{what} {digest}:")
+        if desc.get("size") != item.size:
+            raise self.error(
+                f"{what} {digest}: {item.size} bytes, its descriptor says {desc.get('size')}"
+            )
+        return item
+
+    def stored(self, item: Member) -> str:
+        """Put a member kept in memory into the blob store; its digest."""
+        if item.data is not None:
+            self.store.put_blob(item.data, item.digest)
+        return item.digest
+
+    def diff_id(self, item: Member, gzipped: bool, what: str) -> str:
+        """The digest of the layer's uncompressed tar: what an image config lists."""
+        if not gzipped:
+            return item.digest
+        h = hashlib.sha256()
+        try:
+            source = (
+                io.BytesIO(item.data)
+                if item.data is not None
+                else self.store.open_blob(item.digest)
+            )
+            with source, gzip.GzipFile(fileobj=cast(IO[bytes], source), mode="rb") as z:
+                while chunk := z.read(CHUNK):
+                    h.update(chunk)
+        except (OSError, EOFError, zlib.error) as err:
+            raise self.error(f"{what} {item.member!r} is not valid gzip: {err}") from None
+        return "sha256:" + h.hexdigest()
