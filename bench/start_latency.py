@@ -394,7 +394,7 @@ def worker(plan_path: str) -> int:
         except pycont.ContainerNotFound:
             # rm=True: the record is gone once run() returns; the helper's exit code is the
             # container's (see pycont/runtime/shim.py).
-            code = c._proc.returncode if c._proc is not None else -1
+            code = c.shim.returncode if c.shim is not None else -1
         return t1 - t0, code if code is not None else -1
 
     def once(name: str) -> tuple[float, int]:

@@ -70,10 +70,10 @@ __all__ = [
 _LAZY = {
     "Container": "pycont.runtime.container",
     "ExecResult": "pycont.runtime.container",
-    "containers": "pycont.runtime.container",
-    "create": "pycont.runtime.container",
-    "get": "pycont.runtime.container",
-    "run": "pycont.runtime.container",
+    "containers": "pycont.runtime.api",
+    "create": "pycont.runtime.api",
+    "get": "pycont.runtime.api",
+    "run": "pycont.runtime.api",
     "probe": "pycont.kernel.probe",
     "pull": "pycont.images.registry",
     "push": "pycont.images.registry",
@@ -83,7 +83,8 @@ _LAZY = {
 if TYPE_CHECKING:
     from pycont.images.registry import pull, push
     from pycont.kernel.probe import probe
-    from pycont.runtime.container import Container, ExecResult, containers, create, get, run
+    from pycont.runtime.api import containers, create, get, run
+    from pycont.runtime.container import Container, ExecResult
     from pycont.stats_table import stats
 
 

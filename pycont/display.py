@@ -1,12 +1,45 @@
-"""Rich HTML for the notebook: what a container is, at a glance."""
+"""Rich HTML for the notebook: what a container is, at a glance.
+
+The runtime draws nothing: the notebook layer (``%load_ext pycont``) calls :func:`register`,
+which tells IPython's HTML formatter how to show a Container and a probe's answers.
+"""
 
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pycont.runtime.container import Container
+
+__all__ = ["container_html", "register", "unregister"]
+
+# Registered by dotted name: IPython matches the class when it first has to show one, so
+# loading the extension imports neither the runtime nor the probe.
+_FORMATTERS = {
+    "pycont.runtime._container.Container": ("pycont.display", "container_html"),
+    "pycont.kernel.probe.Probe": ("pycont.display_probe", "probe_html"),
+}
+
+
+def register(ip: Any) -> None:
+    """Show containers and probes as HTML tables in this IPython shell."""
+    import importlib
+
+    formatter = ip.display_formatter.formatters["text/html"]
+    for cls, (module, func) in _FORMATTERS.items():
+        formatter.for_type(cls, getattr(importlib.import_module(module), func))
+
+
+def unregister(ip: Any) -> None:
+    """Undo :func:`register` (``%unload_ext pycont``)."""
+    formatter = ip.display_formatter.formatters["text/html"]
+    for cls in _FORMATTERS:
+        try:
+            formatter.pop(cls)
+        except KeyError:
+            continue
+
 
 _STATUS_COLOURS = {
     "running": "#2e7d32",
@@ -40,7 +73,7 @@ def container_html(c: Container) -> str:
     if rec.status == "running":
         rows.append(_row("host pid (PID 1 inside)", rec.pid))
     rows.append(_row("hostname", cfg.hostname))
-    limits = c.limits().describe() if cfg.limits else []
+    limits = cfg.limits.describe()
     rows.append(_row("limits", ", ".join(limits) or "none"))
     if rec.status == "running" and cfg.cgroup:
         try:

@@ -8,14 +8,14 @@ use; a bind mount is any host directory. ``-v NAME:/path``, ``-v /host/dir:/path
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
 from dataclasses import asdict, dataclass
 
 from pycont import paths
-from pycont.errors import InvalidState, PycontError, UsageError, VolumeNotFound
+from pycont.errors import InvalidState, UsageError, VolumeNotFound
+from pycont.fsutil import read_json, remove_tree, write_json
 
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
@@ -79,10 +79,7 @@ def create(name: str) -> str:
     os.makedirs(os.path.join(base, "_data"), mode=0o755, exist_ok=True)
     meta = os.path.join(base, "volume.json")
     if not os.path.exists(meta):
-        tmp = f"{meta}.tmp.{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"Name": name, "CreatedAt": time.time()}, f)
-        os.rename(tmp, meta)
+        write_json(meta, {"Name": name, "CreatedAt": time.time()})
     return name
 
 
@@ -98,8 +95,7 @@ def names() -> list[str]:
 def inspect(name: str) -> dict[str, object]:
     base = os.path.join(volumes_dir(), name)
     try:
-        with open(os.path.join(base, "volume.json")) as f:
-            meta = json.load(f)
+        meta = read_json(os.path.join(base, "volume.json"))
     except FileNotFoundError:
         raise VolumeNotFound(f"no such volume: {name}") from None
     return {
@@ -112,23 +108,24 @@ def inspect(name: str) -> dict[str, object]:
 
 
 def users(name: str) -> list[str]:
-    """Names of the containers that mount the volume."""
-    from pycont.runtime.container import containers
-
+    """Names of the containers that mount the volume. Read from each container's config.json
+    (the runtime's record), so that volumes need not import the runtime above them."""
+    base = paths.containers_dir()
     out = []
-    for c in containers(all=True):
+    for cid in sorted(os.listdir(base)) if os.path.isdir(base) else []:
         try:
-            if any(m["kind"] == "volume" and m["source"] == name for m in c.config.mounts):
-                out.append(c.name)
-        except PycontError:
-            continue
+            cfg = read_json(os.path.join(base, cid, "config.json"))
+        except (OSError, ValueError):
+            continue  # being created or removed right now
+        if any(
+            m.get("kind") == "volume" and m.get("source") == name for m in cfg.get("mounts", [])
+        ):
+            out.append(str(cfg["name"]))
     return out
 
 
 def remove(name: str, force: bool = False) -> None:
     """Remove a volume and its data; refused while a container uses it."""
-    from pycont.runtime.state import remove_tree
-
     inspect(name)  # raises VolumeNotFound
     used = users(name)
     if used and not force:

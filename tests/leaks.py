@@ -24,7 +24,12 @@ NETNS_DIR = "/run/netns"
 STATE_DIRS = ("/run/pycont/containers", "/var/lib/pycont/containers")
 # How the helper shows in /proc/PID/cmdline: `python -I .../pycont/runtime/shim.py run DIR FD`
 # today; `-m pycont.runtime.shim` or a process titled pycont-shim would be the same helper.
-SHIM_MARKERS = ("pycont/runtime/shim.py", "pycont.runtime.shim", "pycont-shim")
+SHIM_MARKERS = (
+    "pycont/runtime/shim.py",
+    "pycont/runtime/forkserver.py",
+    "pycont.runtime.shim",
+    "pycont-shim",
+)
 NAME = "pycont"
 NETDEV_PREFIXES = ("pc", "pycont")
 

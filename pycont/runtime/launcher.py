@@ -3,13 +3,14 @@
 Three ways, all ending in :func:`pycont.runtime.shim.run` in a single-threaded process:
 
 - ``spawn``: a fresh interpreter (``python -I -S shim.py``); always safe, ~50 ms of start-up.
-- ``forkserver``: for a long-lived caller such as a notebook kernel. One helper interpreter is
-  started on first use and kept; for each container it forks a shim. Forking is safe there
-  because the fork server has a single thread, which the notebook kernel does not.
+- ``forkserver``: for a long-lived caller such as a notebook kernel. One helper interpreter
+  (:mod:`.forkserver`) is started on first use and kept; for each container it forks a shim.
+  Forking is safe there because the fork server has a single thread; the notebook kernel
+  has many.
 - ``fork``: the CLI is itself a fresh, single-threaded process: it forks the shim directly.
 
-The caller talks to the shim over a status pipe of JSON lines: narration, then ``started`` (or
-``error``), and at the end ``exited`` with the exit code.
+The caller talks to the shim over a status pipe of typed messages (:mod:`.protocol`):
+narration, then ``Started`` (or ``Failed``), and at the end ``Exited`` with the exit code.
 """
 
 from __future__ import annotations
@@ -25,26 +26,30 @@ import sys
 import threading
 from typing import IO, Any
 
-from pycont.errors import CommandNotExecutable, CommandNotFound, StartError
+from pycont.errors import CommandNotExecutable, CommandNotFound, StartError, UsageError
+from pycont.runtime import protocol
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
-PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FORKSERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "forkserver.py")
 PIPE = subprocess.PIPE
 STDOUT = subprocess.STDOUT
 DEVNULL = subprocess.DEVNULL
 
 
-def _error_for(msg: dict[str, Any]) -> StartError:
-    code = int(msg.get("code", 125))
-    if code == 127:
-        return CommandNotFound(msg["error"])
-    if code == 126:
-        return CommandNotExecutable(msg["error"])
-    return StartError(msg["error"], code)
+VIAS = ("spawn", "forkserver", "fork")
 
 
-class Monitor:
-    """The caller's handle on one shim: its pid, the container's stdio pipes, its end."""
+def _error_for(msg: protocol.Failed) -> StartError:
+    if msg.code == 127:
+        return CommandNotFound(msg.error)
+    if msg.code == 126:
+        return CommandNotExecutable(msg.error)
+    return StartError(msg.error, msg.code)
+
+
+class ShimHandle:
+    """The caller's handle on one shim (Popen-like): its pid, the container's stdio pipes, and
+    ``wait()``, which returns the exit code of the container (or exec'd command) it watches."""
 
     def __init__(
         self,
@@ -58,6 +63,7 @@ class Monitor:
         self._proc = proc
         self._forked = forked  # our own child: reap it
         self.returncode: int | None = None
+        self.oom_killed = False  # as the shim reported at the end
         self.stdin: IO[bytes] | None = None
         self.stdout: IO[bytes] | None = None
         self.stderr: IO[bytes] | None = None
@@ -65,13 +71,13 @@ class Monitor:
     def handshake(self, say: Any = None) -> int:
         """Read until the shim says started (returns the container's pid) or failed (raises)."""
         for raw in self._status:
-            msg = json.loads(raw)
-            if "narrate" in msg:
+            msg = protocol.decode(raw)
+            if isinstance(msg, protocol.Narration):
                 if say:
-                    say(msg["narrate"])
-            elif "started" in msg:
-                return int(msg["started"])
-            elif "error" in msg:
+                    say(msg.line)
+            elif isinstance(msg, protocol.Started):
+                return msg.pid
+            elif isinstance(msg, protocol.Failed):
                 self.wait()
                 raise _error_for(msg)
         self.wait()
@@ -92,9 +98,9 @@ class Monitor:
             raise TimeoutError(f"still running after {timeout}s")
         code = None
         for raw in self._status:
-            msg = json.loads(raw)
-            if "exited" in msg:
-                code = int(msg["exited"])
+            msg = protocol.decode(raw)
+            if isinstance(msg, protocol.Exited):
+                code, self.oom_killed = msg.code, msg.oom_killed
         self._status.close()
         if self._proc is not None:
             shim_code = self._proc.wait()
@@ -145,7 +151,7 @@ class ForkServer:
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", SHIM, "forkserver", PKG_PARENT, str(theirs.fileno())],
+            [sys.executable, "-I", "-S", FORKSERVER, str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=DEVNULL,
             # Its own session: a ^C in a terminal running the caller does not reach it, and the
@@ -205,10 +211,15 @@ def launch(
     stdout: Any = None,
     stderr: Any = None,
     detach: bool = False,
-    how: str | None = None,
-) -> Monitor:
-    """Start a shim for ``mode`` ("run" or "exec") and return the caller's handle on it."""
-    how = how or os.environ.get("PYCONT_LAUNCH", "forkserver")
+    via: str | None = None,
+) -> ShimHandle:
+    """Start a shim for ``mode`` ("run" or "exec") and return the caller's handle on it.
+
+    ``via``: "spawn", "forkserver" or "fork" (see above); default $PYCONT_LAUNCH, else
+    forkserver. "fork" falls back to spawn in a multi-threaded process."""
+    how = via or os.environ.get("PYCONT_LAUNCH", "forkserver")
+    if how not in VIAS:
+        raise UsageError(f"launch a shim via {how!r}: expected one of {', '.join(VIAS)}")
     status_r, status_w = os.pipe()
     child, to_close, ends = _stdio_fds(stdin, stdout, stderr)
     try:
@@ -216,15 +227,15 @@ def launch(
             how = "spawn"  # fork(2) in a multi-threaded process is not safe: never do it
         if how == "forkserver":
             pid = _fork_server().launch(mode, args, [*child, status_w])
-            mon = Monitor(pid, status_r)
+            mon = ShimHandle(pid, status_r)
         elif how == "fork":
-            from pycont.runtime import shim
+            from pycont.runtime import forkserver
 
             pid = os.fork()
             if pid == 0:
                 os.close(status_r)
-                shim.become(mode, args, [*child, status_w], new_session=detach)
-            mon = Monitor(pid, status_r, forked=True)
+                forkserver.become(mode, args, [*child, status_w], new_session=detach)
+            mon = ShimHandle(pid, status_r, forked=True)
         else:
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", SHIM, mode, args[0], str(status_w), *args[1:]],
@@ -234,7 +245,7 @@ def launch(
                 pass_fds=(status_w,),
                 start_new_session=detach,
             )
-            mon = Monitor(proc.pid, status_r, proc)
+            mon = ShimHandle(proc.pid, status_r, proc)
     except BaseException:
         os.close(status_r)
         for end in ends:

@@ -1,10 +1,12 @@
 """The helper process that creates a container and watches it until it exits.
 
-Started as a fresh, single-threaded interpreter (``python -I shim.py run DIR FD``), never
-forked from the caller: the caller may be a multi-threaded Jupyter kernel. It clones the
-container's first process into new namespaces, writes its uid/gid maps, reports "started" (or
-the error that stopped it) over a pipe, forwards signals, and records the exit status, so a
-detached container is still accounted for after the CLI or notebook that started it is gone.
+A single-threaded process (a fresh interpreter, ``python -I shim.py run DIR FD``, or a fork of
+the fork server or of the CLI: see launcher), never a fork of a multi-threaded Jupyter kernel.
+It clones the container's first process into new namespaces (:mod:`.pid1` runs there until
+exec), puts it in its cgroup, writes its uid/gid maps, reports ``Started`` (or the ``Failed``
+that stopped it) over a pipe (:mod:`.protocol`), forwards signals, and records each status
+change through ``state.transition``, so a detached container is still accounted for after the
+CLI or notebook that started it is gone.
 
 Process tree::
 
@@ -13,30 +15,31 @@ Process tree::
 
 from __future__ import annotations
 
-import array
 import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import time
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if __name__ == "__main__":  # run as a script: make the package importable, nothing else
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from pycont.errors import KernelError
+from pycont import procfs
+from pycont.errors import InvalidState, KernelError
+from pycont.fsutil import remove_tree
 from pycont.kernel import LinuxKernel
-from pycont.kernel._base import CLONE_NEWCGROUP, Kernel
+from pycont.kernel._base import Kernel
 from pycont.namespaces import Namespace, NamespaceSet
-from pycont.rootfs import RootSpec, setup_root
+from pycont.runtime import pid1, protocol
 from pycont.runtime import state as st
 
 if TYPE_CHECKING:
     from pycont.cgroups import Cgroup
 
-MAX_FD = os.sysconf("SC_OPEN_MAX")
+MAX_FD = pid1.MAX_FD
 FORWARDED = (
     signal.SIGTERM,
     signal.SIGINT,
@@ -49,16 +52,17 @@ FORWARDED = (
 
 
 class Reporter:
-    """JSON lines to the caller over the status pipe; silent once the caller has gone."""
+    """Typed messages to the caller over the status pipe (:mod:`.protocol`); silent once the
+    caller has gone."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def send(self, **msg: object) -> None:
+    def send(self, msg: protocol.Message) -> None:
         if self.fd < 0:
             return
         try:
-            os.write(self.fd, (json.dumps(msg) + "\n").encode())
+            os.write(self.fd, protocol.encode(msg))
         except OSError:
             self.fd = -1
 
@@ -68,12 +72,14 @@ class Reporter:
             self.fd = -1
 
 
-# Paths the narration writes as $CONTAINER and $IMAGE, so each line reads at a glance.
+# Paths the narration writes as $CONTAINER, $IMAGE and $ID (the container's id, which also
+# names its cgroup), so each line reads at a glance.
 _SHORT: list[tuple[str, str]] = []
 
 
 def _shortener(cfg: st.ContainerConfig, cdir: str) -> None:
-    _SHORT[:] = [(cdir, "$CONTAINER"), *((layer, "$IMAGE") for layer in cfg.layers)]
+    layers = ((layer, "$IMAGE") for layer in cfg.layers)
+    _SHORT[:] = [(cdir, "$CONTAINER"), *layers, (cfg.id, "$ID")]
 
 
 def shorten(line: str) -> str:
@@ -82,103 +88,28 @@ def shorten(line: str) -> str:
     return line
 
 
+def _narrator(rep: Reporter) -> Callable[[str], None]:
+    return lambda line: rep.send(protocol.Narration(shorten(line)))
+
+
 def _kernel(narrate: bool, rep: Reporter) -> Kernel:
     real = LinuxKernel()
     if not narrate:
         return real
     from pycont.kernel.narrating import NarratingKernel
 
-    return NarratingKernel(real, lambda line: rep.send(narrate=shorten(line)))
+    return NarratingKernel(real, _narrator(rep))
 
 
-def _restore_signals() -> None:
-    # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across execve(2),
-    # so undo it as subprocess does (restore_signals=True).
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
-
-
-def _exec(args: list[str], env: dict[str, str], err_w: int, rep: Reporter | None = None) -> None:
-    """execvpe in the container; on failure report docker's message and exit 126/127."""
-    _restore_signals()
-    if rep is not None:
-        rep.send(narrate=f"execve({json.dumps(args[0])}, {json.dumps(args)}) (searching PATH)")
-    # The command gets stdio and nothing else (err_w closes itself at exec: O_CLOEXEC).
-    os.closerange(3, err_w)
-    os.closerange(err_w + 1, MAX_FD)
-    try:
-        os.execvpe(args[0], args, env)
-    except FileNotFoundError:
-        where = (
-            "no such file or directory" if "/" in args[0] else "executable file not found in $PATH"
-        )
-        kind, code = "notfound", 127
-        msg = f'exec: "{args[0]}": {where}'
-    except PermissionError:
-        kind, code, msg = "noexec", 126, f'exec: "{args[0]}": permission denied'
-    except OSError as err:
-        kind, code, msg = "noexec", 126, f'exec: "{args[0]}": {err.strerror}'
-    os.write(err_w, json.dumps({"kind": kind, "code": code, "error": msg}).encode())
-    os._exit(code)
-
-
-def _write_maps(pid: int, cfg: st.ContainerConfig, rep: Reporter) -> None:
-    # user_namespaces(7): an unprivileged writer must deny setgroups before writing gid_map.
+def _write_maps(k: Kernel, pid: int, cfg: st.ContainerConfig) -> None:
+    """The container's user namespace ids (user_namespaces(7)), written through the kernel
+    seam: the narrating kernel shows each write."""
+    # An unprivileged writer must deny setgroups before writing gid_map.
     writes = [("setgroups", "deny")] if cfg.rootless else []
     for name, rows in (("uid_map", cfg.uid_map), ("gid_map", cfg.gid_map)):
         writes.append((name, "".join(f"{a} {b} {c}\n" for a, b, c in rows)))
     for name, text in writes:
-        with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write(text)
-        if cfg.narrate:
-            rep.send(narrate=f'write("/proc/{pid}/{name}", "{text.strip()}")')
-
-
-def _container_init(
-    k: Kernel,
-    cfg: st.ContainerConfig,
-    cdir: str,
-    nsset: NamespaceSet,
-    go_r: int,
-    err_w: int,
-    rep: Reporter,
-) -> None:
-    """PID 1 of the container, between clone and exec. Never returns."""
-    try:
-        if os.read(go_r, 1) != b"1":  # EOF: the shim died before it let us go
-            os._exit(125)
-        os.close(go_r)
-        k.set_pdeathsig(signal.SIGKILL)  # the shim died: take the container down with it
-        private = set(nsset.private())
-        if Namespace.CGROUP in private:
-            k.unshare(CLONE_NEWCGROUP)
-        if Namespace.UTS in private:
-            k.sethostname(cfg.hostname)
-        if Namespace.NET in private:
-            k.set_link_up("lo")  # as docker's --network none: loopback only, and up
-        spec = RootSpec(
-            lowers=tuple(cfg.layers),
-            container_dir=cdir,
-            userns=Namespace.USER in private,
-            private_net=Namespace.NET in private,
-            private_pid=Namespace.PID in private,
-            private_ipc=Namespace.IPC in private,
-            mounts=tuple(_mount_specs(cfg)),
-            driver=cfg.storage_driver,
-        )
-        setup_root(k, spec)
-        os.makedirs(cfg.workdir, exist_ok=True)
-        os.chdir(cfg.workdir)
-        env = dict(e.split("=", 1) for e in cfg.env)
-    except BaseException as err:  # noqa: BLE001 - anything before exec goes to the caller
-        msg = str(err) if isinstance(err, OSError | KernelError) else repr(err)
-        os.write(err_w, json.dumps({"kind": "setup", "code": 125, "error": msg}).encode())
-        os._exit(125)
-    _exec(cfg.args, env, err_w, rep if cfg.narrate else None)
-
-
-def _mount_specs(cfg: st.ContainerConfig) -> list[tuple[str, str, bool]]:
-    return [(m["host"], m["target"], bool(m["readonly"])) for m in cfg.mounts]
+        k.write_file(f"/proc/{pid}/{name}", text)
 
 
 def _read_all(fd: int) -> bytes:
@@ -196,48 +127,44 @@ def _wait(pid: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _finish(cdir: str, cfg: st.ContainerConfig, code: int, oom: bool) -> None:
-    try:
-        with st.modify_state(cdir) as rec:
-            rec.status = st.Status.EXITED.value
-            rec.exit_code = code
-            rec.oom_killed = oom
-            rec.finished_at = time.time()
-    except FileNotFoundError:
-        return  # removed while it ran (rm -f): nothing to record
-    if cfg.auto_remove:
-        st.remove_tree(cdir)
+def _record_end(cdir: str, **fields: object) -> None:
+    """The container is exited; removed (rm -f while it ran) leaves nothing to record."""
+    with contextlib.suppress(FileNotFoundError):
+        st.transition(cdir, st.Status.EXITED, finished_at=time.time(), **fields)
 
 
-def _open_cgroup(cfg: st.ContainerConfig) -> Cgroup | None:
+def _open_cgroup(k: Kernel, cfg: st.ContainerConfig) -> Cgroup | None:
     """Create the container's cgroup with its limits, before its first process exists."""
     if not cfg.cgroup:
         return None
     from pycont import cgroups
 
-    cg = cgroups.for_container(cfg.id)
+    cg = cgroups.for_container(cfg.id, kernel=k)
     cg.create()
     try:
-        cg.apply(cgroups.Limits.from_options(**cfg.limits))
+        cg.apply(cfg.limits)
     except BaseException:
         cg.destroy()
         raise
     return cg
 
 
-def _close_cgroup(cg: Cgroup | None) -> bool:
-    """Read whether the OOM killer struck, then remove the cgroup (and anything left in it)."""
+def _close_cgroup(cg: Cgroup | None) -> tuple[bool, int | None]:
+    """Read whether the OOM killer struck and the memory high-water mark, then remove the
+    cgroup (and anything left in it): its files go with it."""
     if cg is None:
-        return False
-    oom = False
+        return False, None
+    oom, peak = False, None
     with contextlib.suppress(KernelError, OSError):
         oom = cg.oom_killed()
+    with contextlib.suppress(KernelError, OSError):
+        peak = cg.stats().memory_peak
     with contextlib.suppress(KernelError, OSError):
         if cg.pids():  # only with --pid host can processes outlive PID 1
             cg.kill_all()
     with contextlib.suppress(KernelError, OSError):
         cg.destroy()
-    return oom
+    return oom, peak
 
 
 def run(cdir: str, status_fd: int) -> int:
@@ -257,15 +184,15 @@ def run(cdir: str, status_fd: int) -> int:
                 os.kill(pid, signal.SIGKILL)
             _wait(pid)
         _close_cgroup(cg)
-        rep.send(error=msg, code=code, kind=kind)
+        rep.send(protocol.Failed(kind, code, msg))
         if cfg.auto_remove:
-            st.remove_tree(cdir)
+            remove_tree(cdir)
         else:
-            _failed(cdir, msg, code)
+            _record_end(cdir, exit_code=code, error=msg)
         return code
 
     try:
-        cg = _open_cgroup(cfg)
+        cg = _open_cgroup(k, cfg)
     except (KernelError, OSError, ValueError) as err:
         return abort(f"cgroup: {err}")
     go_r, go_w = os.pipe()
@@ -277,7 +204,8 @@ def run(cdir: str, status_fd: int) -> int:
     if pid == 0:
         os.close(go_w)
         os.close(err_r)
-        _container_init(k, cfg, cdir, nsset, go_r, err_w, rep)
+        say = _narrator(rep) if cfg.narrate else None
+        pid1.container_init(k, cfg, cdir, nsset, go_r, err_w, say)
     os.close(go_r)
     os.close(err_w)
     try:
@@ -286,7 +214,7 @@ def run(cdir: str, status_fd: int) -> int:
         if cg is not None:
             cg.add_pid(pid)
         if Namespace.USER in nsset.private():
-            _write_maps(pid, cfg, rep)
+            _write_maps(k, pid, cfg)
         os.write(go_w, b"1")
     except (OSError, KernelError) as err:
         os.close(go_w)
@@ -297,35 +225,46 @@ def run(cdir: str, status_fd: int) -> int:
     if report:
         _wait(pid)
         pid = 0
-        info = json.loads(report)
-        return abort(info["error"], int(info["code"]), info.get("kind", "setup"))
-    with st.modify_state(cdir) as rec:
-        rec.status = st.Status.RUNNING.value
-        rec.pid = pid
-        rec.pid_start = st.process_start_time(pid)
-        rec.monitor_pid = os.getpid()
-        rec.started_at = time.time()
+        failed = protocol.decode(report)
+        assert isinstance(failed, protocol.Failed)
+        return abort(failed.error, failed.code, failed.kind)
+    me = os.getpid()
+    try:
+        st.transition(
+            cdir,
+            st.Status.RUNNING,
+            pid=pid,
+            pid_start=procfs.start_time(pid),
+            shim_pid=me,
+            shim_start=procfs.start_time(me),
+            started_at=time.time(),
+        )
+    except (InvalidState, FileNotFoundError) as err:
+        # Another start won the race (the record says running), or rm -f removed it: this
+        # process must not run unrecorded. The record, and the cgroup, are the winner's.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait(pid)
+        if isinstance(err, FileNotFoundError):
+            _close_cgroup(cg)
+        msg = str(err) if isinstance(err, InvalidState) else f"container {cfg.name} was removed"
+        rep.send(protocol.Failed("state", 125, msg))
+        return 125
     for sig in FORWARDED:
         signal.signal(sig, lambda signum, _frame: _forward(pid, signum))
-    rep.send(started=pid)
+    rep.send(protocol.Started(pid))
     code = _wait(pid)
-    oom = _close_cgroup(cg)
-    _finish(cdir, cfg, code, oom)
-    rep.send(exited=code)
+    oom, peak = _close_cgroup(cg)
+    _record_end(cdir, exit_code=code, oom_killed=oom, memory_peak=peak)
+    if cfg.auto_remove:
+        remove_tree(cdir)
+    rep.send(protocol.Exited(code, oom))
     return code
 
 
 def _forward(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-
-
-def _failed(cdir: str, msg: str, code: int = 125) -> None:
-    with st.modify_state(cdir) as rec:
-        rec.status = st.Status.EXITED.value
-        rec.exit_code = code
-        rec.error = msg
-        rec.finished_at = time.time()
 
 
 def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
@@ -337,16 +276,16 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
     rec = st.load_state(cdir)
     k = _kernel(cfg.narrate, rep)
     pid = rec.pid
-    if rec.status != st.Status.RUNNING.value or not st.alive(pid, rec.pid_start):
-        rep.send(error=f"container {cfg.name} is not running", code=125, kind="state")
+    if rec.status != st.Status.RUNNING or not procfs.alive(pid, rec.pid_start):
+        rep.send(protocol.Failed("state", 125, f"container {cfg.name} is not running"))
         return 125
     if cfg.cgroup:
         from pycont import cgroups
 
         try:  # the command joins the container's cgroup: its limits and its accounting
-            cgroups.for_container(cfg.id).add_pid(os.getpid())
+            cgroups.for_container(cfg.id, kernel=k).add_pid(os.getpid())
         except (KernelError, OSError) as err:
-            rep.send(error=f"join the container's cgroup: {err}", code=125, kind="cgroup")
+            rep.send(protocol.Failed("cgroup", 125, f"join the container's cgroup: {err}"))
             return 125
     # Open every namespace before joining any: once in its mount namespace, the host's /proc
     # paths are gone. Join the user namespace first: it owns the others (setns(2)).
@@ -360,7 +299,7 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
             k.setns(fd, ns.flag, path)
             os.close(fd)
     except KernelError as err:
-        rep.send(error=str(err), code=125, kind="setns")
+        rep.send(protocol.Failed("setns", 125, str(err)))
         return 125
     env = dict(e.split("=", 1) for e in cfg.env)
     env.update(dict(e.split("=", 1) for e in spec.get("env", [])))
@@ -373,32 +312,33 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
             os.chdir(spec.get("workdir") or cfg.workdir)
         except OSError as err:
             msg = f"chdir {spec.get('workdir')}: {err.strerror}"
-            os.write(err_w, json.dumps({"kind": "setup", "code": 125, "error": msg}).encode())
+            os.write(err_w, protocol.encode(protocol.Failed("setup", 125, msg)))
             os._exit(125)
-        _exec(spec["args"], env, err_w)
+        pid1.exec_command(spec["args"], env, err_w)
     os.close(err_w)
     report = _read_all(err_r)
     if report:
         _wait(child)
-        info = json.loads(report)
-        rep.send(**info)
-        return int(info["code"])
+        failed = protocol.decode(report)
+        assert isinstance(failed, protocol.Failed)
+        rep.send(failed)
+        return failed.code
     for sig in FORWARDED:
         signal.signal(sig, lambda signum, _frame: _forward(child, signum))
-    rep.send(started=child)
+    rep.send(protocol.Started(child))
     code = _wait(child)
-    rep.send(exited=code)
+    rep.send(protocol.Exited(code))
     return code
 
 
-def _set_comm(name: str) -> None:
+def set_comm(name: str) -> None:
     """Name this process in ps -o comm / top (proc(5): /proc/self/comm, 15 bytes)."""
     with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
         f.write(name)
 
 
 def dispatch(mode: str, args: list[str], status_fd: int) -> int:
-    _set_comm(f"pycont-{mode}")
+    set_comm(f"pycont-{mode}")
     if mode == "run":
         return run(args[0], status_fd)
     if mode == "exec":
@@ -406,61 +346,8 @@ def dispatch(mode: str, args: list[str], status_fd: int) -> int:
     raise ValueError(f"pycont shim: unknown mode {mode!r}")
 
 
-def become(mode: str, args: list[str], fds: list[int], new_session: bool) -> NoReturn:
-    """In a freshly forked child: take the given stdio and status fds, run the shim, exit."""
-    code = 125
-    try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        if new_session:
-            os.setsid()
-        for i in range(3):
-            if fds[i] != i:
-                os.dup2(fds[i], i)
-        # Keep stdio and the status pipe (as fd 3), nothing else: a caller's stray descriptor
-        # (a pipe it waits on, a directory) must not reach the container.
-        if fds[3] != 3:
-            os.dup2(fds[3], 3, inheritable=False)
-        os.closerange(4, MAX_FD)
-        code = dispatch(mode, args, 3)
-    except BaseException as err:  # noqa: BLE001 - a forked child must never return
-        Reporter(3).send(error=f"pycont shim: {err!r}", code=125, kind="internal")
-    finally:
-        os._exit(code)
-
-
-def fork_server(sock_fd: int) -> int:
-    """Fork a shim per request until the caller closes the socket (see launcher.ForkServer)."""
-    sock = socket.socket(fileno=sock_fd)
-    _set_comm("pycont-forksrv")
-    # Import now what every shim needs later: each forked shim then starts with it loaded,
-    # instead of importing the cgroup drivers again for every container.
-    import pycont.cgroups  # noqa: F401
-
-    # Children are reaped by the kernel; each forked shim resets this before it waits for
-    # its container (sigaction(2): SIG_IGN for SIGCHLD means no zombies).
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        fds = array.array("i")
-        msg, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(4 * fds.itemsize))
-        if not msg:
-            return 0
-        for level, kind, data in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
-        req = json.loads(msg)
-        pid = os.fork()
-        if pid == 0:
-            sock.close()
-            become(req["mode"], req["args"], list(fds), new_session=True)
-        for fd in set(fds):
-            os.close(fd)
-        sock.sendall(str(pid).encode())
-
-
 def main(argv: list[str]) -> int:
-    if argv[0] == "forkserver":
-        return fork_server(int(argv[2]))
+    """``shim.py MODE DIR STATUS_FD [ARGS...]``, as launcher.launch spawns it."""
     return dispatch(argv[0], [argv[1], *argv[3:]], int(argv[2]))
 
 

@@ -1,29 +1,29 @@
 """A container's status and its record on disk.
 
-The status is a small state machine (created → running → exited → removed); an illegal
-transition raises with the current status in the message. The record is one JSON file per
-container, always replaced atomically (write a temporary file, then rename(2)), so a reader
-never sees half of it, even when the helper that writes it is killed.
+The status is a small state machine (created → running ⇄ paused → exited, and exited → created
+again for ``docker start``); every change goes through :func:`transition`, which checks it
+against one table and raises with the current status when it is illegal. The record is one JSON
+file per container, always replaced atomically (write a temporary file, then rename(2)), so a
+reader never sees half of it, even when the helper that writes it is killed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import fcntl
-import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pycont import paths
-from pycont.errors import InvalidState, UsageError
-
-# docker's rule for container names: [a-zA-Z0-9][a-zA-Z0-9_.-]+
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+from pycont import paths, procfs
+from pycont.cgroups.limits import Limits
+from pycont.errors import InvalidState
+from pycont.fsutil import read_json, write_json
+from pycont.runtime.spec import limits_from_json, limits_to_json
 
 
 class Status(enum.StrEnum):
@@ -33,7 +33,8 @@ class Status(enum.StrEnum):
     EXITED = "exited"
 
     def can_start(self) -> bool:
-        return self is Status.CREATED
+        # docker start also takes a stopped container: it runs again on the same layer.
+        return self in (Status.CREATED, Status.EXITED)
 
     def can_exec(self) -> bool:
         return self is Status.RUNNING
@@ -45,22 +46,26 @@ class Status(enum.StrEnum):
         return force or self in (Status.CREATED, Status.EXITED)
 
 
+# Restarting an exited container goes back through CREATED: start() resets the record of the
+# last run (exit code, OOM kill, error) under the lock, then the shim moves it to RUNNING as for
+# a new container. No record ever says "running" with the previous run's exit code.
 _TRANSITIONS = {
     Status.CREATED: {Status.RUNNING, Status.EXITED},
     Status.RUNNING: {Status.PAUSED, Status.EXITED},
     Status.PAUSED: {Status.RUNNING, Status.EXITED},
-    Status.EXITED: set(),
+    Status.EXITED: {Status.CREATED},
 }
 
 
 def check_transition(current: Status, new: Status, name: str) -> None:
+    """The one rule of the lifecycle: raise unless ``current`` may become ``new``."""
     if new not in _TRANSITIONS[current]:
         raise InvalidState(f"container {name} is {current.value}: cannot become {new.value}")
 
 
 @dataclass
 class ContainerConfig:
-    """How to run the container: fixed when it is created."""
+    """How to run the container: fixed when it is created (but for ``update``'s limits)."""
 
     id: str
     name: str
@@ -78,52 +83,41 @@ class ContainerConfig:
     uid_map: list[list[int]] = field(default_factory=list)
     gid_map: list[list[int]] = field(default_factory=list)
     narrate: bool = False
-    # Resource limits as docker's flag values (pycont.cgroups.Limits.as_options()).
-    limits: dict[str, Any] = field(default_factory=dict)
+    # Resource limits, parsed once (config.json holds numbers: see spec.limits_to_json).
+    limits: Limits = field(default_factory=Limits)
     # Whether the container has its own cgroup; if not, why (shown by inspect and stats).
     cgroup: bool = False
     cgroup_note: str = ""
     image_id: str = ""
     storage_driver: str = "overlay"  # "vfs" copies the layers (PYCONT_STORAGE_DRIVER=vfs)
-    # Volumes and bind mounts (pycont.volumes.Mount as dicts).
+    # Volumes and bind mounts (pycont.volumes.Mount as dicts, plus "host": the host path).
     mounts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class ContainerState:
-    """What the container is doing: written by whoever changes it, read by everyone."""
+    """What the container is doing: changed only through :func:`transition`."""
 
-    status: str = Status.CREATED.value
+    status: Status = Status.CREATED
     pid: int = 0
-    monitor_pid: int = 0
+    shim_pid: int = 0
+    shim_start: int = 0
     pid_start: int = 0
     created: float = field(default_factory=time.time)
     started_at: float = 0.0
     finished_at: float = 0.0
     exit_code: int | None = None
     oom_killed: bool = False
+    # The kernel's memory high-water mark, read as the cgroup closes (memory.peak, v1
+    # memory.max_usage_in_bytes): an allocation that OOM-kills between two samples shows here.
+    memory_peak: int | None = None
     error: str = ""
 
-
-def write_json(path: str, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically: a reader sees the old file or the new one, never a mix."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    # rename(2) is atomic for readers. No fsync: this is runtime state (docker keeps its own
-    # in /run, a tmpfs), and an fsync per write would cost more than the container start.
-    os.rename(tmp, path)
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)  # state.json holds the string value
 
 
-def read_json(path: str) -> dict[str, Any]:
-    with open(path) as f:
-        data: dict[str, Any] = json.load(f)
-    return data
+_STATE_FIELDS = {f.name for f in dataclasses.fields(ContainerState)}
 
 
 def container_dir(cid: str) -> str:
@@ -131,33 +125,95 @@ def container_dir(cid: str) -> str:
 
 
 def save_config(cfg: ContainerConfig) -> None:
-    write_json(os.path.join(container_dir(cfg.id), "config.json"), asdict(cfg))
+    doc = asdict(cfg)
+    doc["limits"] = limits_to_json(cfg.limits)
+    write_json(os.path.join(container_dir(cfg.id), "config.json"), doc)
 
 
 def load_config(cdir: str) -> ContainerConfig:
-    return ContainerConfig(**read_json(os.path.join(cdir, "config.json")))
+    doc = read_json(os.path.join(cdir, "config.json"))
+    doc["limits"] = limits_from_json(doc.get("limits") or {})
+    return ContainerConfig(**doc)
 
 
-def save_state(cdir: str, st: ContainerState) -> None:
-    write_json(os.path.join(cdir, "state.json"), asdict(st))
+def save_state(cdir: str, rec: ContainerState) -> None:
+    write_json(os.path.join(cdir, "state.json"), asdict(rec))
+
+
+def load_state(cdir: str) -> ContainerState:
+    doc = read_json(os.path.join(cdir, "state.json"))
+    if "monitor_pid" in doc:  # written by pycont 0.1 before the shim had its name
+        doc.setdefault("shim_pid", doc.pop("monitor_pid"))
+    return ContainerState(**{k: v for k, v in doc.items() if k in _STATE_FIELDS})
 
 
 @contextlib.contextmanager
-def modify_state(cdir: str) -> Iterator[ContainerState]:
-    """Read, change and save the state under the container's lock: the shim (which records
-    the exit) and a caller (pause, unpause) never overwrite each other's change."""
+def _locked(cdir: str) -> Iterator[None]:
+    """The container's lock (flock(2)): the shim (which records the exit) and a caller (pause,
+    start) never overwrite each other's change."""
     fd = os.open(os.path.join(cdir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        rec = load_state(cdir)
-        yield rec
-        save_state(cdir, rec)
+        yield
     finally:
         os.close(fd)
 
 
-def load_state(cdir: str) -> ContainerState:
-    return ContainerState(**read_json(os.path.join(cdir, "state.json")))
+def _name(cdir: str) -> str:
+    """The container's name for a message (its short id if the config cannot be read)."""
+    try:
+        return str(read_json(os.path.join(cdir, "config.json"))["name"])
+    except (OSError, ValueError, KeyError):
+        return os.path.basename(cdir)[:12]
+
+
+def advanced(rec: ContainerState, new: Status, name: str, **fields: Any) -> ContainerState:
+    """``rec`` after the transition to ``new`` (checked), with ``fields`` changed. Pure: for a
+    record no longer on disk (a --rm container); everything else uses :func:`transition`."""
+    check_transition(rec.status, new, name)
+    return dataclasses.replace(rec, status=new, **fields)
+
+
+def transition(cdir: str, new: Status, **fields: Any) -> ContainerState:
+    """Move the container to ``new`` and set ``fields``, under its lock; returns the new record.
+
+    Raises InvalidState (naming the current status) if the table does not allow it, and
+    FileNotFoundError if the container has been removed."""
+    with _locked(cdir):
+        rec = advanced(load_state(cdir), new, _name(cdir), **fields)
+        save_state(cdir, rec)
+    return rec
+
+
+def reconcile(cdir: str) -> ContainerState:
+    """The record, repaired if the shim was killed before it could record the end.
+
+    A running (or paused) container whose first process and shim are both gone: its shim died
+    (SIGKILL) and PR_SET_PDEATHSIG took the container down with it. Recorded as exited, 137."""
+    rec = load_state(cdir)
+    if not _orphaned(rec):
+        return rec
+    with _locked(cdir):
+        rec = load_state(cdir)  # the shim may have recorded the end meanwhile
+        if not _orphaned(rec):
+            return rec
+        rec = advanced(
+            rec,
+            Status.EXITED,
+            _name(cdir),
+            exit_code=137 if rec.exit_code is None else rec.exit_code,
+            error=rec.error or "the pycont shim died; the container was killed",
+            finished_at=rec.finished_at or time.time(),
+        )
+        save_state(cdir, rec)
+    return rec
+
+
+def _orphaned(rec: ContainerState) -> bool:
+    if rec.status not in (Status.RUNNING, Status.PAUSED) or procfs.alive(rec.pid, rec.pid_start):
+        return False
+    # The container's process is gone; a live shim is about to record how it ended.
+    return not (rec.shim_start and procfs.alive(rec.shim_pid, rec.shim_start))
 
 
 @contextlib.contextmanager
@@ -172,49 +228,13 @@ def store_lock() -> Iterator[None]:
         os.close(fd)
 
 
-def validate_name(name: str) -> None:
-    if not NAME_RE.fullmatch(name) or len(name) > 128:
-        raise UsageError(
-            f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, "
-            "at least 2 characters"
-        )
-
-
-def process_start_time(pid: int) -> int:
-    """Field 22 of /proc/<pid>/stat (proc(5)): with the pid, it names one process for good."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return 0
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):  # exited, not yet reaped: it runs no more
-        return 0
-    return int(fields[19])
-
-
-def alive(pid: int, start: int) -> bool:
-    """The process that had this pid and start time still runs (a zombie does not count)."""
-    return pid > 0 and process_start_time(pid) == start
-
-
-def remove_tree(path: str) -> None:
-    """rm -rf that also removes what the owner cannot read: overlayfs leaves ``work/work``
-    with mode 000, and files made inside a user namespace may not be writable to us."""
-    import shutil
-    import stat
-
-    def fix(func: Any, p: str, _exc: Any) -> None:
-        parent = os.path.dirname(p)
-        with contextlib.suppress(OSError):
-            os.chmod(parent, stat.S_IRWXU)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, stat.S_IRWXU)
-                shutil.rmtree(p, onerror=fix)
-                return
-        with contextlib.suppress(FileNotFoundError):
-            func(p)
-
-    if os.path.lexists(path):
-        shutil.rmtree(path, onerror=fix)
+def ids_and_names() -> dict[str, str]:
+    """id -> name of every container in the store."""
+    out = {}
+    base = paths.containers_dir()
+    for cid in os.listdir(base) if os.path.isdir(base) else []:
+        try:
+            out[cid] = str(read_json(os.path.join(base, cid, "config.json"))["name"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return out

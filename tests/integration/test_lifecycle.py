@@ -87,7 +87,7 @@ def test_detached_outlives_the_cli_that_started_it(name: str) -> None:
     assert c.id == cid
     assert c.status == "running"
     assert not process_gone(c.pid)
-    assert not process_gone(c.state().monitor_pid)  # its shim, not the CLI, watches it
+    assert not process_gone(c.state().shim_pid)  # its shim, not the CLI, watches it
     # a NEW process joins it: PID 1 in there is `sleep 1000`
     r = cli("exec", name, "ps")
     assert r.returncode == 0, r.stderr
@@ -221,7 +221,7 @@ def _assert_nothing_left(cid: str, pid_ns: int, shim: int) -> None:
 def test_rm_force_leaves_nothing(sleeper: pycont.Container) -> None:
     cid, pid = sleeper.id, sleeper.pid
     pid_ns = os.stat(f"/proc/{pid}/ns/pid").st_ino
-    shim = sleeper.state().monitor_pid
+    shim = sleeper.state().shim_pid
     assert mountinfo_lines(cid) == []  # its mounts live in its own mount namespace only
     # two more processes in it; exec's output to /dev/null: nothing to wait for
     sleeper.exec(["sh", "-c", "sleep 1000 & sleep 1000 &"], stdout=subprocess.DEVNULL)
@@ -234,7 +234,7 @@ def test_cli_rm_force_leaves_nothing(name: str) -> None:
     r = cli("run", "-d", "--name", name, "busybox", "sleep", "1000")
     assert r.returncode == 0, r.stderr
     c = pycont.get(name)
-    cid, pid_ns, shim = c.id, os.stat(f"/proc/{c.pid}/ns/pid").st_ino, c.state().monitor_pid
+    cid, pid_ns, shim = c.id, os.stat(f"/proc/{c.pid}/ns/pid").st_ino, c.state().shim_pid
     r = cli("rm", "-f", name)
     assert (r.returncode, r.stdout, r.stderr) == (0, f"{name}\n", "")
     _assert_nothing_left(cid, pid_ns, shim)
@@ -248,7 +248,7 @@ def test_rm_of_an_exited_container(name: str) -> None:
 
 
 def test_shim_killed_takes_the_container_down(sleeper: pycont.Container) -> None:
-    pid, shim = sleeper.pid, sleeper.state().monitor_pid
+    pid, shim = sleeper.pid, sleeper.state().shim_pid
     sleeper_pid_ns = os.stat(f"/proc/{pid}/ns/pid").st_ino
     os.kill(shim, signal.SIGKILL)
     # PR_SET_PDEATHSIG: the container's init gets SIGKILL when its parent, the shim, dies
@@ -260,6 +260,86 @@ def test_shim_killed_takes_the_container_down(sleeper: pycont.Container) -> None
     cid, pid_ns = sleeper.id, sleeper_pid_ns
     sleeper.remove()
     _assert_nothing_left(cid, pid_ns, shim)
+
+
+# -- start again, restart (docker start of an exited container) ---------------------------------
+def test_start_again_runs_on_the_same_read_write_layer(name: str) -> None:
+    # The first run writes a file and exits 3; started again it finds the file (its read/write
+    # layer is kept with the container, as docker's) and its new exit code is recorded.
+    script = "if [ -e /mark ]; then echo again; exit 4; fi; echo first > /mark; exit 3"
+    c = pycont.run("busybox", ["sh", "-c", script], name=name, timeout=30)
+    try:
+        assert (c.exit_code, c.output) == (3, "")
+        first = c.state()
+        c.start(stdout=subprocess.PIPE)
+        assert c.stdout is not None
+        out = c.stdout.read().decode()
+        assert c.wait(30) == 4
+        assert out == "again\n"
+        rec = c.state()
+        assert rec.status == "exited" and rec.exit_code == 4 and not rec.oom_killed
+        assert rec.started_at > first.started_at and rec.error == ""
+        assert rec.created == first.created  # the same container, not a new one
+    finally:
+        c.remove(force=True)
+
+
+def test_start_again_resets_the_last_runs_record(name: str) -> None:
+    c = pycont.create("busybox", ["sleep", "1000"], name=name, detach=True)
+    try:
+        c.start()
+        c.kill()
+        assert c.wait(30) == 137
+        c.start()
+        rec = c.state()
+        assert rec.status == "running" and rec.exit_code is None and rec.finished_at == 0.0
+        assert c.pid > 0
+    finally:
+        c.remove(force=True)
+
+
+def test_start_of_a_running_container_is_refused(sleeper: pycont.Container) -> None:
+    with pytest.raises(pycont.InvalidState) as info:
+        sleeper.start()
+    assert f"container {sleeper.name} is running" in str(info.value)
+
+
+def test_a_second_shim_for_a_running_container_gives_up(sleeper: pycont.Container) -> None:
+    # Two starts racing: the second shim finds the record already running; it kills what it
+    # cloned and says so, and leaves the first run and its record alone.
+    from pycont.runtime import launcher
+
+    before = sleeper.state()
+    shim = launcher.launch("run", [sleeper.dir], stdin=subprocess.DEVNULL, via="spawn")
+    with pytest.raises(pycont.StartError, match="is running: cannot become running"):
+        shim.handshake()
+    assert sleeper.state() == before
+    assert not process_gone(before.pid)
+
+
+def test_restart_stops_then_starts(sleeper: pycont.Container) -> None:
+    before, shim = sleeper.pid, sleeper.state().shim_pid
+    sleeper.restart(timeout=0.5)  # sleep, as PID 1, ignores SIGTERM: killed after 0.5 s
+    assert sleeper.status == "running"
+    assert sleeper.pid not in (0, before)
+    assert sleeper.state().shim_pid != shim
+    assert process_gone(before)
+
+
+def test_the_shim_handle_is_public(name: str) -> None:
+    c = pycont.create("busybox", ["sh", "-c", "exit 5"], name=name)
+    try:
+        assert c.shim is None  # started by nobody yet
+        c.start(via="spawn")
+        assert c.shim is not None and c.shim.pid == c.state().shim_pid
+        assert c.shim.wait(30) == 5
+    finally:
+        c.remove(force=True)
+
+
+def test_an_unknown_launch_is_a_usage_error(sleeper: pycont.Container) -> None:
+    with pytest.raises(pycont.UsageError, match="'teleport'"):
+        sleeper.exec(["true"], via="teleport")
 
 
 # -- logs, ps, inspect ---------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def test_rootless_detached_exec_and_rm(rootless: Rootless) -> None:
         assert os.stat(f"/proc/{pid}/ns/{ns}").st_ino != os.stat(f"/proc/self/ns/{ns}").st_ino
     pid_ns = os.stat(f"/proc/{pid}/ns/pid").st_ino
     with open(os.path.join(rootless.root, "containers", cid, "state.json")) as f:
-        shim = json.load(f)["monitor_pid"]
+        shim = json.load(f)["shim_pid"]
     assert shim > 0 and not process_gone(shim)
 
     r = rootless.cli("exec", name, "sh", "-c", "id -u; readlink /proc/self/ns/pid; touch /made")

@@ -1,0 +1,275 @@
+"""Making containers and finding them: docker create, run, ps, and lookup by name or id.
+
+:func:`create` turns keywords into a checked :class:`~pycont.runtime.spec.RunSpec` and hands it
+to :func:`create_from_spec`, the one place a container's folder is made: under the store's lock,
+as a transaction (anything half made is removed again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from pycont import images
+from pycont import volumes as volumes_mod
+from pycont.cgroups.limits import Limits
+from pycont.errors import ContainerNotFound, NameConflict, PycontError, StartError, UsageError
+from pycont.fsutil import remove_tree
+from pycont.namespaces import Namespace
+from pycont.rootfs import RootSpec, prepare_dirs
+from pycont.runtime import state as st
+from pycont.runtime._container import PIPE, STDOUT, Container, Narrate
+from pycont.runtime.spec import RunSpec, limits_to_json
+from pycont.runtime.state import Status
+
+_ADJECTIVES = [
+    "brave",
+    "calm",
+    "eager",
+    "fond",
+    "gentle",
+    "happy",
+    "jolly",
+    "keen",
+    "lucid",
+    "merry",
+    "nifty",
+    "quirky",
+    "sharp",
+    "tender",
+]
+_NAMES = [
+    "curie",
+    "dijkstra",
+    "hopper",
+    "knuth",
+    "lamport",
+    "liskov",
+    "lovelace",
+    "ritchie",
+    "thompson",
+    "torvalds",
+    "turing",
+]
+
+
+def _random_name(taken: set[str]) -> str:
+    while True:
+        name = f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
+        if name not in taken:
+            return name
+        name += f"{random.randint(0, 99)}"
+        if name not in taken:
+            return name
+
+
+def _merge_env(*groups: Sequence[str]) -> list[str]:
+    merged: dict[str, str] = {}
+    for group in groups:
+        for item in group:
+            k, _, v = item.partition("=")
+            merged[k] = v
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def create(image: str, command: Sequence[str] | None = None, **options: Any) -> Container:
+    """Create a container (docker create): checks everything, starts nothing.
+
+    Options: ``name``, ``hostname``, ``env=["K=V"]``, ``workdir``, ``detach``, ``interactive``,
+    ``rm``; namespace modes ``pid``, ``network``, ``ipc``, ``uts``, ``userns``, ``cgroupns``
+    ("private" or "host"); ``narrate``; ``volumes``, docker's ``-v`` specs:
+    ``["data:/data", "/src:/s:ro"]``; and docker's resource flags, as strings or numbers:
+    ``memory="64m"``, ``memory_swap``, ``memory_reservation``, ``cpus=0.5``, ``cpu_shares``,
+    ``cpuset_cpus``, ``pids_limit``, ``device_read_bps=["/dev/vda:1mb"]``,
+    ``device_write_bps``, ``blkio_weight``."""
+    return create_from_spec(RunSpec.from_options(image, command, **options))
+
+
+def create_from_spec(spec: RunSpec) -> Container:
+    """Create a container from a checked spec: resolve the image, make its folder."""
+    use_cgroup, cgroup_note = _cgroup_for(spec.limits)
+    img = images.resolve(spec.image)
+    # docker: the image's ENTRYPOINT, then the command (or the image's CMD).
+    args = list(img.entrypoint) + (list(spec.command) if spec.command else list(img.cmd))
+    if not args or not args[0]:
+        raise UsageError(f"no command specified: give one, image {img.name} has no default")
+    cid = os.urandom(32).hex()
+    rootless = os.geteuid() != 0
+    if rootless and spec.namespaces.get(Namespace.USER.procname) == "host":
+        raise UsageError("--userns host needs root: without it, namespaces need a user namespace")
+    if rootless:
+        # user_namespaces(7): without privilege, one line mapping our own uid and gid.
+        uid_map, gid_map = [[0, os.geteuid(), 1]], [[0, os.getegid(), 1]]
+    else:
+        # As root: the identity map. A new user namespace with the same ids, so files keep
+        # their owners while the container's root holds capabilities only inside it.
+        uid_map, gid_map = [[0, 0, 4294967295]], [[0, 0, 4294967295]]
+    host = spec.hostname or cid[:12]
+    cfg = st.ContainerConfig(
+        id=cid,
+        name="",
+        image=img.name,
+        layers=list(img.layers),
+        args=args,
+        env=_merge_env(img.env, [f"HOSTNAME={host}", "HOME=/root"], spec.env),
+        workdir=spec.workdir or img.workdir,
+        hostname=host,
+        namespaces=dict(spec.namespaces),
+        detach=spec.detach,
+        interactive=spec.interactive,
+        auto_remove=spec.rm,
+        rootless=rootless,
+        uid_map=uid_map,
+        gid_map=gid_map,
+        narrate=spec.narrate,
+        limits=spec.limits,
+        cgroup=use_cgroup,
+        cgroup_note=cgroup_note,
+        image_id=img.id,
+        storage_driver=_storage_driver(),
+        mounts=[{**asdict(m), "host": m.host_path()} for m in spec.volumes],
+    )
+    cdir = st.container_dir(cid)
+    with st.store_lock():
+        taken = set(st.ids_and_names().values())
+        if spec.name is not None and spec.name in taken:
+            raise NameConflict(
+                f'the container name "{spec.name}" is already in use: remove that container '
+                "or choose another name"
+            )
+        cfg.name = spec.name or _random_name(taken)
+        try:
+            for m in spec.volumes:
+                if m.kind == "volume":
+                    volumes_mod.create(m.source)  # docker makes a named volume on first use
+            os.makedirs(cdir, mode=0o711)
+            prepare_dirs(RootSpec(tuple(cfg.layers), cdir))
+            st.save_config(cfg)
+            st.save_state(cdir, st.ContainerState())
+        except BaseException:
+            remove_tree(cdir)
+            raise
+    return Container(cid)
+
+
+def _storage_driver() -> str:
+    driver = os.environ.get("PYCONT_STORAGE_DRIVER", "overlay")
+    if driver not in ("overlay", "vfs"):
+        raise UsageError(f"invalid PYCONT_STORAGE_DRIVER {driver!r}: overlay or vfs")
+    return driver
+
+
+def _cgroup_for(lim: Limits) -> tuple[bool, str]:
+    """Does the container get a cgroup? As root yes (limits, stats, clean kills); otherwise
+    only where one can be created (delegation). Limits asked for without one are refused."""
+    from pycont import cgroups
+
+    if os.geteuid() == 0 and cgroups.detect() != "none":
+        return True, ""
+    answer = cgroups.available()
+    if answer.ok:
+        return True, ""
+    if not lim.is_empty():
+        raise UsageError(
+            f"resource limits ({', '.join(lim.describe())}) need a cgroup: {answer.reason}"
+        )
+    return False, answer.reason
+
+
+def run(
+    image: str,
+    command: Sequence[str] | None = None,
+    *,
+    detach: bool = False,
+    stdin: Any = None,
+    stdout: Any = PIPE,
+    stderr: Any = STDOUT,
+    narrate: bool | Narrate = False,
+    timeout: float | None = None,
+    via: str | None = None,
+    wait: bool = True,
+    **options: Any,
+) -> Container:
+    """Create and start a container (docker run).
+
+    ``detach=True`` returns the running container at once (output in :meth:`Container.logs`).
+    Otherwise it waits: the output is in ``.output`` and the code in ``.exit_code`` (as with
+    subprocess.run). ``stdout=None`` passes the output through instead of capturing it.
+    ``via``: how to start the shim (see :meth:`Container.start`). ``wait=False`` returns as
+    soon as the command runs, its pipes (``.stdout``...) left to the caller, as Popen does:
+    the CLI forwards signals and the magics stream the output before :meth:`Container.wait`."""
+    c = create(image, command, detach=detach, narrate=bool(narrate), **options)
+    try:
+        c.start(
+            stdin=stdin,
+            stdout=None if detach else stdout,
+            stderr=stderr,
+            narrate=narrate,
+            via=via,
+        )
+    except StartError:
+        raise  # recorded as exited with its code, as docker keeps it (removed when rm=True)
+    except BaseException:
+        with contextlib.suppress(ContainerNotFound):
+            c.remove(force=True)
+        raise
+    if detach or not wait:
+        return c
+    if c.stdout is not None:
+        c.output = c.stdout.read().decode(errors="replace")
+        c.stdout.close()
+    c.wait(timeout)
+    return c
+
+
+def get(name_or_id: str) -> Container:
+    """The container with that name, id or unique id prefix."""
+    if not name_or_id:
+        raise UsageError("no container name or id given")
+    table = st.ids_and_names()
+    for cid, name in table.items():
+        if name == name_or_id or cid == name_or_id:
+            return Container(cid)
+    matches = [cid for cid in table if cid.startswith(name_or_id)]
+    if len(matches) == 1:
+        return Container(matches[0])
+    if len(matches) > 1:
+        raise UsageError(f"ambiguous container id prefix {name_or_id!r}: matches {len(matches)}")
+    raise ContainerNotFound(f"no such container: {name_or_id}")
+
+
+def containers(all: bool = False) -> list[Container]:
+    """Running containers (docker ps), or every container with ``all=True``."""
+    out = []
+    for cid in st.ids_and_names():
+        c = Container(cid)
+        try:
+            if all or c.state().status in (Status.RUNNING, Status.PAUSED):
+                out.append(c)
+        except ContainerNotFound:
+            continue
+    return sorted(out, key=lambda c: c.state().created, reverse=True)
+
+
+def config_dict(c: Container) -> dict[str, Any]:
+    """The container's config as config.json holds it (limits as numbers)."""
+    doc = asdict(c.config)
+    doc["limits"] = limits_to_json(c.config.limits)
+    return doc
+
+
+def _containers_using(image_id: str) -> list[str]:
+    """Containers made from an image: rmi refuses to remove it while any exist."""
+    out = []
+    for c in containers(all=True):
+        with contextlib.suppress(PycontError):
+            if c.config.image_id == image_id:
+                out.append(c.name)
+    return out
+
+
+images.set_in_use_hook(_containers_using)

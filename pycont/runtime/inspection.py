@@ -1,0 +1,119 @@
+"""``docker inspect`` of a container: its config and state as docker's JSON document.
+
+Field names and conventions are docker's (``HostConfig.Memory`` 0 when unset, times in RFC 3339
+with the zero time for "never"), so a script written against ``docker inspect`` reads pycont's.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+from pycont.cgroups.limits import Limits
+from pycont.rootfs import RootSpec
+from pycont.runtime.state import ContainerConfig, ContainerState, Status
+
+
+def inspect(
+    cdir: str,
+    cfg: ContainerConfig,
+    rec: ContainerState,
+    storage_driver: str,
+    cgroup_paths: dict[str, str],
+) -> dict[str, Any]:
+    """docker inspect's fields that pycont knows, for the container in folder ``cdir``."""
+    spec = RootSpec(tuple(cfg.layers), cdir)
+    modes = cfg.namespaces
+    live = rec.status in (Status.RUNNING, Status.PAUSED)
+    return {
+        "Id": cfg.id,
+        "Name": "/" + cfg.name,
+        "Created": iso(rec.created),
+        "Path": cfg.args[0],
+        "Args": cfg.args[1:],
+        "State": {
+            "Status": str(rec.status),
+            "Running": rec.status == Status.RUNNING,
+            "Paused": rec.status == Status.PAUSED,
+            "OOMKilled": rec.oom_killed,
+            "Pid": rec.pid if live else 0,
+            "ExitCode": rec.exit_code if rec.exit_code is not None else 0,
+            "Error": rec.error,
+            "StartedAt": iso(rec.started_at),
+            "FinishedAt": iso(rec.finished_at),
+        },
+        "Image": cfg.image_id or cfg.image,
+        "LogPath": os.path.join(cdir, "ctr.log") if cfg.detach else "",
+        "Mounts": [
+            {
+                "Type": m["kind"],
+                "Name": m["source"] if m["kind"] == "volume" else "",
+                "Source": m["host"],
+                "Destination": m["target"],
+                "RW": not m["readonly"],
+            }
+            for m in cfg.mounts
+        ],
+        "HostConfig": {
+            **host_config_limits(cfg.limits),
+            "AutoRemove": cfg.auto_remove,
+            "PidMode": _mode(modes, "pid"),
+            "NetworkMode": "host" if modes.get("net") == "host" else "none",
+            "IpcMode": _mode(modes, "ipc"),
+            "UTSMode": _mode(modes, "uts"),
+            "UsernsMode": _mode(modes, "user"),
+            "CgroupnsMode": modes.get("cgroup", "private"),
+        },
+        "Config": {
+            "Hostname": cfg.hostname,
+            "Env": cfg.env,
+            "Cmd": cfg.args,
+            "WorkingDir": cfg.workdir,
+            "Image": cfg.image,
+            "AttachStdin": cfg.interactive,
+        },
+        "GraphDriver": {
+            "Name": storage_driver,
+            "Data": {
+                "LowerDir": ":".join(cfg.layers),
+                "UpperDir": spec.upper,
+                "WorkDir": spec.work,
+                "MergedDir": spec.merged,
+            },
+        },
+        "Pycont": {
+            "Rootless": cfg.rootless,
+            "UidMap": cfg.uid_map,
+            "GidMap": cfg.gid_map,
+            "Cgroup": cgroup_paths,
+            "CgroupNote": cfg.cgroup_note,
+        },
+    }
+
+
+def host_config_limits(lim: Limits) -> dict[str, Any]:
+    """docker inspect's HostConfig resource fields (0 = not set, as docker prints them)."""
+    return {
+        "Memory": lim.memory or 0,
+        "MemorySwap": lim.memory_swap or 0,
+        "MemoryReservation": lim.memory_reservation or 0,
+        "NanoCpus": lim.nano_cpus or 0,
+        "CpuShares": lim.cpu_shares or 0,
+        "CpusetCpus": lim.cpuset_cpus or "",
+        "PidsLimit": lim.pids_limit,
+        "BlkioWeight": lim.blkio_weight or 0,
+        "BlkioDeviceReadBps": [{"Path": d.path, "Rate": d.rate} for d in lim.device_read_bps],
+        "BlkioDeviceWriteBps": [{"Path": d.path, "Rate": d.rate} for d in lim.device_write_bps],
+    }
+
+
+def _mode(modes: dict[str, str], key: str) -> str:
+    return "host" if modes.get(key) == "host" else "private"
+
+
+def iso(ts: float) -> str:
+    """RFC 3339 in UTC as docker prints it; the zero time for "never"."""
+    if not ts:
+        return "0001-01-01T00:00:00Z"
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,189 @@
+"""What to run, checked once at the edge: the typed run spec every face of pycont builds.
+
+The CLI's flags, the magics' options and the Python API's keywords all become one frozen
+:class:`RunSpec` through :meth:`RunSpec.from_options`, which does all the checking (names,
+hostname, paths, environment, volumes, limits); the runtime below trusts it and parses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycont import volumes
+from pycont.cgroups.limits import Limits
+from pycont.errors import UsageError
+from pycont.namespaces import NamespaceSet
+
+# docker's rule for container names: [a-zA-Z0-9][a-zA-Z0-9_.-]+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# RFC 1123 host name label, as docker checks --hostname
+HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,61}[a-zA-Z0-9])?$")
+ENV_KEY_RE = re.compile(r"^[^=\s]+$")
+
+LIMIT_OPTIONS = (
+    "memory",
+    "memory_swap",
+    "memory_reservation",
+    "cpus",
+    "cpu_shares",
+    "cpuset_cpus",
+    "pids_limit",
+    "device_read_bps",
+    "device_write_bps",
+    "blkio_weight",
+)
+# The namespace options and the key NamespaceSet.from_modes knows each by.
+NAMESPACE_OPTIONS = {
+    "pid": "pid",
+    "network": "net",
+    "ipc": "ipc",
+    "uts": "uts",
+    "userns": "user",
+    "cgroupns": "cgroup",
+}
+OPTIONS = (
+    "name",
+    "hostname",
+    "env",
+    "workdir",
+    "detach",
+    "interactive",
+    "rm",
+    *NAMESPACE_OPTIONS,
+    "narrate",
+    "volumes",
+    *LIMIT_OPTIONS,
+)
+
+
+def validate_name(name: str) -> None:
+    if not NAME_RE.fullmatch(name) or len(name) > 128:
+        raise UsageError(
+            f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, "
+            "at least 2 characters"
+        )
+
+
+def validate_workdir(workdir: str | None) -> None:
+    if workdir is not None and not workdir.startswith("/"):
+        raise UsageError(f"invalid working directory {workdir!r}: it must be an absolute path")
+
+
+def parse_env(items: Sequence[str]) -> tuple[str, ...]:
+    """docker's ``-e KEY=VALUE``; ``-e KEY`` passes the caller's value, or nothing when unset."""
+    env = []
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key or not ENV_KEY_RE.fullmatch(key):
+            raise UsageError(f"invalid environment variable {item!r}: expected KEY=VALUE")
+        if not eq:
+            if key not in os.environ:
+                continue
+            value = os.environ[key]
+        env.append(f"{key}={value}")
+    return tuple(env)
+
+
+def parse_limits(options: Mapping[str, Any], update: bool = False) -> Limits:
+    """docker's resource flags (``memory="64m"``, ``cpus=0.5``) to Limits, or UsageError."""
+    unknown = sorted(set(options) - set(LIMIT_OPTIONS))
+    if unknown:
+        raise UsageError(
+            f"unknown option {unknown[0]!r}: accepted limits are {', '.join(LIMIT_OPTIONS)}"
+        )
+    given = {k: v for k, v in options.items() if v is not None and v != []}
+    return Limits.from_options(update=update, **given)
+
+
+def limits_to_json(lim: Limits) -> dict[str, Any]:
+    """Limits as config.json keeps them: the kernel's numbers, only those that are set."""
+    return lim.to_json()
+
+
+def limits_from_json(doc: Mapping[str, Any]) -> Limits:
+    """The inverse of :func:`limits_to_json`; also reads the docker strings that configs
+    written by pycont 0.1 hold (``{"memory": "67108864", "cpus": "0.5"}``)."""
+    if _docker_strings(doc):
+        return Limits.from_options(**doc)
+    return Limits.from_json(doc)
+
+
+def _docker_strings(doc: Mapping[str, Any]) -> bool:
+    if "cpus" in doc:  # the typed form says nano_cpus
+        return True
+    for name, value in doc.items():
+        if name == "cpuset_cpus":  # a string in both forms
+            continue
+        if isinstance(value, str) or (
+            isinstance(value, list) and value and isinstance(value[0], str)
+        ):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything ``docker run`` is told, checked: what :func:`create_from_spec` needs."""
+
+    image: str
+    command: tuple[str, ...] | None = None
+    name: str | None = None
+    hostname: str | None = None
+    env: tuple[str, ...] = ()  # KEY=VALUE, -e KEY already resolved
+    workdir: str | None = None
+    detach: bool = False
+    interactive: bool = False
+    rm: bool = False
+    # Namespace modes by kernel name (pid, net, ipc, uts, user, cgroup): "private" or "host".
+    namespaces: Mapping[str, str] = field(default_factory=lambda: NamespaceSet().modes())
+    volumes: tuple[volumes.Mount, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    narrate: bool = False
+
+    @classmethod
+    def from_options(
+        cls, image: str, command: Sequence[str] | None = None, **options: Any
+    ) -> RunSpec:
+        """docker run's options as keywords (see :func:`pycont.create`) to a checked spec."""
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise UsageError(f"unknown option {unknown[0]!r}: accepted are {', '.join(OPTIONS)}")
+        name = options.get("name")
+        if name is not None:
+            validate_name(name)
+        hostname = options.get("hostname")
+        if hostname is not None and not HOSTNAME_RE.fullmatch(hostname):
+            raise UsageError(
+                f"invalid hostname {hostname!r}: letters, digits, '-' and '.', "
+                "at most 63 characters"
+            )
+        workdir = options.get("workdir")
+        validate_workdir(workdir)
+        nsset = NamespaceSet.from_modes(
+            {key: options.get(opt) or "private" for opt, key in NAMESPACE_OPTIONS.items()}
+        )
+        given_volumes = list(options.get("volumes") or ())
+        mounts = tuple(volumes.parse(v) for v in given_volumes)
+        targets = [m.target for m in mounts]
+        if len(set(targets)) != len(targets):
+            raise UsageError(f"duplicate mount point in {given_volumes}: each path once")
+        limits = parse_limits({k: v for k, v in options.items() if k in LIMIT_OPTIONS})
+        return cls(
+            image=image,
+            command=tuple(command) if command else None,
+            name=name,
+            hostname=hostname,
+            env=parse_env(options.get("env") or ()),
+            workdir=workdir,
+            detach=bool(options.get("detach")),
+            interactive=bool(options.get("interactive")),
+            rm=bool(options.get("rm")),
+            namespaces=nsset.modes(),
+            volumes=mounts,
+            limits=limits,
+            narrate=bool(options.get("narrate")),
+        )
