@@ -2,8 +2,9 @@
 
 ``%%container [options] IMAGE`` runs the cell as a shell script in a new container and streams
 its output into the notebook; it stands for ``pycont.run(IMAGE, ["sh", "-c", CELL], ...)``.
-``%pycont ARGS`` runs the CLI (``pycont ARGS``) with its output in the notebook. Errors a user
-makes print one line, without a traceback.
+``%pycont ARGS`` runs the CLI (``pycont ARGS``) with its output in the notebook. Loading the
+extension also shows containers and probes as HTML tables (:func:`pycont.display.register`).
+Errors a user makes print one line, without a traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
-from pycont.errors import ContainerNotFound, PycontError, StartError
+from pycont.errors import PycontError
 
 # Containers started from this kernel and not detached: removed when the kernel shuts down.
 _started: list[Any] = []
@@ -35,10 +36,10 @@ def _cleanup() -> None:
 
 
 def _run_parser() -> argparse.ArgumentParser:
-    from pycont.cli import _add_run_flags, _Parser
+    from pycont.cli import Parser, add_run_flags
 
-    p = _Parser(prog="%%container", add_help=False)
-    _add_run_flags(p)
+    p = Parser(prog="%%container", add_help=False)
+    add_run_flags(p)
     p.add_argument("image")
     return p
 
@@ -80,8 +81,7 @@ class ContainerRunner:
         self.out = out
 
     def run(self, line: str, cell: str) -> int:
-        from pycont.cli import limit_options
-        from pycont.runtime.container import create
+        from pycont.cli import exit_reason, run_options, start_new
 
         try:
             a = _run_parser().parse_args(shlex.split(line))
@@ -89,41 +89,25 @@ class ContainerRunner:
             raise IPythonUsageError(f"%%container: {err}") from None
         except SystemExit:  # --help printed the flags: nothing to run
             return 0
-        limits = limit_options(a)
+        options = run_options(a)
+        options["interactive"] = False  # the cell is the script: no stdin from the kernel
         if os.geteuid() == 0:
             # A runaway cell (a fork bomb) must not take the host's pids: unless told otherwise
             # a cell's container gets at most DEFAULT_PIDS_LIMIT processes.
-            limits.setdefault("pids_limit", str(DEFAULT_PIDS_LIMIT))
+            options.setdefault("pids_limit", str(DEFAULT_PIDS_LIMIT))
         out = self.out or sys.stdout
-        c = create(
+        say = (lambda s: print(f"[pycont] {s}", file=out)) if a.narrate else False
+        c = start_new(
             a.image,
             ["sh", "-c", cell],
-            name=a.name,
-            hostname=a.hostname,
-            env=a.env,
-            workdir=a.workdir,
             detach=a.detach,
-            rm=a.rm,
-            pid=a.pid,
-            network=a.network,
-            ipc=a.ipc,
-            uts=a.uts,
-            userns=a.userns,
-            cgroupns=a.cgroupns,
-            narrate=a.narrate,
-            volumes=a.volumes,
-            **limits,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            narrate=say,
+            via=None,  # the runtime's default, its fork server: a kernel has threads, never fork it
+            **options,
         )
         _started.append(c)
-        say = (lambda s: print(f"[pycont] {s}", file=out)) if a.narrate else False
-        try:
-            c.start(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, narrate=say)
-        except StartError:
-            raise
-        except BaseException:
-            with contextlib.suppress(ContainerNotFound):
-                c.remove(force=True)
-            raise
         if a.detach:
             print(f"{c.name} ({c.short_id}) started in the background", file=out)
             return 0
@@ -136,7 +120,8 @@ class ContainerRunner:
             return 130
         code = c.wait()
         if code:
-            print(f"[exit code {code}]", file=out)
+            reason = exit_reason(c)
+            print(f"[exit code {code}: {reason}]" if reason else f"[exit code {code}]", file=out)
         return code
 
 
@@ -179,12 +164,20 @@ _registered = False
 
 
 def load(ipython: Any) -> None:
+    """``%load_ext pycont``: the magics, and HTML displays of containers and probes."""
+    from pycont import display
+
     global _registered
     ipython.register_magics(PycontMagics)
+    display.register(ipython)
     if not _registered:  # %reload_ext must not register the handler twice
         atexit.register(_cleanup)
         _registered = True
 
 
 def unload(ipython: Any) -> None:
-    """``%unload_ext``/``%reload_ext``: the cells' containers stay (removed at kernel exit)."""
+    """``%unload_ext``/``%reload_ext``: the HTML displays go; the cells' containers stay
+    (removed at kernel exit)."""
+    from pycont import display
+
+    display.unregister(ipython)

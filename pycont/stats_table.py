@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pycont.errors import ContainerNotFound, InvalidState, PycontError, UsageError
+from pycont.format import binary_size, decimal_size
 
 HEADER = (
     "CONTAINER ID",
@@ -59,24 +60,6 @@ class StatsRow:
             f"{decimal_size(self.block_read)} / {decimal_size(self.block_write)}",
             str(self.pids),
         )
-
-
-def binary_size(n: float) -> str:
-    """docker's BytesSize: 4 significant digits, binary units (``1.539MiB``)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.4g}{unit}"
-        n /= 1024
-    return f"{n:.4g}TiB"
-
-
-def decimal_size(n: float) -> str:
-    """docker's HumanSize: 3 significant digits, decimal units (``1.2kB``)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.3g}{unit}"
-        n /= 1000
-    return f"{n:.3g}TB"
 
 
 def host_memory() -> int:

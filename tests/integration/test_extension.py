@@ -174,15 +174,26 @@ def test_a_stopped_container_killed_ends_its_cell(name: str) -> None:
 
 
 # -- the kernel survives -------------------------------------------------------------------
+OOM_NOTE = "[exit code 137: killed by the kernel's OOM killer (memory limit 32MiB)]\n"
+
+
 def test_an_oom_killed_cell_returns_with_exit_code_137(
     ip: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = container_ids()
     ip.run_cell_magic("container", "--rm -m 32m busybox", HOG)
-    assert "[exit code 137]" in capsys.readouterr().out
+    assert capsys.readouterr().out == OOM_NOTE  # named, though --rm removed its record
     assert container_ids() == before
     result = ip.run_cell("survived = 6 * 7")
     assert result.success and ip.user_ns["survived"] == 42
+
+
+def test_an_oom_kill_is_named_as_such(
+    ip: Any, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    ip.run_cell_magic("container", f"--name {name} -m 32m busybox", f"echo start; {HOG}")
+    assert capsys.readouterr().out == "start\n" + OOM_NOTE
+    assert pycont.get(name).inspect()["State"]["OOMKilled"] is True
 
 
 def test_a_fork_bomb_cell_finishes_and_leaves_nothing(
@@ -232,6 +243,22 @@ def test_reload_ext_twice_registers_once(
     assert manager.magics["cell"]["container"].__self__ is manager.registry["PycontMagics"]
     ip.run_cell_magic("container", "--rm busybox", "echo once")
     assert capsys.readouterr().out == "once\n"  # one magic, not one per load
+
+
+def test_containers_show_as_html_while_the_extension_is_loaded(
+    ip: Any, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A terminal shell (this test's) shows no HTML; a notebook's does: turn it on here.
+    monkeypatch.setattr(ip.display_formatter.formatters["text/html"], "enabled", True)
+    c = pycont.run("busybox", ["true"], name=name)
+    html = ip.display_formatter.format(c)[0].get("text/html", "")
+    assert name in html and "exited" in html
+    ip.run_line_magic("unload_ext", "pycont")
+    try:
+        assert "text/html" not in ip.display_formatter.format(c)[0]
+    finally:
+        ip.run_line_magic("load_ext", "pycont")
+    assert "text/html" in ip.display_formatter.format(c)[0]
 
 
 # -- %pycont ---------------------------------------------------------------------------------

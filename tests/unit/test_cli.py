@@ -9,7 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from pycont import cli
-from pycont.cli import build_parser, parse_signal, render_format, status_text
+from pycont.cli import build_parser, exit_reason
+from pycont.cli._common import parse_signal, render_format
+from pycont.cli.containers import status_text
 from pycont.errors import UsageError
 
 
@@ -168,3 +170,35 @@ def test_status_text() -> None:
     assert status_text(rec(status="exited", exit_code=137, finished_at=now - 3600 - 1)) == (
         "Exited (137) 1 hour ago"
     )
+
+
+class FakeContainer:
+    """What exit_reason() reads of a container: its state and its limits."""
+
+    def __init__(self, oom_killed: bool, memory: int | None) -> None:
+        self.rec = SimpleNamespace(oom_killed=oom_killed)
+        self.lim = SimpleNamespace(memory=memory)
+
+    def state(self) -> SimpleNamespace:
+        return self.rec
+
+    def limits(self) -> SimpleNamespace:
+        return self.lim
+
+
+def test_exit_reason_names_an_oom_kill_and_the_limit() -> None:
+    assert exit_reason(FakeContainer(True, 32 << 20)) == (
+        "killed by the kernel's OOM killer (memory limit 32MiB)"
+    )
+    assert exit_reason(FakeContainer(True, None)) == "killed by the kernel's OOM killer"
+    assert exit_reason(FakeContainer(False, 32 << 20)) == ""
+
+
+def test_sizes_and_times_come_from_one_module() -> None:
+    # docker's size and time formats are written once, in pycont.format.
+    from pycont import format, stats_table
+    from pycont.cli import images, system
+
+    assert stats_table.binary_size is format.binary_size
+    assert stats_table.decimal_size is format.decimal_size
+    assert images.decimal_size is system.decimal_size is format.decimal_size

@@ -1,10 +1,20 @@
-"""The CLI builds only the parser of the verb it runs; the full parser must agree with it."""
+"""The CLI builds only the parser of the verb it runs, and loads only that verb's module;
+the full parser must agree with it."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import pkgutil
+import subprocess
+import sys
+
+import pytest
 
 from pycont import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _verbs(parser: argparse.ArgumentParser) -> set[str]:
@@ -29,3 +39,48 @@ def test_options_or_unknown_verbs_build_everything() -> None:
     assert cli._verb_of(["--version"]) is None
     assert cli._verb_of(["nosuchverb"]) is None
     assert cli._verb_of([]) is None
+
+
+def _loaded_by(args: list[str]) -> list[str]:
+    """The pycont modules a fresh interpreter loads to build and parse ``pycont ARGS``."""
+    code = (
+        "import json, sys; from pycont import cli; "
+        "cli.build_parser(cli._verb_of(sys.argv[1:])).parse_args(sys.argv[1:]); "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('pycont'))))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded: list[str] = json.loads(proc.stdout)
+    return loaded
+
+
+BASE = {"pycont", "pycont.cli", "pycont.cli._common", "pycont.errors"}
+LIGHT = {"pycont.format"}  # may load anywhere: it imports only the standard library
+
+
+@pytest.mark.parametrize(
+    ("args", "group"),
+    [
+        (["run", "--rm", "busybox", "true"], "containers"),
+        (["ps", "-a"], "containers"),
+        (["images"], "images"),
+        (["stats", "--no-stream"], "resources"),
+        (["volume", "ls"], "volumes"),
+        (["system", "df"], "system"),
+    ],
+)
+def test_a_verb_loads_only_its_own_group_and_no_runtime(args: list[str], group: str) -> None:
+    # Parsing is all that happens before the verb runs: the runtime, the image store and the
+    # other groups of verbs load only when (and if) the verb needs them.
+    assert set(_loaded_by(args)) - LIGHT == {*BASE, f"pycont.cli.{group}"}
+
+
+def test_every_group_module_is_named_in_the_verb_table() -> None:
+    on_disk = {m.name for m in pkgutil.iter_modules(cli.__path__) if not m.name.startswith("_")}
+    assert on_disk == set(cli.GROUPS)

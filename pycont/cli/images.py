@@ -1,54 +1,22 @@
-"""The CLI's image, volume and system verbs: images, history, tag, rmi, commit, diff, volume,
-system df/prune (``pycont image ls`` and friends too, as docker spells them)."""
+"""The CLI's image verbs: images, history, tag, rmi, commit, diff, pull, push, save, load,
+and ``pycont image ls|rm|inspect|history|tag|prune`` as docker spells them.
+
+Images are read-only stacks of layers in pycont.images' store; a container's read/write layer
+becomes a new one with ``commit``; ``pull``/``push`` and ``save``/``load`` move them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable, Sequence
 from typing import Any
 
+from pycont.cli._common import Verb, created_ago, print_inspected, table, with_containers
 from pycont.errors import PycontError, UsageError
-
-Verb = Callable[[argparse.Namespace], int]
-VERB_NAMES = (
-    "images",
-    "history",
-    "tag",
-    "rmi",
-    "image",
-    "commit",
-    "diff",
-    "pull",
-    "push",
-    "save",
-    "load",
-    "volume",
-    "system",
-)
+from pycont.format import decimal_size
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    from pycont.cli import _table as table
-
-    table(header, rows)
-
-
-def human_size(n: float) -> str:
-    """docker's HumanSize for image sizes: 3 significant digits, decimal units (``2.15MB``)."""
-    from pycont.stats_table import decimal_size
-
-    return decimal_size(n)
-
-
-def ago(ts: float) -> str:
-    from pycont.cli import _ago
-
-    return f"{_ago(ts)} ago" if ts else "N/A"
-
-
-# -- images --------------------------------------------------------------------------------
+# -- images -------------------------------------------------------------------------------
 def cmd_images(a: argparse.Namespace) -> int:
     from pycont.images import Store
 
@@ -60,8 +28,10 @@ def cmd_images(a: argparse.Namespace) -> int:
     rows = []
     for i in infos:
         repo, _, tag = i.reference.rpartition(":")
-        rows.append((repo, tag, i.id.split(":", 1)[1][:12], ago(i.created), human_size(i.size)))
-    _table(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), rows)
+        rows.append(
+            (repo, tag, i.id.split(":", 1)[1][:12], created_ago(i.created), decimal_size(i.size))
+        )
+    table(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), rows)
     return 0
 
 
@@ -72,8 +42,8 @@ def cmd_history(a: argparse.Namespace) -> int:
     for h in Store().history(a.image):
         short = h.id.split(":", 1)[1][:12] if h.id.startswith("sha256:") else h.id
         by = h.created_by if a.no_trunc or len(h.created_by) <= 45 else h.created_by[:44] + "…"
-        rows.append((short, ago(h.created), by, human_size(h.size), h.comment))
-    _table(("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"), rows)
+        rows.append((short, created_ago(h.created), by, decimal_size(h.size), h.comment))
+    table(("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"), rows)
     return 0
 
 
@@ -84,15 +54,10 @@ def cmd_tag(a: argparse.Namespace) -> int:
     return 0
 
 
-def _with_containers() -> None:
-    """Load the runtime: it tells the image store which images containers still use."""
-    import pycont.runtime.container  # noqa: F401
-
-
 def cmd_rmi(a: argparse.Namespace) -> int:
     from pycont.images import Store
 
-    _with_containers()
+    with_containers()
     rc = 0
     for ref in a.images:
         try:
@@ -128,8 +93,6 @@ def image_inspect(ref: str) -> dict[str, Any]:
 
 
 def cmd_image_inspect(a: argparse.Namespace) -> int:
-    from pycont.cli import print_inspected
-
     return print_inspected(a.images, image_inspect, a.format)
 
 
@@ -165,7 +128,7 @@ def cmd_pull(a: argparse.Namespace) -> int:
 def cmd_push(a: argparse.Namespace) -> int:
     from pycont.images import progress, registry
 
-    _with_containers()
+    with_containers()
     digest = registry.push(a.reference, progress=None if a.quiet else progress.auto("push"))
     if a.quiet:
         print(digest)
@@ -191,120 +154,17 @@ def cmd_load(a: argparse.Namespace) -> int:
     return 0
 
 
-# -- volumes -------------------------------------------------------------------------------
-def cmd_volume(a: argparse.Namespace) -> int:
-    from pycont import volumes
+def _image_prune(a: argparse.Namespace) -> int:
+    """``image prune`` is ``system prune`` here: it also removes the stopped containers, whose
+    images would otherwise stay in use (docker's removes images only)."""
+    from pycont.cli.system import cmd_system
 
-    if a.volume_verb == "create":
-        print(volumes.create(a.name))
-    elif a.volume_verb == "ls":
-        _table(("DRIVER", "VOLUME NAME"), [("local", n) for n in volumes.names()])
-    elif a.volume_verb == "inspect":
-        print(json.dumps([volumes.inspect(n) for n in a.names], indent=4))
-    elif a.volume_verb == "rm":
-        rc = 0
-        for n in a.names:
-            try:
-                volumes.remove(n, force=a.force)
-                print(n)
-            except PycontError as err:
-                print(f"Error response from daemon: {err}", file=sys.stderr)
-                rc = 1
-        return rc
-    elif a.volume_verb == "prune":
-        for n in volumes.names():
-            if not volumes.users(n):
-                volumes.remove(n)
-                print(f"Deleted Volume: {n}")
-    return 0
-
-
-# -- system --------------------------------------------------------------------------------
-def cmd_system(a: argparse.Namespace) -> int:
-    from pycont.images import Store
-
-    _with_containers()
-    if a.system_verb == "df":
-        du = Store().disk_usage()
-        if a.verbose:
-            print("Images space usage:\n")
-            _table(
-                (
-                    "REPOSITORY",
-                    "TAG",
-                    "IMAGE ID",
-                    "CREATED",
-                    "SIZE",
-                    "SHARED SIZE",
-                    "UNIQUE SIZE",
-                    "CONTAINERS",
-                ),
-                [
-                    (
-                        *_repo_tag(u.reference),
-                        u.id.split(":", 1)[1][:12],
-                        ago(u.created),
-                        human_size(u.size),
-                        human_size(u.shared_size),
-                        human_size(u.unique_size),
-                        str(u.containers),
-                    )
-                    for u in du.images
-                ],
-            )
-            print(
-                f"\nTotal: {human_size(du.total)} in {du.layers} distinct layers "
-                f"(the sum of image sizes would be {human_size(du.naive_total)}: "
-                "shared layers are stored once)"
-            )
-        else:
-            active = sum(1 for u in du.images if u.containers)
-            reclaim = sum(u.unique_size for u in du.images if not u.containers)
-            _table(
-                ("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"),
-                [
-                    (
-                        "Images",
-                        str(len(du.images)),
-                        str(active),
-                        human_size(du.total),
-                        human_size(reclaim),
-                    )
-                ],
-            )
-        return 0
-    if a.system_verb == "prune":
-        from pycont.runtime.container import containers
-
-        if not a.force:
-            print(
-                "WARNING! This removes all stopped containers and "
-                f"{'all unused' if a.all else 'dangling'} images (use -f to skip this note)",
-                file=sys.stderr,
-            )
-        removed = 0
-        for c in containers(all=True):
-            try:
-                if c.status == "exited":
-                    c.remove()
-                    print(f"Deleted Container: {c.id}")
-                    removed += 1
-            except PycontError:
-                continue
-        reclaimed = Store().prune(dangling=not a.all)
-        print(f"Total reclaimed space: {human_size(reclaimed)}")
-        return 0
-    raise UsageError("system: expected df or prune")
-
-
-def _repo_tag(reference: str) -> tuple[str, str]:
-    repo, _, tag = reference.rpartition(":")
-    return repo, tag
+    return cmd_system(argparse.Namespace(**{**vars(a), "system_verb": "prune"}))
 
 
 # -- parser --------------------------------------------------------------------------------
 def add_parsers(sub: Any) -> dict[str, Verb]:
-    """Add the image, volume and system verbs; returns verb name -> handler."""
+    """Add the image verbs; returns verb name -> handler."""
     verbs: dict[str, Verb] = {}
 
     p = sub.add_parser("images", help="list images")
@@ -354,7 +214,7 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
         "inspect": cmd_image_inspect,
         "history": cmd_history,
         "tag": cmd_tag,
-        "prune": lambda a: cmd_system(argparse.Namespace(**{**vars(a), "system_verb": "prune"})),
+        "prune": _image_prune,
     }
     verbs["image"] = lambda a: image_verbs[a.image_verb](a)
 
@@ -397,28 +257,4 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
     p.add_argument("-i", "--input")
     verbs["load"] = cmd_load
 
-    p = sub.add_parser("volume", help="manage volumes: create, ls, inspect, rm, prune")
-    vsub = p.add_subparsers(dest="volume_verb", metavar="COMMAND")
-    vsub.required = True
-    vsub.add_parser("create", help="create a named volume").add_argument("name")
-    vsub.add_parser("ls", help="list volumes")
-    vsub.add_parser("inspect", help="a volume's mount point and users, as JSON").add_argument(
-        "names", nargs="+"
-    )
-    q = vsub.add_parser("rm", help="remove volumes and their data (refused while in use)")
-    q.add_argument("-f", "--force", action="store_true")
-    q.add_argument("names", nargs="+")
-    vsub.add_parser("prune", help="remove the volumes no container uses")
-    verbs["volume"] = cmd_volume
-
-    p = sub.add_parser("system", help="disk usage and clean-up: df, prune")
-    ssub = p.add_subparsers(dest="system_verb", metavar="COMMAND")
-    ssub.required = True
-    ssub.add_parser(
-        "df", help="disk used by images (-v: per image, shared and unique)"
-    ).add_argument("-v", "--verbose", action="store_true")
-    q = ssub.add_parser("prune", help="remove stopped containers and unused images")
-    q.add_argument("-a", "--all", action="store_true")
-    q.add_argument("-f", "--force", action="store_true")
-    verbs["system"] = cmd_system
     return verbs

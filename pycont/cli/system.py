@@ -1,0 +1,121 @@
+"""The CLI's system verbs: ``pycont system df|prune`` (disk used and reclaimed) and
+``pycont doctor`` (what this machine allows pycont to do, and why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from pycont.cli._common import Verb, created_ago, table, with_containers
+from pycont.errors import PycontError, UsageError
+from pycont.format import decimal_size
+
+
+def _repo_tag(reference: str) -> tuple[str, str]:
+    repo, _, tag = reference.rpartition(":")
+    return repo, tag
+
+
+# -- verbs ---------------------------------------------------------------------------------
+def cmd_system(a: argparse.Namespace) -> int:
+    from pycont.images import Store
+
+    with_containers()
+    if a.system_verb == "df":
+        du = Store().disk_usage()
+        if a.verbose:
+            print("Images space usage:\n")
+            table(
+                (
+                    "REPOSITORY",
+                    "TAG",
+                    "IMAGE ID",
+                    "CREATED",
+                    "SIZE",
+                    "SHARED SIZE",
+                    "UNIQUE SIZE",
+                    "CONTAINERS",
+                ),
+                [
+                    (
+                        *_repo_tag(u.reference),
+                        u.id.split(":", 1)[1][:12],
+                        created_ago(u.created),
+                        decimal_size(u.size),
+                        decimal_size(u.shared_size),
+                        decimal_size(u.unique_size),
+                        str(u.containers),
+                    )
+                    for u in du.images
+                ],
+            )
+            print(
+                f"\nTotal: {decimal_size(du.total)} in {du.layers} distinct layers "
+                f"(the sum of image sizes would be {decimal_size(du.naive_total)}: "
+                "shared layers are stored once)"
+            )
+        else:
+            active = sum(1 for u in du.images if u.containers)
+            reclaim = sum(u.unique_size for u in du.images if not u.containers)
+            table(
+                ("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"),
+                [
+                    (
+                        "Images",
+                        str(len(du.images)),
+                        str(active),
+                        decimal_size(du.total),
+                        decimal_size(reclaim),
+                    )
+                ],
+            )
+        return 0
+    if a.system_verb == "prune":
+        from pycont.runtime.container import containers
+
+        if not a.force:
+            print(
+                "WARNING! This removes all stopped containers and "
+                f"{'all unused' if a.all else 'dangling'} images (use -f to skip this note)",
+                file=sys.stderr,
+            )
+        removed = 0
+        for c in containers(all=True):
+            try:
+                if c.status == "exited":
+                    c.remove()
+                    print(f"Deleted Container: {c.id}")
+                    removed += 1
+            except PycontError:
+                continue
+        reclaimed = Store().prune(dangling=not a.all)
+        print(f"Total reclaimed space: {decimal_size(reclaimed)}")
+        return 0
+    raise UsageError("system: expected df or prune")
+
+
+def cmd_doctor(a: argparse.Namespace) -> int:
+    from pycont.doctor import doctor_text
+    from pycont.kernel.probe import probe
+
+    print(doctor_text(probe()))
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------
+def add_parsers(sub: Any) -> dict[str, Verb]:
+    """Add the system verbs; returns verb name -> handler."""
+    p = sub.add_parser("system", help="disk usage and clean-up: df, prune")
+    ssub = p.add_subparsers(dest="system_verb", metavar="COMMAND")
+    ssub.required = True
+    ssub.add_parser(
+        "df", help="disk used by images (-v: per image, shared and unique)"
+    ).add_argument("-v", "--verbose", action="store_true")
+    q = ssub.add_parser("prune", help="remove stopped containers and unused images")
+    q.add_argument("-a", "--all", action="store_true")
+    q.add_argument("-f", "--force", action="store_true")
+
+    sub.add_parser("doctor", help="what this machine allows pycont to do, and why")
+    return {"system": cmd_system, "doctor": cmd_doctor}
