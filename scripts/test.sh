@@ -71,6 +71,11 @@ done
 step "lint (ruff check)" ruff check "${lint_paths[@]}"
 step "format (ruff format --check)" ruff format --check "${lint_paths[@]}"
 step "types (mypy)" mypy
+if [ -d notebooks/_src ]; then
+    # Outputs aside, a committed notebook must be what its chapter source generates: a notebook
+    # edited by hand (or a source edited without re-running build.py) fails here, in a second.
+    step "notebooks match notebooks/_src (build.py --check)" python notebooks/_src/build.py --check
+fi
 step "unit + integration tests" pytest "${test_paths[@]}" "$@"
 # This machine may be cgroup v1 (these CI machines are a v1 hybrid): the v2 driver and the
 # runtime's v2 paths then run for real in a qemu VM booted with cgroup_no_v1=all.
@@ -89,6 +94,18 @@ if compgen -G 'notebooks/*.ipynb' >/dev/null; then
         --nbval-sanitize-with tests/nbval-sanitize.cfg notebooks/ "$@"
 else
     summary+=("skipped  notebooks (nbval): no notebooks/*.ipynb yet")
+fi
+# The committed notebooks keep the learner's empty answers (their checks print ✗): this runs
+# every chapter again with the folded solutions in, and fails unless every check prints ✓.
+# It executes the chapters as nbval did (several minutes): hence after nbval, and only as root,
+# like the committed run.
+if [ -f notebooks/_src/check_solutions.py ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        step "folded solutions pass their checks (check_solutions.py)" \
+            python notebooks/_src/check_solutions.py
+    else
+        summary+=("skipped  folded solutions: check_solutions.py runs the chapters as root")
+    fi
 fi
 
 # Always, even after a failure: stdlib only, so the system python will do if the venv is broken.

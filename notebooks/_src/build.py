@@ -3,31 +3,42 @@
     .venv/bin/python notebooks/_src/build.py            # writes notebooks/NN-*.ipynb (no outputs)
     .venv/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/NN-*.ipynb
     .venv/bin/python notebooks/_src/build.py --keep-outputs ch00 ch02   # markdown only
+    .venv/bin/python notebooks/_src/build.py --check    # do the committed notebooks match?
 
-``--keep-outputs`` rebuilds the markdown (the navigation, the table of contents, the prose) of
-notebooks that are already executed and keeps every code cell whose source did not change, with
-its outputs, as it is: adding a chapter then needs no re-run of the others. It names the code
-cells that did change (those have no outputs: execute that notebook again).
+Every chapter has the same parts, in this order (``skeleton.py`` says how a chapter module
+declares them): the navigation, the goal, what this machine allows (one generated cell: the
+chapter's imports and helpers, then ``course = Chapter(...)``, which removes what an interrupted
+run left and prints what this machine allows), the sections, the exercises (each with its check
+cell and its folded solution), the clean-up, the questionnaire, further reading.
 
-Each chapter module (``chNN.py``) defines ``FILE`` and ``CELLS``: a list of (kind, source) pairs,
-kind "md", "code", or "code-ignore-output" (a code cell tagged for nbval not to compare its
-output: for cell magics, which cannot start with a ``# NBVAL_IGNORE_OUTPUT`` comment).
-The navigation line (previous | index | next) is generated here from ``CHAPTERS``, so the links
-stay right when a chapter is added. Chapters without a file yet are listed, not linked.
-Then run the notebooks as root (the committed outputs come from that run), and
-``check_solutions.py`` to prove that the folded solutions pass their check cells.
+``--keep-outputs`` rebuilds the markdown of notebooks that are already executed and keeps every
+code cell whose source did not change, with its outputs: adding a chapter then needs no re-run
+of the others. It names the code cells that did change (execute that notebook again).
+
+``--check`` builds every notebook in memory and compares it with the committed one, outputs and
+execution counts aside: cell types, sources, tags and ids. It exits 1 naming the notebook and its
+first differing cell, so that a notebook edited by hand out of step with its source is caught.
+
+nbval markers are cell tags, never comments: a code cell whose source starts with
+``# NBVAL_IGNORE_OUTPUT`` (or another ``# NBVAL_...`` line) loses that line and gets the tag.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import nbformat
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOKS = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from skeleton import TAGS, Exercise  # noqa: E402  (found through the path set above)
 
 # (number, title, file or None while it is not written yet)
 CHAPTERS = [
@@ -42,6 +53,20 @@ CHAPTERS = [
     ("08", "Containers vs virtual machines", None),
 ]
 SOURCES = ["ch00", "ch01", "ch02", "ch03", "ch04", "ch05", "ch07"]
+
+# nbval's comment markers, turned into the tags nbval reads the same way.
+MARKERS = {
+    "NBVAL_IGNORE_OUTPUT": "nbval-ignore-output",
+    "NBVAL_SKIP": "nbval-skip",
+    "NBVAL_RAISES_EXCEPTION": "raises-exception",
+    "NBVAL_CHECK_OUTPUT": "nbval-check-output",
+}
+
+HOW_TO_CHECK = """\
+**How to check your work:** each exercise has a cell where you set a variable (or run the code
+it asks for), then a check cell that prints `✓ exercise N: correct` or `✗ exercise N: not yet —
+hint: …`. Run your cell, then the check cell. The solution is folded below each check: try
+first."""
 
 
 def nav(file: str) -> str:
@@ -65,6 +90,131 @@ def toc() -> str:
     return "\n".join(rows)
 
 
+@dataclass
+class Cell:
+    """One cell to be: ``role`` says what check_solutions.py needs to know about it:
+    ("exercise", n, i) for the i-th learner cell of exercise n, ("check", n), or None."""
+
+    kind: str  # "markdown" or "code"
+    source: str
+    tags: tuple[str, ...] = ()
+    role: tuple[str, int, int] | tuple[str, int] | None = None
+
+
+def code(
+    source: str, kind: str = "code", role: tuple[str, int, int] | tuple[str, int] | None = None
+) -> Cell:
+    """A code cell; a leading ``# NBVAL_...`` line becomes a tag."""
+    source = source.strip("\n")
+    tag = TAGS[kind]
+    tags = [tag] if tag else []
+    while True:
+        m = re.match(r"# (NBVAL_[A-Z_]+)[^\n]*\n?", source)
+        if not m:
+            break
+        tags.append(MARKERS[m.group(1)])
+        source = source[m.end() :]
+    return Cell("code", source, tuple(dict.fromkeys(tags)), role)
+
+
+def md(source: str) -> Cell:
+    return Cell("markdown", source.strip("\n").replace("{{TOC}}", toc()))
+
+
+def solution_md(ex: Exercise) -> str:
+    blocks = []
+    for sol in ex.solutions:
+        lang = "" if sol.lstrip().startswith("%%") else "python"
+        blocks.append(f"```{lang}\n{sol.strip()}\n```")
+    note = f"\n\n{ex.note.strip()}" if ex.note.strip() else ""
+    return "<details><summary>Solution</summary>\n\n" + "\n\n".join(blocks) + note + "\n</details>"
+
+
+def setup_cell(mod: ModuleType) -> Cell:
+    """The one generated setup cell: the chapter's imports and helpers, then the Chapter."""
+    number = mod.FILE[:2]
+    needs = ", ".join(repr(n) for n in getattr(mod, "NEEDS", ("namespaces",)))
+    needs = f"({needs},)" if "," not in needs else f"({needs})"
+    args = ", ".join(
+        a for a in (f'"{number}"', f"needs={needs}", getattr(mod, "LEFTOVERS", "")) if a
+    )
+    setup = mod.SETUP.strip("\n")
+    if "from pycont.course import Chapter" not in setup:
+        raise ValueError(f"{mod.__name__}.SETUP must import Chapter from pycont.course")
+    parts = [
+        "%load_ext pycont",
+        setup,
+        "",
+        "# Removes what an interrupted run of this chapter left; prints what this machine allows.",
+        f"course = Chapter({args})",
+    ]
+    start = getattr(mod, "START", "").strip("\n")
+    if start:
+        parts += [start]
+    # What it prints describes the machine it runs on (the probe's reasons), and what an
+    # interrupted run left: nbval runs the cell (an exception fails it) but does not compare it.
+    return code("\n".join(parts), "code-ignore-output")
+
+
+def cells_of(mod: ModuleType) -> list[Cell]:
+    """Every cell of the chapter, in the order of the skeleton."""
+    line = nav(mod.FILE)
+    cells = [md(line), md(mod.GOAL)]
+    if hasattr(mod, "ALLOWS"):
+        cells += [md("## What this machine allows\n\n" + mod.ALLOWS.strip("\n")), setup_cell(mod)]
+    for kind, src in mod.SECTIONS:
+        cells.append(md(src) if kind == "md" else code(src, kind))
+    exercises: list[Exercise] = getattr(mod, "EXERCISES", [])
+    if exercises:
+        intro = getattr(mod, "EXERCISES_INTRO", "").strip("\n")
+        cells.append(md("## Exercises\n\n" + HOW_TO_CHECK + (f" {intro}" if intro else "")))
+        if getattr(mod, "EXERCISES_SETUP", ""):
+            cells.append(code(mod.EXERCISES_SETUP))
+        for n, ex in enumerate(exercises, 1):
+            cells.append(md(ex.task))
+            if ex.setup:
+                cells.append(code(ex.setup))
+            for i, src in enumerate(ex.cells):
+                cells.append(code(src, role=("exercise", n, i)))
+            cells.append(code(ex.check, role=("check", n)))
+            cells.append(md(solution_md(ex)))
+    if hasattr(mod, "ALLOWS"):
+        cleanup = getattr(mod, "CLEANUP", "").strip("\n")
+        cells.append(md("### Clean up\n\nRemove everything this chapter made."))
+        cells.append(code("course.clean()" + (f"\n{cleanup}" if cleanup else "")))
+    if hasattr(mod, "QUESTIONNAIRE"):
+        cells.append(md("## Questionnaire\n\n" + mod.QUESTIONNAIRE.strip("\n")))
+    if hasattr(mod, "READING"):
+        cells.append(md("## Further reading\n\n" + mod.READING.strip("\n")))
+    cells.append(md("---\n" + line))
+    return cells
+
+
+def notebook(modname: str) -> tuple[nbformat.NotebookNode, list[Cell], str]:
+    """The chapter's notebook (no outputs), its cells as built, and its file name."""
+    mod = importlib.import_module(modname)
+    cells = cells_of(mod)
+    nb_cells = []
+    for i, cell in enumerate(cells):
+        if cell.kind == "markdown":
+            nbc = nbformat.v4.new_markdown_cell(cell.source)
+        else:
+            nbc = nbformat.v4.new_code_cell(cell.source)
+            if cell.tags:
+                nbc.metadata["tags"] = list(cell.tags)
+        nbc["id"] = f"{mod.FILE[:2]}-{i:03d}"  # stable ids: clean diffs between builds
+        nb_cells.append(nbc)
+    nb = nbformat.v4.new_notebook(cells=nb_cells)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    nbformat.validate(nb)
+    return nb, cells, mod.FILE
+
+
 def keep_outputs(nb: nbformat.NotebookNode, path: Path) -> list[str]:
     """Take the executed code cells of ``path`` whose source is unchanged into ``nb`` (outputs,
     execution counts, metadata), and its notebook metadata; return the ids of the others."""
@@ -77,7 +227,12 @@ def keep_outputs(nb: nbformat.NotebookNode, path: Path) -> list[str]:
         if cell.cell_type != "code":
             continue
         prev = before.get(cell["id"])
-        if prev is not None and prev.cell_type == "code" and prev.source == cell.source:
+        if (
+            prev is not None
+            and prev.cell_type == "code"
+            and prev.source == cell.source
+            and prev.metadata.get("tags", []) == cell.metadata.get("tags", [])
+        ):
             nb.cells[i] = prev
         else:
             changed.append(cell["id"])
@@ -86,45 +241,62 @@ def keep_outputs(nb: nbformat.NotebookNode, path: Path) -> list[str]:
 
 
 def build(modname: str, keep: bool = False) -> Path:
-    mod = importlib.import_module(modname)
-    line = nav(mod.FILE)
-    cells = [nbformat.v4.new_markdown_cell(line)]
-    for kind, src in mod.CELLS:
-        src = src.strip("\n").replace("{{TOC}}", toc())
-        if kind == "md":
-            cells.append(nbformat.v4.new_markdown_cell(src))
-        elif kind == "code-ignore-output":
-            # For cell magics, whose first line must be the magic: nbval reads the same marker
-            # from the cell's tags as from a "# NBVAL_IGNORE_OUTPUT" comment.
-            cell = nbformat.v4.new_code_cell(src)
-            cell.metadata["tags"] = ["nbval-ignore-output"]
-            cells.append(cell)
-        else:
-            cells.append(nbformat.v4.new_code_cell(src))
-    cells.append(nbformat.v4.new_markdown_cell("---\n" + line))
-    for i, cell in enumerate(cells):
-        cell["id"] = f"{mod.FILE[:2]}-{i:03d}"  # stable ids: clean diffs between builds
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.metadata["language_info"] = {"name": "python"}
-    out = NOTEBOOKS / mod.FILE
+    nb, _, file = notebook(modname)
+    out = NOTEBOOKS / file
     if keep:
         for cell_id in keep_outputs(nb, out):
-            print(f"{mod.FILE}: code cell {cell_id} is new or changed: execute this notebook again")
-    nbformat.validate(nb)
+            print(f"{file}: code cell {cell_id} is new or changed: execute this notebook again")
     nbformat.write(nb, out)
     return out
 
 
+def _shape(cell: nbformat.NotebookNode) -> tuple[str, str, str, list[str]]:
+    return (cell.get("id", ""), cell.cell_type, cell.source, list(cell.metadata.get("tags", [])))
+
+
+def differs(modname: str) -> str | None:
+    """How the committed notebook differs from what its source generates; None if it does not
+    (outputs, execution counts and other metadata aside)."""
+    nb, _, file = notebook(modname)
+    path = NOTEBOOKS / file
+    if not path.exists():
+        return f"{file}: missing (run notebooks/_src/build.py)"
+    old = nbformat.read(path, as_version=4)
+    for i, (new, was) in enumerate(zip(nb.cells, old.cells, strict=False)):
+        if _shape(new) != _shape(was):
+            what = [
+                name
+                for name, a, b in zip(
+                    ("id", "type", "source", "tags"), _shape(new), _shape(was), strict=True
+                )
+                if a != b
+            ]
+            first = (was.source.splitlines() or [""])[0][:70]
+            return (
+                f"{file}: cell {i} ({was.get('id', '?')}: {first!r}) differs in {', '.join(what)}"
+            )
+    if len(nb.cells) != len(old.cells):
+        return f"{file}: {len(old.cells)} cells, its source makes {len(nb.cells)}"
+    return None
+
+
 def main(argv: list[str]) -> int:
-    sys.path.insert(0, str(HERE))
     keep = "--keep-outputs" in argv
-    names = [a for a in argv if a != "--keep-outputs"]
-    for name in names or SOURCES:
+    check = "--check" in argv
+    names = [a for a in argv if not a.startswith("--")] or SOURCES
+    if check:
+        problems = [p for p in map(differs, names) if p]
+        for p in problems:
+            print(p)
+        if problems:
+            print(
+                "the committed notebooks are out of step with notebooks/_src: run "
+                "notebooks/_src/build.py, then execute the notebooks named above"
+            )
+            return 1
+        print(f"{len(names)} notebooks match notebooks/_src")
+        return 0
+    for name in names:
         print("wrote", build(name, keep).relative_to(NOTEBOOKS.parent))
     return 0
 

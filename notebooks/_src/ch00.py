@@ -5,8 +5,7 @@
 FILE = "00-index.ipynb"
 
 # fmt: off
-CELLS = [
-    ("md", r"""
+GOAL = r"""
 # Containers, by hand
 
 A hands-on course on how Linux containers really work. You will not just read that "a container is
@@ -21,6 +20,38 @@ can tell you each one as it makes it. You drive it from these notebooks with a P
 
 **Goal of this page:** know what the course covers and how a chapter works, find out what this
 machine lets you do, and run your first container.
+"""
+ALLOWS = r"""
+A container runtime can only do what the kernel and your privileges allow. `pycont.probe()`
+asks: it reads `/proc` and `/sys` and tries the real system calls in a throw-away child process.
+The table describes the machine this notebook last ran on; run the cell to see yours.
+"""
+NEEDS = ("namespaces",)
+SETUP = r"""
+import pycont
+from pycont.course import Chapter
+"""
+START = r"""
+probe = pycont.probe()  # the whole report: one line per check
+probe
+"""
+SECTIONS = [
+    ("md", r"""
+pycont works in one of three modes:
+
+- **root** — everything in this course: all namespaces, cgroup limits, overlay mounts. The
+  committed outputs of these notebooks come from a run as root.
+- **rootless** — you are an ordinary user but the kernel lets you create a *user namespace*
+  (`user_namespaces(7)`): inside it you are root over your own namespaces, so containers still get
+  every namespace and an overlay root (with the `userxattr` option); cgroup limits need a cgroup
+  delegated to you.
+- **unprivileged** — no root and no user namespaces. This is often the case on
+  [Binder](https://mybinder.org). pycont then cannot create namespaces at all: it degrades, and
+  says which call the kernel refused and why, rather than pretending. You can still read the
+  notebooks with their committed outputs; run them on a Linux machine where you are root
+  (`bash scripts/course.sh`) to do the experiments.
+
+The same report is available in a terminal: `pycont doctor`.
 """),
     ("md", r"""
 ## What a container is
@@ -70,49 +101,16 @@ Every chapter has the same parts:
 3. **Concept → experiment → explanation**, repeated: a short idea, a cell that shows it on the
    real kernel (each cell prints what to look at), then why, citing the man pages.
 4. **Exercises** — each has a cell where you fill in a variable (`answer = None`) and a
-   **check cell** that prints `✓ correct` or `✗ not yet — hint: …`. That is how you check your
+   **check cell** that prints `✓ exercise N: correct` or
+   `✗ exercise N: not yet — hint: …`. That is how you check your
    work. The solution is folded in a *Solution* block below it: try first.
 5. **Questionnaire** — a few questions to test your understanding; answers are folded.
 6. **Further reading** — man pages and kernel documentation.
 
 Run the cells in order, top to bottom (*Run → Run All Cells* works too). Each chapter gives its
 containers fixed names (`ch01-…`) and removes them at the end; if you stop half way, simply run
-the chapter again from the top: its first cell removes what a previous run left behind.
-"""),
-    ("md", r"""
-## What this machine allows
-
-A container runtime can only do what the kernel and your privileges allow. `pycont.probe()`
-asks: it reads `/proc` and `/sys` and tries the real system calls in a throw-away child process.
-"""),
-    ("code", r"""
-# NBVAL_IGNORE_OUTPUT
-# (the table describes the machine it runs on)
-import pycont
-
-probe = pycont.probe()
-probe
-"""),
-    ("code", r"""
-# NBVAL_IGNORE_OUTPUT
-print("mode:", probe.mode_summary)
-"""),
-    ("md", r"""
-pycont works in one of three modes:
-
-- **root** — everything in this course: all namespaces, cgroup limits, overlay mounts. The
-  committed outputs of these notebooks come from a run as root.
-- **rootless** — you are an ordinary user but the kernel lets you create a *user namespace*
-  (`user_namespaces(7)`): inside it you are root over your own namespaces, so containers still get
-  every namespace and an overlay root (with the `userxattr` option); cgroup limits need a cgroup
-  delegated to you.
-- **unprivileged** — no root and no user namespaces. This is often the case on
-  [Binder](https://mybinder.org). pycont then cannot create namespaces at all: it degrades, and
-  says which call the kernel refused and why, rather than pretending. You can still read the
-  notebooks with their committed outputs; run them on a Linux machine where you are root
-  (`bash scripts/course.sh`) to do the experiments.
-
-The same report is available in a terminal: `pycont doctor`.
+the chapter again from the top: its setup cell (under *What this machine allows*) removes what a previous
+run left behind.
 """),
     ("md", r"""
 ## Your first container
@@ -122,10 +120,6 @@ gives you its output. `busybox` is a tiny image (one static binary providing `sh
 that pycont builds on first use.
 """),
     ("code", r"""
-for c in pycont.containers(all=True):  # leftovers of an interrupted run of this page
-    if c.name in ("ch00-hello", "ch00-magic", "ch00-cli"):
-        c.remove(force=True)
-
 c = pycont.run("busybox", ["echo", "hello"], rm=True, name="ch00-hello")
 c.output
 """),
@@ -134,11 +128,9 @@ print("exit code:", c.exit_code)
 """),
     ("md", r"""
 `rm=True` removed the container as soon as it ended (`docker run --rm`). The same in the two
-other surfaces: the `%%container` cell magic runs the cell as a shell script in a new container,
-and `%pycont` is the command-line tool.
-"""),
-    ("code", r"""
-%load_ext pycont
+other surfaces, which `%load_ext pycont` (in the setup cell above) made available: the
+`%%container` cell magic runs the cell as a shell script in a new container, and `%pycont` is the
+command-line tool.
 """),
     ("code", r"""
 %%container --rm --name ch00-magic --hostname first-box busybox

@@ -2,11 +2,12 @@
 
 # ruff: noqa: E501  (markdown tables and links cannot be wrapped)
 
+from skeleton import exercise
+
 FILE = "01-containers-are-processes.ipynb"
 
 # fmt: off
-CELLS = [
-    ("md", r"""
+GOAL = r"""
 # 01 · A container is a process on the host
 
 > *"Cada processo dentro de um container é um processo do sistema operacional host e dentro do
@@ -26,44 +27,26 @@ At the end of this chapter you will have:
   killed from inside;
 - seen that **data not kept in a volume is lost** with the container;
 - read the exact **system calls** pycont makes to start a container.
-"""),
-    ("md", r"""
-## What this machine allows
-
+"""
+ALLOWS = r"""
 This chapter needs namespaces: pycont must run as root, or rootless with user namespaces
-(see the [index](00-index.ipynb#What-this-machine-allows)). The next cell also removes containers
-left over from an interrupted run of this chapter, and defines two helpers that read `/proc`.
-"""),
-    ("code", r"""
-%load_ext pycont
+(see the [index](00-index.ipynb#What-this-machine-allows)). The next cell imports what the chapter
+uses (`cmdline` and `ppid` read a process's `/proc/<pid>/cmdline` and `/proc/<pid>/stat`), removes
+the containers an interrupted run of this chapter left behind (their names start with `ch01-`),
+and says whether this machine allows the experiments.
+"""
+NEEDS = ("namespaces",)
+SETUP = r"""
 import os
 import signal
 import time
 
 import pycont
+from pycont.course import Chapter
 from pycont.namespaces import nspid
-
-NAMES = ("ch01-sleeper", "ch01-exit3", "ch01-writer", "ch01-reader", "ch01-narrate",
-         "ch01-exercise", "ch01-ex4")
-for c in pycont.containers(all=True):
-    if c.name in NAMES:
-        c.remove(force=True)
-
-
-def cmdline(pid):
-    # proc(5): /proc/<pid>/cmdline holds the arguments, each ended by a NUL byte.
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        return f.read().rstrip(b"\0").replace(b"\0", b" ").decode()
-
-
-def ppid(pid):
-    # proc(5): field 4 of /proc/<pid>/stat is the parent's pid; field 2, "(comm)", may hold spaces.
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-
-print("namespaces available here:", pycont.probe().mode in ("root", "rootless"))
-"""),
+from pycont.procfs import cmdline, ppid  # /proc/<pid>/cmdline, and field 4 of /proc/<pid>/stat
+"""
+SECTIONS = [
     ("md", r"""
 ## 1. Start a container, find its process
 
@@ -107,7 +90,7 @@ virtual machine: there is no second kernel.
 Who started it? Walk up the parent chain, from the container's process to this notebook.
 """),
     ("code", r"""
-shim = c.state().monitor_pid  # the helper pycont recorded as this container's monitor
+shim = c.state().shim_pid  # the helper pycont recorded as this container's shim
 p = c.pid
 while True:
     if p == c.pid:
@@ -116,7 +99,7 @@ while True:
         who = "the pycont shim: it clone()d the container and waits for it"
     elif p == os.getpid():
         who = "this notebook's kernel"
-    elif "shim.py" in cmdline(p):
+    elif "/pycont/runtime/" in cmdline(p):  # a helper process of pycont
         who = "pycont's fork server: it forks one shim per container"
     else:
         who = cmdline(p)[:60]
@@ -224,10 +207,12 @@ time.sleep(0.2)
 print("container status:", c.status)
 """),
     ("md", r"""
-Nothing happened. `pid_namespaces(7)`: the init process of a PID namespace only receives the
-signals it has installed a handler for, when they come from inside its namespace — **even
-SIGKILL**. Only from an ancestor namespace are SIGKILL and SIGSTOP forced. So send the same
-signal to the same process, from the host:
+Nothing happened, and `kill` even reports success: exit code 0. `pid_namespaces(7)`: *"Only
+signals for which the "init" process has established a signal handler can be sent to the "init"
+process by other members of the PID namespace"* — **even SIGKILL**. `sleep` installs no handler,
+so the kernel discards the signal instead of delivering it; that is not an error, so `kill(2)`
+returns 0 and busybox's `kill` exits with 0. Only from an ancestor namespace are SIGKILL and
+SIGSTOP forced. So send the same signal to the same process, from the host:
 """),
     ("code", r"""
 os.kill(c.pid, signal.SIGKILL)
@@ -293,17 +278,19 @@ a container's life, put it in a **volume** — chapter 07. How the layers are st
     ("md", r"""
 ## 8. Behind the scenes: the system calls of one run
 
-`--narrate` makes pycont print each namespace and mount system call it makes to start the
-container, strace-style, with its result (`= 0` is success). `$CONTAINER` and `$IMAGE` stand for
-the container's folder and the image's layer on the host.
+`--narrate` makes pycont print each cgroup, namespace and mount system call it makes to start the
+container, strace-style, with its result (`= 0` is success). `$ID`, `$CONTAINER` and `$IMAGE`
+stand for the container's id, its folder and the image's layer on the host.
 """),
     ("code-ignore-output", r"""
 %%container --rm --narrate --name ch01-narrate --hostname narrated busybox
 echo "hello from $(hostname), PID $$"
 """),
     ("md", r"""
-The same narration, captured in Python, with the one number that changes on every run (the host
-PID `clone` returns) replaced by `<host pid>`:
+The same narration, captured in Python, with the host PID that `clone` returns, which changes on
+every run, replaced by `<host pid>`. The steps on the cgroup folder all containers share
+(`/sys/fs/cgroup/<controller>/pycont`, made and set up by whichever container needs it first)
+are left out: they appear in one run and not in the next.
 """),
     ("code", r"""
 import re
@@ -311,175 +298,149 @@ import re
 lines = []
 pycont.run("busybox", ["true"], rm=True, name="ch01-narrate", hostname="narrated",
            narrate=lines.append)
-host_pid = lines[0].rsplit("= ", 1)[1]  # clone(...) = the child's host pid
+clone = next(line for line in lines if line.startswith("clone("))
+host_pid = clone.rsplit("= ", 1)[1]  # clone(...) returns the child's host pid
+shared = re.compile(r'/pycont("|/cpuset\.)')  # the parent folder all containers share
 for line in lines:
-    print(re.sub(rf"\b{host_pid}\b", "<host pid>", line))
+    if not shared.search(line):
+        print(re.sub(rf"\b{host_pid}\b", "<host pid>", line))
 """),
     ("md", r"""
 **How to read it**, in order (the man page of each call tells the rest):
 
-1. `clone(CLONE_NEWNS|CLONE_NEWUTS|…)` — `clone(2)`: the shim creates the container's first
+1. `mkdir("/sys/fs/cgroup/…/pycont/<id>")` — `cgroups(7)`: the container's cgroup, one folder
+   per controller on this cgroup v1 machine (a single folder on v2), and the `cpuset.cpus` and
+   `cpuset.mems` writes a new v1 cpuset folder needs before it can hold a process (chapter 03).
+   Limits, had `run` been given any (`memory="64m"`), would be written here too.
+2. `clone(CLONE_NEWNS|CLONE_NEWUTS|…)` — `clone(2)`: the shim creates the container's first
    process directly in six new namespaces (chapter 02). It returns the child's host PID.
-2. `write(/proc/<pid>/uid_map …)` — `user_namespaces(7)`: who the child's root is on the host.
-3. `prctl(PR_SET_PDEATHSIG, SIGKILL)` — `prctl(2)`: if the shim dies, the container dies with it.
-4. `unshare(CLONE_NEWCGROUP)`, `sethostname`, bringing `lo` up — the cgroup namespace, the
+3. `write(…/cgroup.procs, "<host pid>")` — the child joins its cgroup (in every hierarchy) before
+   it runs anything of its own: all it will ever start is counted and limited there.
+4. `write(/proc/<pid>/uid_map …)` — `user_namespaces(7)`: who the child's root is on the host.
+5. `prctl(PR_SET_PDEATHSIG, SIGKILL)` — `prctl(2)`: if the shim dies, the container dies with it.
+6. `unshare(CLONE_NEWCGROUP)`, `sethostname`, bringing `lo` up — the cgroup namespace, the
    container's host name, its loopback device.
-5. `mount(... MS_REC|MS_PRIVATE)` then `mount("pycont-overlay", … "overlay" …)` —
+7. `mount(... MS_REC|MS_PRIVATE)` then `mount("pycont-overlay", … "overlay" …)` —
    `mount_namespaces(7)`: stop mounts from propagating to the host, then stack the image's layer
    under the container's read/write layer (chapter 04).
-6. `proc`, `/dev` (a tmpfs with a few bind-mounted devices), `devpts`, `shm`, `mqueue`, `sysfs` —
+8. `proc`, `/dev` (a tmpfs with a few bind-mounted devices), `devpts`, `shm`, `mqueue`, `sysfs` —
    the special filesystems a Linux program expects.
-7. `pivot_root(".", ".")` then `umount2(".", MNT_DETACH)` — `pivot_root(2)`: the overlay becomes
+9. `pivot_root(".", ".")` then `umount2(".", MNT_DETACH)` — `pivot_root(2)`: the overlay becomes
    `/`, and the host's root is detached: the container can no longer reach the host's files.
-8. `execve` — the container's process becomes your command. It keeps its PID: it *is* PID 1.
+10. `execve` — the container's process becomes your command. It keeps its PID: it *is* PID 1.
 """),
-    ("md", r"""
-## Exercises
-
-**How to check your work:** each exercise has a cell where you set a variable, and a check cell
-that prints `✓ correct` or `✗ not yet — hint: …`. Run your cell, then the check cell. The
-solution is folded below each one: try first. The next cell starts a container for the exercises.
-"""),
-    ("code", r"""
+]
+EXERCISES_INTRO = r"""
+The next cell starts a container for the exercises.
+"""
+EXERCISES_SETUP = r"""
 ex = pycont.run("busybox", ["sleep", "1000"], name="ch01-exercise", hostname="exercise",
                 detach=True)
-
-
-def check(test, hint):
-    # Prints ✓ or ✗; never raises, whatever the answer cells hold.
-    try:
-        ok = bool(test())
-    except Exception as err:  # noqa: BLE001
-        ok, hint = False, f"{hint} (checking raised {type(err).__name__}: {err})"
-    print("✓ correct" if ok else f"✗ not yet — hint: {hint}")
-
-
 print(ex.name, "is", ex.status)
-"""),
-    ("md", r"""
+"""
+EXERCISES = [
+    exercise(
+        r"""
 ### Exercise 1 — find the host PID
 
 What is the host PID of `ch01-exercise`'s main process? Find it **without** `ex.pid`: scan the
 host's `/proc` for a `sleep 1000` whose `NSpid` line ends in `1` (there may be other `sleep 1000`s
 on the machine).
-"""),
-    ("code", r"""
+""",
+        r"""
 answer1 = None  # the host PID of ch01-exercise's PID 1, an int
-"""),
-    ("code", r"""
-check(lambda: answer1 == ex.pid,
-      "for each numeric folder of /proc, compare cmdline(pid) with 'sleep 1000' and nspid(pid)[-1] "
-      "with 1; if several match, keep the one whose parent is ex's shim (section 2)")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+""",
+        r"""
+course.check("exercise 1", lambda: answer1 == ex.pid,
+             "for each numeric folder of /proc, compare cmdline(pid) with 'sleep 1000' and nspid(pid)[-1] "
+             "with 1; if several match, keep the one whose parent is ex's shim (section 2)")
+""",
+        r"""
 def is_it(p):
     try:
         return (cmdline(p) == "sleep 1000" and nspid(int(p))[-1] == 1
                 # other containers may run a sleep 1000 as PID 1: keep the one of ex's shim
-                and ppid(int(p)) == ex.state().monitor_pid)
+                and ppid(int(p)) == ex.state().shim_pid)
     except OSError:  # the process ended while we looked
         return False
 
 answer1 = next(int(p) for p in os.listdir("/proc") if p.isdigit() and is_it(p))
-```
-</details>
-"""),
-    ("md", r"""
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 2 — three processes
 
 Make `ch01-exercise` hold **three** processes (its main `sleep 1000` and two more), so that
 `ex.processes()` lists three. Use `ex.exec(..., wait=False)`.
-"""),
-    ("code", r"""
+""",
+        r"""
 # your code here
-"""),
-    ("code", r"""
-check(lambda: len(ex.processes()) == 3,
-      "count them with len(ex.processes()); ex.exec(['sleep', '300'], wait=False) starts one "
-      "more in the background")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+""",
+        r"""
+course.check("exercise 2", lambda: len(ex.processes()) == 3,
+             "count them with len(ex.processes()); ex.exec(['sleep', '300'], wait=False) starts one "
+             "more in the background")
+""",
+        r"""
 ex.exec(["sleep", "300"], wait=False)
 ex.exec(["sleep", "301"], wait=False)
-```
-</details>
-"""),
-    ("md", r"""
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 3 — SIGTERM from the host
 
 `docker stop` first sends SIGTERM, and only after 10 seconds SIGKILL. Send **SIGTERM** from the
 host to `ch01-exercise`'s main process (`os.kill(ex.pid, signal.SIGTERM)`). Is the container still
 running afterwards? Set `answer3` to `True` or `False` from what you observe.
-"""),
-    ("code", r"""
+""",
+        r"""
 answer3 = None  # True if ch01-exercise still runs after SIGTERM, else False
-"""),
-    ("code", r"""
-check(lambda: answer3 is True and ex.status == "running",
-      "send the signal, then look at ex.status; pid_namespaces(7) says which signals an init "
-      "process receives from an ancestor namespace")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+""",
+        r"""
+course.check("exercise 3", lambda: answer3 is True and ex.status == "running",
+             "send the signal, then look at ex.status; pid_namespaces(7) says which signals an init "
+             "process receives from an ancestor namespace")
+""",
+        r"""
 os.kill(ex.pid, signal.SIGTERM)
 time.sleep(0.2)
 answer3 = ex.status == "running"   # True
-```
-
+""",
+        note=r"""
 `sleep` installs no handler for SIGTERM, and as PID 1 of its namespace it only receives, even from
 the host, the signals it handles — except SIGKILL and SIGSTOP (`pid_namespaces(7)`). That is why
 `docker stop` of such a container waits its full timeout before SIGKILL, and why images use an
 init (`docker run --init`, tini) or a main process that handles SIGTERM.
-</details>
-"""),
-    ("md", r"""
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 4 — an exit code of your choice
 
 Write a command for a busybox container that **ends by itself** with exit code **42**.
-"""),
-    ("code", r"""
+""",
+        r"""
 command4 = None  # a list, e.g. ["sh", "-c", "..."]
-"""),
-    ("code", r"""
+""",
+        r"""
 def _run4():
     if command4 is None:
         return False
     return pycont.run("busybox", command4, rm=True, name="ch01-ex4", timeout=30).exit_code == 42
 
 
-check(_run4, "the container's exit code is its main process's, and a shell can end with any "
-      "code you choose")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+course.check("exercise 4", _run4,
+             "the container's exit code is its main process's, and a shell can end with any "
+             "code you choose")
+""",
+        r"""
 command4 = ["sh", "-c", "exit 42"]
-```
-</details>
-
-### Clean up
-
-Remove the exercise container (its extra processes die with its PID 1).
-"""),
-    ("code", r"""
-for c in pycont.containers(all=True):
-    if c.name in NAMES:
-        c.remove(force=True)
-print("containers left from this chapter:",
-      [c.name for c in pycont.containers(all=True) if c.name in NAMES])
-"""),
-    ("md", r"""
-## Questionnaire
-
+""",
+    ),
+]
+QUESTIONNAIRE = r"""
 1. As the host kernel sees it, what is a running container?
 2. Why does the container's main process have two PIDs, and where can you read both?
 3. Which process is the parent of the container's main process on the host, and why is it needed?
@@ -508,10 +469,8 @@ print("containers left from this chapter:",
    state directory. It is lost when the container is removed; another container of the same
    image never sees it. Volumes (chapter 07) keep data beyond a container's life.
 </details>
-"""),
-    ("md", r"""
-## Further reading
-
+"""
+READING = r"""
 - [`proc(5)`](https://man7.org/linux/man-pages/man5/proc.5.html) — `/proc/<pid>/cmdline`, `stat`,
   `status` (`NSpid`), `exe`; the kernel's version:
   [The /proc filesystem](https://docs.kernel.org/filesystems/proc.html).
@@ -525,6 +484,5 @@ print("containers left from this chapter:",
 - Docker: [Run multiple processes in a container](https://docs.docker.com/engine/containers/multi-service_container/)
   and [`docker run --init`](https://docs.docker.com/reference/cli/docker/container/run/#init).
 - Michael Kerrisk, [Namespaces in operation, part 3: PID namespaces](https://lwn.net/Articles/531419/) (LWN).
-"""),
-]
+"""
 # fmt: on

@@ -2,11 +2,12 @@
 
 # ruff: noqa: E501  (markdown tables and links cannot be wrapped)
 
+from skeleton import exercise
+
 FILE = "02-namespaces.ipynb"
 
 # fmt: off
-CELLS = [
-    ("md", r"""
+GOAL = r"""
 # 02 · Namespaces: what a process can see
 
 > *"Namespace é um recurso do kernel do Linux que permite isolar processos, redes, sistemas de
@@ -26,32 +27,40 @@ and for each you will:
 
 At the end you can say, for each namespace, what it isolates and how to check whether two
 processes share it.
-"""),
-    ("md", r"""
-## What this machine allows
-
-The next cell checks that namespaces are available, removes what an interrupted run of this
-chapter left behind, and starts **`ch02-box`**: a container with every namespace private, which
+"""
+ALLOWS = r"""
+The next cell imports what the chapter uses, removes what an interrupted run of this chapter
+left behind (containers named `ch02-…`, a message queue), checks that namespaces are available,
+and starts **`ch02-box`**: a container with every namespace private, which
 the experiments look into.
-"""),
-    ("code", r"""
-%load_ext pycont
+"""
+NEEDS = ("namespaces",)
+SETUP = r"""
 import os
 import socket
 import subprocess
 
 import pycont
 from pycont import kernel
+from pycont.course import Chapter
 from pycont.namespaces import Namespace, ns_inode, ns_link
 
-NAMES = ("ch02-box", "ch02-pid", "ch02-pidhost", "ch02-net", "ch02-nethost", "ch02-ipc",
-         "ch02-ipchost", "ch02-mnt", "ch02-uts", "ch02-utshost", "ch02-user", "ch02-userhost",
-         "ch02-cg", "ch02-cghost", "ch02-shared", "ch02-ex2")
-for c in pycont.containers(all=True):
-    if c.name in NAMES:
-        c.remove(force=True)
-
 HOSTNAME = socket.gethostname()  # to check later that no experiment renamed the host
+QUEUES = []  # the System V message queues the IPC experiment makes on the host
+
+
+def queue_ids(table):
+    # The msqid column of /proc/sysvipc/msg (after its header line).
+    return {int(line.split()[1]) for line in table.splitlines()[1:]}
+
+
+def remove_queues():
+    # The IPC experiment's queues, if it stopped half way (ipcrm(1)).
+    with open("/proc/sysvipc/msg") as f:
+        left = queue_ids(f.read())
+    for qid in QUEUES:
+        if qid in left:
+            subprocess.run(["ipcrm", "-q", str(qid)], check=True)
 
 
 def sleeper(name, **share):
@@ -65,12 +74,13 @@ def show(ns, pid, label):
     print(f"{label:<14} {inside}")
     print(f"{'the host':<14} {host}")
     print("→", "same" if inside == host else "different")
-
-
-print("namespaces available here:", pycont.probe().mode in ("root", "rootless"))
+"""
+LEFTOVERS = "also=remove_queues"
+START = r"""
 box = sleeper("ch02-box", hostname="box")
 print(box.name, "is", box.status)
-"""),
+"""
+SECTIONS = [
     ("md", r"""
 ### How to tell whether two processes share a namespace
 
@@ -183,12 +193,7 @@ file directly.
     ("code", r"""
 out = subprocess.run(["ipcmk", "-Q"], capture_output=True, text=True, check=True).stdout
 qid = int(out.rsplit(":", 1)[1])  # "Message queue id: N"
-
-
-def queue_ids(table):
-    # The msqid column of /proc/sysvipc/msg (after its header line).
-    return {int(line.split()[1]) for line in table.splitlines()[1:]}
-
+QUEUES.append(qid)  # for the clean-up, should this chapter stop half way
 
 with open("/proc/sysvipc/msg") as f:
     print("the host sees the new queue:", qid in queue_ids(f.read()))
@@ -252,7 +257,9 @@ with open(f"/proc/{box.pid}/mountinfo") as f:
 when it was created; pycont then made every mount *private* (`MS_REC|MS_PRIVATE`, see the
 narration in chapter 01) so that nothing mounted on either side propagates to the other, stacked
 the image with an overlay, mounted `proc`, `/dev`, `sysfs`, and `pivot_root(2)`ed into it,
-detaching the host's root. What is left is the short table above. The tmpfs mounted inside exists
+detaching the host's root. What is left is the short table above. (`/dev/null` and its
+neighbours say `devtmpfs`: each is a bind mount of the host's device file, and a bind mount
+shows the filesystem it comes from, the host's `/dev`.) The tmpfs mounted inside exists
 only in the container's namespace; the host can still *look* at it, through that process's
 `/proc/<pid>/mountinfo`. There is no `--mount host` flag, in docker or pycont: a container needs
 its own mount namespace for its root filesystem. To share parts of the host's tree, containers
@@ -474,52 +481,38 @@ The system tools agree; `lsns(8)` lists the namespaces of a process (numbers var
 # NBVAL_IGNORE_OUTPUT
 !lsns -p {box.pid}
 """),
-    ("md", r"""
-## Exercises
-
-**How to check your work:** set the variable in each exercise cell, then run its check cell: it
-prints `✓ correct` or `✗ not yet — hint: …`. Solutions are folded: try first.
-"""),
-    ("code", r"""
-def check(test, hint):
-    # Prints ✓ or ✗; never raises, whatever the answer cells hold.
-    try:
-        ok = bool(test())
-    except Exception as err:  # noqa: BLE001
-        ok, hint = False, f"{hint} (checking raised {type(err).__name__}: {err})"
-    print("✓ correct" if ok else f"✗ not yet — hint: {hint}")
-"""),
-    ("md", r"""
+]
+EXERCISES = [
+    exercise(
+        r"""
 ### Exercise 1 — a namespace's number
 
 What is the inode number of `ch02-box`'s **network** namespace? (An `int`; find it without
 `ns_inode`.)
-"""),
-    ("code", r"""
+""",
+        r"""
 answer1 = None  # an int
-"""),
-    ("code", r"""
-check(lambda: answer1 == ns_inode(box.pid, Namespace.NET),
-      "os.readlink(f'/proc/{box.pid}/ns/net') shows it in brackets; os.stat(...).st_ino too")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+""",
+        r"""
+course.check("exercise 1", lambda: answer1 == ns_inode(box.pid, Namespace.NET),
+             "os.readlink(f'/proc/{box.pid}/ns/net') shows it in brackets; os.stat(...).st_ino too")
+""",
+        r"""
 answer1 = os.stat(f"/proc/{box.pid}/ns/net").st_ino
 # or: int(os.readlink(f"/proc/{box.pid}/ns/net").split("[")[1].rstrip("]"))
-```
-</details>
-
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 2 — share exactly two
 
 Start a detached container named **`ch02-ex2`** (busybox, `sleep 1000`) that shares **exactly**
 the UTS and IPC namespaces with the host, and no other.
-"""),
-    ("code", r"""
+""",
+        r"""
 # your code here
-"""),
-    ("code", r"""
+""",
+        r"""
 def _shared_by_ex2():
     try:
         c = pycont.get("ch02-ex2")
@@ -528,73 +521,64 @@ def _shared_by_ex2():
     return {ns.procname for ns in Namespace if ns_inode(c.pid, ns) == ns_inode("self", ns)}
 
 
-check(lambda: _shared_by_ex2() == {"uts", "ipc"},
-      "pycont.run('busybox', ['sleep', '1000'], name='ch02-ex2', detach=True, ...) with the "
-      "two options of the summary table; remove a wrong try with pycont.get('ch02-ex2')"
-      ".remove(force=True)")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+course.check("exercise 2", lambda: _shared_by_ex2() == {"uts", "ipc"},
+             "pycont.run('busybox', ['sleep', '1000'], name='ch02-ex2', detach=True, ...) with the "
+             "two options of the summary table; remove a wrong try with pycont.get('ch02-ex2')"
+             ".remove(force=True)")
+""",
+        r"""
 pycont.run("busybox", ["sleep", "1000"], name="ch02-ex2", detach=True, uts="host", ipc="host")
-```
-</details>
-
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 3 — the rootless map
 
 User 1000 starts a rootless container. What does `/proc/self/uid_map` say inside it? Write the
 three numbers separated by single spaces.
-"""),
-    ("code", r"""
+""",
+        r"""
 answer3 = None  # a string like "0 0 4294967295"
-"""),
-    ("code", r"""
-check(lambda: " ".join(str(answer3).split()) == "0 1000 1",
-      "inside ID first, then the ID outside, then how many: who is root inside, and who is it "
-      "on the host?")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-`"0 1000 1"`: one ID, root (0) inside, mapped to uid 1000 outside.
-</details>
-
+""",
+        r"""
+course.check("exercise 3", lambda: " ".join(str(answer3).split()) == "0 1000 1",
+             "inside ID first, then the ID outside, then how many: who is root inside, and who is it "
+             "on the host?")
+""",
+        r"""
+answer3 = "0 1000 1"
+""",
+        note=r"""
+One ID, root (0) inside, mapped to uid 1000 outside.
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 4 — the one you cannot share
 
 Which of the seven namespaces does a container never share with the host, in pycont as in
 docker? Give its name as in `/proc/<pid>/ns/`.
-"""),
-    ("code", r"""
+""",
+        r"""
 answer4 = None  # e.g. "net"
-"""),
-    ("code", r"""
-check(lambda: answer4 == "mnt",
-      "look at the 'to share' column of the summary table, and at the ch02-shared experiment")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-`"mnt"`: the container's root filesystem is a mount (the overlay) made the root with
+""",
+        r"""
+course.check("exercise 4", lambda: answer4 == "mnt",
+             "look at the 'to share' column of the summary table, and at the ch02-shared experiment")
+""",
+        r"""
+answer4 = "mnt"
+""",
+        note=r"""
+The container's root filesystem is a mount (the overlay) made the root with
 `pivot_root(2)`, which has to happen in a mount namespace of its own.
-</details>
-
-### Clean up
-"""),
-    ("code", r"""
-for c in pycont.containers(all=True):
-    if c.name in NAMES:
-        c.remove(force=True)
-with open("/proc/sysvipc/msg") as f:
-    if qid in queue_ids(f.read()):  # if the IPC experiment stopped half way
-        subprocess.run(["ipcrm", "-q", str(qid)], check=True)
-print("containers left from this chapter:",
-      [c.name for c in pycont.containers(all=True) if c.name in NAMES])
+""",
+    ),
+]
+CLEANUP = r"""
 print("the host's name is unchanged:", socket.gethostname() == HOSTNAME)
-"""),
-    ("md", r"""
-## Questionnaire
-
+"""
+QUESTIONNAIRE = r"""
 1. How can you tell, from the host, whether two processes are in the same network namespace?
 2. Why does `echo $$` print 1 in a container, and why does `ps` there show so few processes?
 3. What does a brand-new network namespace contain? What must be added for the container to
@@ -632,10 +616,8 @@ print("the host's name is unchanged:", socket.gethostname() == HOSTNAME)
    `CAP_SYS_ADMIN` in the user namespace that owns that PID namespace — the host's, not the
    container's own (`user_namespaces(7)`).
 </details>
-"""),
-    ("md", r"""
-## Further reading
-
+"""
+READING = r"""
 - [`namespaces(7)`](https://man7.org/linux/man-pages/man7/namespaces.7.html) — the overview, the
   `/proc/<pid>/ns/` links, `clone(2)`/`unshare(2)`/`setns(2)`.
 - One page per namespace:
@@ -654,6 +636,5 @@ print("the host's name is unchanged:", socket.gethostname() == HOSTNAME)
 - Kernel documentation: [Namespaces](https://docs.kernel.org/admin-guide/namespaces/index.html),
   [Shared subtrees](https://docs.kernel.org/filesystems/sharedsubtree.html).
 - Michael Kerrisk, [Namespaces in operation](https://lwn.net/Articles/531114/) (LWN series).
-"""),
-]
+"""
 # fmt: on

@@ -2,11 +2,12 @@
 
 # ruff: noqa: E501  (markdown tables and links cannot be wrapped)
 
+from skeleton import exercise
+
 FILE = "03-cgroups.ipynb"
 
 # fmt: off
-CELLS = [
-    ("md", r"""
+GOAL = r"""
 # 03 · cgroups: how much a process can use
 
 > *"Cgroup: Isola recursos de hardware dos containers — CPU (`cat /proc/cpuinfo`), Memória
@@ -31,58 +32,74 @@ the kernel enforce it:
 - and why the **network** is not on the list.
 
 Every number comes from the kernel's own files under `/sys/fs/cgroup`: you will read them too.
-"""),
-    ("md", r"""
-## What this machine allows
-
+"""
+ALLOWS = r"""
 cgroup limits need root (or a cgroup delegated to you). The next cell removes what an
 interrupted run of this chapter left behind, defines a few helpers that read the container's
 cgroup files, and asks pycont whether it can create cgroups here.
-"""),
-    ("code", r"""
-%load_ext pycont
+"""
+NEEDS = ("namespaces", "cgroups")
+SETUP = r"""
 import math
 import os
+import re
 import subprocess
 import time
 
-import matplotlib.figure  # noqa: F401  (loaded now, so the first plot starts at once)
+import matplotlib.figure  # loaded now, so that the first plot starts at once
 
 import pycont
 from pycont import cgroups
 from pycont.cgroups.units import shares_to_weight
+from pycont.course import Chapter
 from pycont.widgets import Dashboard
 
-NAMES = ("ch03-hog", "ch03-big", "ch03-small", "ch03-oom", "ch03-oomchild", "ch03-grow",
-         "ch03-swap-default", "ch03-swap-none", "ch03-swap-unlimited", "ch03-bomb", "ch03-disk",
-         "ch03-procfs", "ch03-nproc", "ch03-counter", "ch03-ex1", "ch03-ex2", "ch03-ex3")
-for c in pycont.containers(all=True):
-    if c.name in NAMES:
-        c.remove(force=True)
-
-VERSION = cgroups.detect()  # "v1" or "v2": which file names to read
 MIB = 1 << 20
 BUSY = ["sh", "-c", "while :; do :; done"]  # a shell loop that burns all the CPU it gets
 
 
-def cgroup_file(c, name):
-    # The path of cgroup file `name` ("cpu.stat", "memory.max"...) of container c. v1 has one
-    # folder per controller (the file's prefix names it), v2 one folder for all.
-    dirs = c.cgroup().paths()
-    return os.path.join(dirs.get("unified") or dirs[name.split(".")[0]], name)
+def kernel_files(c, key):
+    # The cgroup files behind `key` (a key of Cgroup.files(): "memory", "nano_cpus",
+    # "cpu_usage_ns"...) for container c, as {name: path}. pycont's driver knows which files
+    # this machine's cgroup version has; v1 has a folder per controller, v2 one for all.
+    cg = c.cgroup()
+    names = re.findall(r"\b[a-z]+\.[a-z_.]+\b", cg.files()[key])
+    found = {}
+    for name in names:
+        for folder in dict.fromkeys(cg.paths().values()):
+            if os.path.exists(os.path.join(folder, name)):
+                found.setdefault(name, os.path.join(folder, name))
+    return found
+
+
+def show(c, key):
+    # Print the cgroup file(s) behind `key` with what they hold now; return the first's text.
+    texts = []
+    for name, path in kernel_files(c, key).items():
+        with open(path) as f:
+            texts.append(f.read().strip())
+        print(f"{name:<18} = {texts[-1].replace(chr(10), chr(10) + ' ' * 21)}")
+    return texts[0] if texts else None
 
 
 def read(c, name):
-    with open(cgroup_file(c, name)) as f:
-        return f.read().strip()
+    # A cgroup file whose name is the same in v1 and v2 (pids.current, pids.events...).
+    for folder in dict.fromkeys(c.cgroup().paths().values()):
+        if os.path.exists(os.path.join(folder, name)):
+            with open(os.path.join(folder, name)) as f:
+                return f.read().strip()
+    raise FileNotFoundError(f"{name}: not in the cgroup of {c.name}")
+
+
+def reading(c):
+    # One reading of the container's cgroup meters and limits (pycont.cgroups' reader).
+    with c.cgroup().reader() as r:
+        return r.read()
 
 
 def cpu_seconds(c):
-    # CPU time used so far by all the container's processes, from the kernel's counter.
-    if VERSION == "v1":
-        return int(read(c, "cpuacct.usage")) / 1e9  # nanoseconds
-    stat = dict(line.split() for line in read(c, "cpu.stat").splitlines())
-    return int(stat["usage_usec"]) / 1e6  # microseconds
+    # CPU time used so far by all the container's processes: the kernel's counter.
+    return reading(c).cpu_usage_ns / 1e9
 
 
 def cpu_percent(containers, seconds):
@@ -94,24 +111,18 @@ def cpu_percent(containers, seconds):
 
 
 def cpus_allowed(c):
-    # The CFS bandwidth limit as a number of CPUs (quota / period); None: no limit.
-    if VERSION == "v1":
-        quota, period = int(read(c, "cpu.cfs_quota_us")), int(read(c, "cpu.cfs_period_us"))
-    else:
-        q, p = read(c, "cpu.max").split()  # "50000 100000", or "max 100000"
-        quota, period = (-1 if q == "max" else int(q)), int(p)
-    return None if quota < 0 else quota / period
-
-
-print("cgroup limits available here:", cgroups.available().ok)
-"""),
+    # The CFS bandwidth limit as a number of CPUs (quota / period), read back from the
+    # kernel; None: no limit.
+    return reading(c).cpu_limit
+"""
+SECTIONS = [
     ("code", r"""
 # NBVAL_IGNORE_OUTPUT
 # (this describes the machine it runs on)
 probe = pycont.probe()
 print("cgroup mode:", probe.cgroup_mode)
 print("cgroup     :", probe.cgroup.reason)
-print("pycont uses:", VERSION, "—", cgroups.available().reason)
+print("pycont uses:", cgroups.detect(), "—", cgroups.available().reason)
 """),
     ("md", r"""
 A cgroup is a **folder** in a special filesystem (`cgroups(7)`): its files are the knobs
@@ -157,8 +168,15 @@ picture = Dashboard([hog]).run(8)
     ("md", r"""
 The blue line (a moving mean over half a second) runs along the dashed limit, 50 %: the loop
 would use 100 % of a CPU, but the kernel stops it half of the time (the shaded area marks the
-seconds in which it was throttled). A busy machine can push the line below the limit, never above
-it. `docker stats` shows the same figure; `pycont.stats` is its twin:
+periods in which it was throttled). A busy machine can push the line below the limit: other work
+took the CPU there, the loop never used up its quota, and nothing is shaded. It can also
+poke a little **above** it, and so can `docker stats` and `pycont.stats` (its twin, below: it
+may say 53 %): the kernel enforces the quota per 100 ms *period* (see *The knob* below), while a
+reading divides the CPU time used between two instants by the time between them. A window that
+does not start and end on period boundaries can hold the bursts of one period more than its
+length pays for — 50 ms of running at the start of each period, 5 of them in a window of 0.45 s
+is 56 %. Over many periods the average converges on the cap; the kernel never grants more than
+the quota *within* a period.
 """),
     ("code", r"""
 # NBVAL_IGNORE_OUTPUT
@@ -170,20 +188,20 @@ pycont.stats(hog)
 Both read the same counter: the total CPU time the cgroup's processes have used, in
 `cpuacct.usage` (v1, nanoseconds) or the `usage_usec` line of `cpu.stat` (v2). Read it at the
 start and at the end of four 1-second windows. Other work on this machine can only take CPU time
-away from the loop — never give it more than its quota — so the highest reading is the one to
-compare with the cap:
+away from the loop, and a window of ten periods is long enough for the misalignment above to
+matter little (at most one burst: 55 %), so the highest reading is the one to compare with the
+cap:
 """),
     ("code", r"""
 # NBVAL_IGNORE_OUTPUT
-counter = "cpuacct.usage" if VERSION == "v1" else "cpu.stat usage_usec"
+counter = hog.cgroup().files()["cpu_usage_ns"]  # cpuacct.usage (v1), cpu.stat usage_usec (v2)
 readings = [cpu_percent([hog], 1)[0] for _ in range(4)]
 pct = max(readings)
 print(f"{counter}, % of one CPU in each second:", ", ".join(f"{r:.1f}" for r in readings))
 """),
     ("code", r"""
-stat = dict(line.split() for line in read(hog, "cpu.stat").splitlines())
 print("≈50%:", 40 <= pct <= 60)
-print("the kernel throttled it (cpu.stat nr_throttled > 0):", int(stat["nr_throttled"]) > 0)
+print("the kernel throttled it (cpu.stat nr_throttled > 0):", reading(hog).cpu_nr_throttled > 0)
 """),
     ("md", r"""
 ### The knob: a quota per period
@@ -194,11 +212,7 @@ CPU time, summed over all its processes and CPUs; when the quota is spent, its p
 the next period. `--cpus 0.5` is a quota of 50 000 µs per 100 000 µs.
 """),
     ("code", r"""
-if VERSION == "v1":
-    for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us"):
-        print(f"{name:<18} = {read(hog, name)}")
-else:
-    print("cpu.max =", read(hog, "cpu.max"))
+show(hog, "nano_cpus")  # v1: cpu.cfs_quota_us and cpu.cfs_period_us; v2: cpu.max
 print("quota / period =", cpus_allowed(hog), "CPU")
 """),
     ("md", r"""
@@ -244,9 +258,10 @@ controller): now they must share it. One gets 1024 shares (docker's default), th
 big = pycont.run("busybox", BUSY, cpuset_cpus="0", cpu_shares=1024, detach=True, name="ch03-big")
 small = pycont.run("busybox", BUSY, cpuset_cpus="0", cpu_shares=512, detach=True,
                    name="ch03-small")
-knob = "cpu.shares" if VERSION == "v1" else "cpu.weight"
 for c in (big, small):
-    print(f"{c.name:<10} cpuset.cpus = {read(c, 'cpuset.cpus')}   {knob} = {read(c, knob)}")
+    print(c.name)
+    show(c, "cpuset_cpus")
+    show(c, "cpu_shares")  # v1: cpu.shares; v2: cpu.weight
 print()
 print("cgroup v2 has cpu.weight (1..10000, default 100) instead of cpu.shares (2..262144).")
 print("pycont (and runc until 2025): weight = 1 + (shares - 2) * 9999 // 262142, a straight line;")
@@ -322,11 +337,9 @@ while "child exited" not in "".join(child.logs()) and time.monotonic() < deadlin
     time.sleep(0.1)
 print("log:", " | ".join(line.strip() for line in child.logs()))
 print("the container still runs:", child.status == "running")
-oom_file = "memory.oom_control" if VERSION == "v1" else "memory.events"
-print(f"{oom_file}:")
-print("   ", read(child, oom_file).replace("\n", "\n    "))
-peak = "memory.max_usage_in_bytes" if VERSION == "v1" else "memory.peak"
-print(f"{peak} reached the limit:", int(read(child, peak)) >= 0.95 * 32 * MIB)
+show(child, "oom_kills")  # v1: memory.oom_control; v2: memory.events
+peak = child.cgroup().files()["memory_peak"].split()[0]  # the kernel's high-water mark
+print(f"{peak} reached the limit:", reading(child).memory_peak >= 0.95 * 32 * MIB)
 """),
     ("md", r"""
 ### Watch it happen
@@ -335,6 +348,12 @@ A container that grows by about a mebibyte every quarter of a second, plotted un
 32 MiB limit (the red line marks the OOM kill). The line has saw teeth: `y=$y$x` builds a new,
 longer copy of the string before the shell frees the old one — so the kill comes when the string
 itself is only about half the limit.
+
+The sampler reads the usage ten times a second, and the allocation that crosses the limit
+happens between two readings: the last sample may be well under 32 MiB. So the plot also draws
+the kernel's own **high-water mark** (`memory.max_usage_in_bytes` on v1, `memory.peak` on v2),
+which the kernel raises on every charge: at the kill it reaches the limit line, whatever the
+sampler saw.
 """),
     ("code", r"""
 # NBVAL_IGNORE_OUTPUT
@@ -365,28 +384,25 @@ pycont converts. Both exist only where the kernel accounts swap, and the limit m
 machine has swap space at all (`cat /proc/swaps`).
 """),
     ("code", r"""
-def swap_allowed(c):
-    # Swap the container may use on top of its memory limit, in MiB; None: unlimited.
-    if VERSION == "v1":
-        total = int(read(c, "memory.memsw.limit_in_bytes"))
-        return None if total >= 1 << 62 else (total - int(read(c, "memory.limit_in_bytes"))) / MIB
-    value = read(c, "memory.swap.max")
-    return None if value == "max" else int(value) / MIB
-
-
 for name, swap in (("ch03-swap-default", None), ("ch03-swap-none", "32m"),
                    ("ch03-swap-unlimited", "-1")):
     c = pycont.run("busybox", ["sleep", "1000"], memory="32m", memory_swap=swap, detach=True,
                    name=name)
-    try:
-        allowed = swap_allowed(c)
-        print(f"--memory-swap {swap or 'unset':<6} -> swap allowed:",
-              "unlimited" if allowed is None else f"{allowed:g} MiB")
-    except FileNotFoundError:
-        print("this kernel does not account swap: no memsw / swap.max file")
+    files = kernel_files(c, "memory_swap")  # v1: memory.memsw.limit_in_bytes; v2: memory.swap.max
+    if not files:
+        print("this kernel does not account swap:", c.cgroup().files()["memory_swap"], "is missing")
+    for file, path in files.items():
+        with open(path) as f:
+            value = f.read().strip()
+        shown = "max" if value == "max" or int(value) >= 1 << 62 else f"{int(value) // MIB} MiB"
+        print(f"--memory-swap {swap or 'unset':<6} -> {file} = {shown}")
     c.remove(force=True)
 """),
     ("md", r"""
+On v1 the file holds memory **plus** swap, like docker's flag (64 MiB = 32 of memory + 32 of
+swap; the largest number it can hold means unlimited, shown here as `max`); on v2 it holds the
+swap alone (32 MiB, 0, `max`).
+
 **What happened.** The memory controller charges every page a cgroup's processes touch —
 anonymous memory, page cache, kernel memory for them — to the cgroup (kernel docs:
 *cgroup-v1/memory*, *cgroup-v2* "Memory"). The limit is hard: past it, reclaim, then the OOM
@@ -403,8 +419,8 @@ process table and nothing can start any more, not even the `ps` to find it. With
 """),
     ("code", r"""
 # `exec sleep`: the main shell must not need a fork of its own once the bomb has taken them all.
-bomb = pycont.run("busybox", ["sh", "-c", "b(){ b|b& }; b; exec sleep 30"], pids_limit=64,
-                  detach=True, name="ch03-bomb")
+bomb = pycont.run("busybox", ["sh", "-c", "b(){ b|b& }; b; exec sleep 1000"],
+                  pids_limit=64, detach=True, name="ch03-bomb")
 
 
 def refused(c):
@@ -504,8 +520,7 @@ else:
     rates = (free_rate, limited_rate)
     print(f"without a limit: {free_rate:7.1f} MiB/s")
     print(f"limited to 2mb:  {limited_rate:7.1f} MiB/s")
-    rule = "blkio.throttle.read_bps_device" if VERSION == "v1" else "io.max"
-    print(f"{rule}: {read(disk, rule)}")
+    show(disk, "device_read_bps")  # v1: blkio.throttle.read_bps_device; v2: io.max
 """),
     ("code", r"""
 if rates is None:
@@ -552,7 +567,7 @@ print("/proc/cpuinfo inside lists all the host's CPUs:",
       cpuinfo.count("processor\t:") == os.cpu_count())
 print("MemTotal inside is the host's:", meminfo.splitlines()[0] == host_total.strip())
 print("yet the cgroup allows", cpus_allowed(box), "CPU and",
-      int(read(box, "memory.limit_in_bytes" if VERSION == "v1" else "memory.max")) // MIB, "MiB")
+      reading(box).memory_limit // MIB, "MiB")
 print("/sys/fs/cgroup inside the container:",
       box.exec(["ls", "/sys/fs/cgroup"]).output.split() or "empty")
 box.remove(force=True)
@@ -605,11 +620,12 @@ ticker = "i=0; while :; do i=$((i+1)); echo $i $(cut -d' ' -f1 /proc/uptime); sl
 counter = pycont.run("busybox", ["sh", "-c", ticker], detach=True, name="ch03-counter")
 time.sleep(1)
 counter.pause()
-state_file = "freezer.state" if VERSION == "v1" else "cgroup.freeze"
-print("status:", counter.status, f"| {state_file}:", read(counter, state_file))
+print("status:", counter.status)
+show(counter, "freeze")  # v1: freezer.state; v2: cgroup.freeze
 time.sleep(1.5)
 counter.unpause()
-print("status:", counter.status, f"| {state_file}:", read(counter, state_file))
+print("status:", counter.status)
+show(counter, "freeze")
 time.sleep(1)
 lines = [line.split() for line in counter.logs()]
 counter.remove(force=True)
@@ -645,94 +661,86 @@ controller at all: an eBPF program attached to the cgroup, or an `iptables -m cg
 classifies the traffic instead. Bandwidth itself is shaped by **`tc`** (queueing disciplines such
 as `tbf` or `htb`) on the container's network device — in docker's case the host end of its veth
 pair: shaping traffic is `tc`'s job, not the cgroups'.
-
-## Exercises
-
-**How to check your work:** set the variable in each exercise cell (or run the code asked for),
-then run its check cell: it prints `✓ correct` or `✗ not yet — hint: …`. Solutions are folded:
-try first.
 """),
-    ("code", r"""
-def check(test, hint):
-    # Prints ✓ or ✗; never raises, whatever the answer cells hold.
-    try:
-        ok = bool(test())
-    except Exception as err:  # noqa: BLE001
-        ok, hint = False, f"{hint} (checking raised {type(err).__name__}: {err})"
-    print("✓ correct" if ok else f"✗ not yet — hint: {hint}")
-"""),
-    ("md", r"""
+]
+EXERCISES = [
+    exercise(
+        r"""
 ### Exercise 1 — a quarter of a CPU
 
 Start a detached busy loop (`BUSY`) named **`ch03-ex1`**, limited to a quarter of a CPU, and
 measure its CPU %: put the number in `answer1`.
-"""),
-    ("code", r"""
+""",
+        r"""
 answer1 = None  # the CPU % you measured (100 = one CPU)
-"""),
-    ("code", r"""
+""",
+        r"""
 def _ex1_ok():
+    if "ch03-ex1" not in course.containers():
+        return False
     c = pycont.get("ch03-ex1")
     return c.status == "running" and cpus_allowed(c) == 0.25 and 15 <= float(answer1) <= 30
 
 
-check(_ex1_ok, "pycont.run('busybox', BUSY, cpus=..., detach=True, name='ch03-ex1'), then "
-      "cpu_percent([c], 2) or pycont.stats(c); remove a wrong try with "
-      "pycont.get('ch03-ex1').remove(force=True)")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+course.check("exercise 1", _ex1_ok,
+             "pycont.run('busybox', BUSY, cpus=..., detach=True, name='ch03-ex1'), then "
+             "cpu_percent([c], 2) or pycont.stats(c); remove a wrong try with "
+             "pycont.get('ch03-ex1').remove(force=True)")
+""",
+        r"""
 ex1 = pycont.run("busybox", BUSY, cpus=0.25, detach=True, name="ch03-ex1")
 (answer1,) = cpu_percent([ex1], 2)
-```
+""",
+        note=r"""
 `cpus_allowed(ex1)` then says 0.25: a quota of 25 000 µs per 100 000 µs period.
-</details>
-
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 2 — the memory limit file
 
 The next cell starts **`ch03-ex2`** with `-m 48m`. Find the file, on the host, that holds its
-memory limit: put its full path in `answer2`. (Without the helper `cgroup_file`: use
-`ex2.cgroup()`.)
-"""),
-    ("code", r"""
-ex2 = pycont.run("busybox", ["sleep", "1000"], memory="48m", detach=True, name="ch03-ex2")
-"""),
-    ("code", r"""
+memory limit: put its full path in `answer2`. (Without the helpers `kernel_files` and `show`:
+use `ex2.cgroup()`.)
+""",
+        r"""
 answer2 = None  # a path like "/sys/fs/cgroup/..."
-"""),
-    ("code", r"""
+""",
+        r"""
 def _ex2_ok():
-    expected = cgroup_file(ex2, "memory.limit_in_bytes" if VERSION == "v1" else "memory.max")
+    (expected,) = kernel_files(ex2, "memory").values()
     return os.path.realpath(str(answer2)) == os.path.realpath(expected)
 
 
-check(_ex2_ok, "ex2.cgroup().paths() gives the folder(s); ex2.cgroup().files()['memory'] "
-      "names the file")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+course.check("exercise 2", _ex2_ok,
+             "ex2.cgroup().paths() gives the folder(s); ex2.cgroup().files()['memory'] "
+             "names the file")
+""",
+        r"""
 cg = ex2.cgroup()
 answer2 = os.path.join(cg.path, cg.files()["memory"])
 # v1: /sys/fs/cgroup/memory/pycont/<id>/memory.limit_in_bytes
 # v2: /sys/fs/cgroup/pycont/<id>/memory.max
-```
+""",
+        note=r"""
 It holds 50331648: 48 × 1024 × 1024 bytes.
-</details>
-
+""",
+        setup=r"""
+ex2 = pycont.run("busybox", ["sleep", "1000"], memory="48m", detach=True, name="ch03-ex2")
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 3 — too few processes
 
 `seq 1 100 | xargs -P 100 -n1 sleep 1` starts up to 100 `sleep`s at once. Choose a `pids_limit`
 with which it **fails**, but with which the container can still run a small pipeline
 (`seq 1 3 | xargs -n1 echo`). Put it in `answer3`; the check runs both.
-"""),
-    ("code", r"""
+""",
+        r"""
 answer3 = None  # an int for pids_limit
-"""),
-    ("code", r"""
+""",
+        r"""
 _ex3_runs = {}
 
 
@@ -748,52 +756,47 @@ def _ex3_ok():
     return _ex3_runs["xargs"] != 0 and _ex3_runs["small"] == 0
 
 
-check(_ex3_ok, "the shell, seq, xargs and each sleep are one task each; the small pipeline "
-      "needs the shell, seq, xargs and one echo at a time")
+course.check("exercise 3", _ex3_ok,
+             "the shell, seq, xargs and each sleep are one task each; the small pipeline "
+             "needs the shell, seq, xargs and one echo at a time")
 if len(_ex3_runs) == 2:
     print(f"(with pids_limit={answer3}: the 100 sleeps exit with {_ex3_runs['xargs']}, "
           f"the small pipeline with {_ex3_runs['small']})")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
+""",
+        r"""
+answer3 = 10
+""",
+        note=r"""
 Anything from 4 to about 100, e.g. `answer3 = 10`: the shell, `seq` and `xargs` take 3 tasks, and
 `xargs` fails ("Resource temporarily unavailable", exit code 126) when it cannot start the next
 `sleep`. With 3 the small pipeline fails too (no room for `echo`); from about 103 all 100 `sleep`s
 fit.
-</details>
-
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 4 — counting OOM kills on cgroup v2
 
 On a cgroup v2 machine, which file of a container's cgroup counts its OOM kills (the
 `oom_kill` line)? Give the file name.
-"""),
-    ("code", r"""
+""",
+        r"""
 answer4 = None  # e.g. "memory.current"
-"""),
-    ("code", r"""
-check(lambda: answer4 == "memory.events",
-      "look at the 'OOM kills' row of the table in section 7")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-`"memory.events"`: its `oom_kill` line (and `oom`, `max`, `high`, `low` — how often each
+""",
+        r"""
+course.check("exercise 4", lambda: answer4 == "memory.events",
+             "look at the 'OOM kills' row of the table in section 7")
+""",
+        r"""
+answer4 = "memory.events"
+""",
+        note=r"""
+Its `oom_kill` line (and `oom`, `max`, `high`, `low` — how often each
 threshold was met). On v1 the same count is the `oom_kill` line of `memory.oom_control`.
-</details>
-
-### Clean up
-"""),
-    ("code", r"""
-for c in pycont.containers(all=True):
-    if c.name in NAMES:
-        c.remove(force=True)
-print("containers left from this chapter:",
-      [c.name for c in pycont.containers(all=True) if c.name in NAMES])
-"""),
-    ("md", r"""
-## Questionnaire
-
+""",
+    ),
+]
+QUESTIONNAIRE = r"""
 1. What is the difference between what namespaces do and what cgroups do?
 2. `--cpus 0.5`: which files does it write on cgroup v1 and on v2, and what do their numbers
    mean?
@@ -831,10 +834,8 @@ print("containers left from this chapter:",
    parents, and nothing can fork meanwhile; `SIGSTOP` is a signal, delivered process by process
    (new children escape it), visible to parents through `wait(2)` and to `ps` as state `T`.
 </details>
-"""),
-    ("md", r"""
-## Further reading
-
+"""
+READING = r"""
 - [`cgroups(7)`](https://man7.org/linux/man-pages/man7/cgroups.7.html) — v1 and v2, the
   filesystem, `/proc/<pid>/cgroup`, `/proc/cgroups`.
 - Kernel documentation:
@@ -853,6 +854,5 @@ print("containers left from this chapter:",
 - [LXCFS](https://github.com/lxc/lxcfs) — cgroup-aware `/proc/meminfo`, `/proc/cpuinfo`…
 - [`tc(8)`](https://man7.org/linux/man-pages/man8/tc.8.html),
   [`tc-tbf(8)`](https://man7.org/linux/man-pages/man8/tc-tbf.8.html) — shaping network bandwidth.
-"""),
-]
+"""
 # fmt: on

@@ -2,11 +2,12 @@
 
 # ruff: noqa: E501  (markdown tables and links cannot be wrapped)
 
+from skeleton import exercise
+
 FILE = "04-overlayfs.ipynb"
 
 # fmt: off
-CELLS = [
-    ("md", r"""
+GOAL = r"""
 # 04 · OverlayFS: layers and the read/write layer
 
 > *"OverlayFS é um sistema de arquivos que permite a criação de camadas de arquivos, facilitando a
@@ -31,34 +32,27 @@ At the end of this chapter you will have:
   `userxattr`;
 - opened a **real container's read/write layer** on the host, matched it with `pycont diff`, and
   seen it disappear with the container.
-"""),
-    ("md", r"""
-## What this machine allows
-
+"""
+ALLOWS = r"""
 OverlayFS is mounted with `mount(2)`, which needs `CAP_SYS_ADMIN`. The by-hand experiments
 (sections 1–4) mount inside a container that shares the host's user namespace
 (`--userns host`), so they need pycont to run as **root**; a real container (section 5) also works
 rootless, with an overlay mounted in its own user namespace. The next cell asks the probe, removes
 what an interrupted run of this chapter left behind, and defines helpers that print folders
 like `ls -l` (without owners and dates, which change).
-"""),
-    ("code", r"""
-%load_ext pycont
+"""
+NEEDS = ("root", "overlay")
+LEFTOVERS = "paths=[LAB]"
+SETUP = r"""
 import os
-import shutil
 import stat
 
 import pycont
 from pycont import overlay
+from pycont.course import Chapter, upper_dir
 from pycont.images import whiteouts
 
-NAMES = ("ch04-mount", "ch04-copyup", "ch04-whiteout", "ch04-opaque", "ch04-userns",
-         "ch04-box", "ch04-ex", "ch04-ex1")
 LAB = "/tmp/ch04-lab"  # lower1, lower2, upper, work, merged: bind-mounted as /lab in containers
-for c in pycont.containers(all=True):
-    if c.name in NAMES:
-        c.remove(force=True)
-shutil.rmtree(LAB, ignore_errors=True)
 
 
 def entry(path, name):
@@ -92,12 +86,11 @@ def check_mounts():
     with open("/proc/self/mountinfo") as f:
         print("the host's mount table mentions ch04-lab:", "ch04-lab" in f.read())
 
-
-probe = pycont.probe()
-print("pycont runs as root (by-hand mounts possible):", probe.mode == "root")
-print("overlay:", probe.overlay.ok, "—", probe.overlay.reason)
-print("overlay in a user namespace:", probe.overlay_in_userns.ok)
-"""),
+"""
+START = r"""
+print("overlay in a user namespace (section 5, rootless):", pycont.probe().overlay_in_userns.ok)
+"""
+SECTIONS = [
     ("md", r"""
 ## 1. Two directories, one view
 
@@ -382,79 +375,64 @@ descartada quando o container é removido"*. The image's layer is unchanged, so 
 starts from the same files, `/bin/vi` included. To keep data, use a volume (chapter 07); to keep
 the changes *as an image*, commit the upper directory as a new layer (chapters 05 and 07).
 """),
-    ("md", r"""
-## Exercises
-
-**How to check your work:** set the variable in each exercise cell, then run its check cell: it
-prints `✓ correct` or `✗ not yet — hint: …`. Solutions are folded: try first. The next cell
-starts a container for exercises 2–4.
-"""),
-    ("code", r"""
+]
+EXERCISES_INTRO = r"""
+The next cell starts a container for exercises 2–4.
+"""
+EXERCISES_SETUP = r"""
 ex = pycont.run("busybox", ["sleep", "1000"], name="ch04-ex", detach=True)
-EX_UPPER = ex.inspect()["GraphDriver"]["Data"]["UpperDir"]
+EX_UPPER = upper_dir(ex)
 EX_LOWER = ex.inspect()["GraphDriver"]["Data"]["LowerDir"]
-
-
-def check(test, hint):
-    # Prints ✓ or ✗; never raises, whatever the answer cells hold.
-    try:
-        ok = bool(test())
-    except Exception as err:  # noqa: BLE001
-        ok, hint = False, f"{hint} (checking raised {type(err).__name__}: {err})"
-    print("✓ correct" if ok else f"✗ not yet — hint: {hint}")
-
-
 print(ex.name, "is", ex.status)
-"""),
-    ("md", r"""
+"""
+EXERCISES = [
+    exercise(
+        r"""
 ### Exercise 1 — the other order, and no upper
 
 In the cell below, mount an overlay of the two lower directories in the **other** order
 (`lower1` on top) and **without** `upperdir` and `workdir`; then `cat /lab/merged/shared.txt` and
 try to create a file in `/lab/merged`. Set `answer1` to the text `shared.txt` shows, and
 `answer1_writable` to whether creating the file worked.
-"""),
-    ("code", r"""
+""",
+        (r"""
 %%container --rm --name ch04-ex1 --userns host -v /tmp/ch04-lab:/lab busybox
 # your commands here
-"""),
-    ("code", r"""
+""", r"""
 answer1 = None           # the text of /lab/merged/shared.txt, a str
 answer1_writable = None  # True or False
 """),
-    ("code", r"""
-check(lambda: str(answer1).strip() == "lower1's version" and answer1_writable is False,
-      "mount -t overlay overlay -o lowerdir=/lab/lower1:/lab/lower2 /lab/merged; the first "
-      "lowerdir is the top one; what can an overlay with no upper directory write to?")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```
+        r"""
+course.check("exercise 1",
+             lambda: str(answer1).strip() == "lower1's version" and answer1_writable is False,
+             "mount -t overlay overlay -o lowerdir=/lab/lower1:/lab/lower2 /lab/merged; the first "
+             "lowerdir is the top one; what can an overlay with no upper directory write to?")
+""",
+        (r"""
 %%container --rm --name ch04-ex1 --userns host -v /tmp/ch04-lab:/lab busybox
 mount -t overlay overlay -o lowerdir=/lab/lower1:/lab/lower2 /lab/merged
 cat /lab/merged/shared.txt
 touch /lab/merged/new.txt
-```
-
-```python
+""", r"""
 answer1 = "lower1's version"
 answer1_writable = False   # touch: /lab/merged/new.txt: Read-only file system
-```
-
+"""),
+        note=r"""
 The first lower directory is the top one. Without an upper directory the overlay is mounted
 read-only: there is nowhere to write (`overlayfs.rst`, "Multiple lower layers").
-</details>
-
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 2 — find the whiteout
 
 Delete `/etc/group` **inside** `ch04-ex` (with `ex.exec(...)`). Then set `answer2` to the **host
 path** of the whiteout that records the deletion.
-"""),
-    ("code", r"""
+""",
+        r"""
 answer2 = None  # a host path, a str
-"""),
-    ("code", r"""
+""",
+        r"""
 def _whiteout_found():
     expected = os.path.join(EX_UPPER, "etc/group")
     return (isinstance(answer2, str) and os.path.lexists(answer2)
@@ -462,95 +440,81 @@ def _whiteout_found():
             and whiteouts.is_whiteout(os.lstat(answer2)))
 
 
-check(_whiteout_found,
-      "delete it with ex.exec([...]); the whiteout lies in the container's upper directory, "
-      "EX_UPPER, at the path the file had in the container")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+course.check("exercise 2", _whiteout_found,
+             "delete it with ex.exec([...]); the whiteout lies in the container's upper directory, "
+             "EX_UPPER, at the path the file had in the container")
+""",
+        r"""
 ex.exec(["rm", "/etc/group"])
 answer2 = os.path.join(EX_UPPER, "etc", "group")
-```
-</details>
-
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 3 — an opaque directory in a real container
 
 Inside `ch04-ex`, delete the folder `/usr/sbin` with everything in it and make an empty
 `/usr/sbin` again. Which extended attribute marks it opaque in the container's upper directory?
 Set `answer3` to its name.
-"""),
-    ("code", r"""
+""",
+        r"""
 answer3 = None  # an xattr name, a str
-"""),
-    ("code", r"""
-check(lambda: answer3 == "user.overlay.opaque" and os.path.isdir(os.path.join(EX_UPPER, "usr/sbin"))
-      and os.getxattr(os.path.join(EX_UPPER, "usr/sbin"), answer3) == b"y",
-      "ex.exec(['sh', '-c', 'rm -r /usr/sbin && mkdir /usr/sbin']), then "
-      "os.listxattr(os.path.join(EX_UPPER, 'usr/sbin')); remember which overlay option a "
-      "container with its own user namespace is mounted with")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
+""",
+        r"""
+def _opaque():
+    folder = os.path.join(EX_UPPER, "usr/sbin")
+    return (answer3 == "user.overlay.opaque" and os.path.isdir(folder)
+            and os.getxattr(folder, answer3) == b"y")
 
-```python
+
+course.check("exercise 3", _opaque,
+             "ex.exec(['sh', '-c', 'rm -r /usr/sbin && mkdir /usr/sbin']), then "
+             "os.listxattr(os.path.join(EX_UPPER, 'usr/sbin')); remember which overlay option a "
+             "container with its own user namespace is mounted with")
+""",
+        r"""
 ex.exec(["sh", "-c", "rm -r /usr/sbin && mkdir /usr/sbin"])
 answer3 = next(n for n in os.listxattr(os.path.join(EX_UPPER, "usr/sbin")) if n.endswith("opaque"))
 # "user.overlay.opaque": the container's overlay is mounted with userxattr
-```
-</details>
-
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 4 — the price of a `chmod`
 
 Inside `ch04-ex`, run `chmod 700 /bin/busybox`: only the file's mode changes, not one byte of its
 content. How many bytes does the container's upper directory now hold for `/bin/busybox`? Set
 `answer4` to that number, read from the host.
-"""),
-    ("code", r"""
+""",
+        r"""
 answer4 = None  # a number of bytes, an int
-"""),
-    ("code", r"""
+""",
+        r"""
 def _copied_up():
     upper = os.path.join(EX_UPPER, "bin/busybox")
     return (os.path.exists(upper) and answer4 == os.path.getsize(upper)
             and answer4 == os.path.getsize(os.path.join(EX_LOWER, "bin/busybox")))
 
 
-check(_copied_up,
-      "ex.exec(['chmod', '700', '/bin/busybox']), then os.path.getsize of bin/busybox in "
-      "EX_UPPER; compare it with the image's copy in EX_LOWER")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+course.check("exercise 4", _copied_up,
+             "ex.exec(['chmod', '700', '/bin/busybox']), then os.path.getsize of bin/busybox in "
+             "EX_UPPER; compare it with the image's copy in EX_LOWER")
+""",
+        r"""
 ex.exec(["chmod", "700", "/bin/busybox"])
 answer4 = os.path.getsize(os.path.join(EX_UPPER, "bin", "busybox"))
-```
-
+""",
+        note=r"""
 The whole binary, about 2 MB: a change of metadata copies the file up too. (Overlay's `metacopy=on`
 option copies only the metadata until the data is written, but it is off by default and
 must not be used with untrusted layers.)
-</details>
-
-### Clean up
-
-Remove the chapter's containers and the lab folder; nothing stays mounted.
-"""),
-    ("code", r"""
-for c in pycont.containers(all=True):
-    if c.name in NAMES:
-        c.remove(force=True)
-shutil.rmtree(LAB, ignore_errors=True)
-print("containers left from this chapter:",
-      [c.name for c in pycont.containers(all=True) if c.name in NAMES])
-print("the lab folder exists:", os.path.exists(LAB))
+""",
+    ),
+]
+CLEANUP = r"""
 check_mounts()
-"""),
-    ("md", r"""
-## Questionnaire
-
+"""
+QUESTIONNAIRE = r"""
 1. In `lowerdir=/a:/b:/c`, which directory is on top? Two of them hold `x.txt`: which one do
    you see?
 2. A container appends one line to a 500 MB log file that came with its image. What happens on
@@ -581,10 +545,8 @@ check_mounts()
 7. Every container stacks the same read-only image layers, unpacked once on the host; each only
    gets an empty upper directory of its own. Nothing is copied until a container writes.
 </details>
-"""),
-    ("md", r"""
-## Further reading
-
+"""
+READING = r"""
 - [Overlay Filesystem](https://docs.kernel.org/filesystems/overlayfs.html)
   (`Documentation/filesystems/overlayfs.rst`) — upper and lower, copy-up, whiteouts and opaque
   directories, multiple lower layers, `userxattr`, `metacopy`.
@@ -598,6 +560,5 @@ check_mounts()
 - Docker, [OverlayFS storage driver](https://docs.docker.com/engine/storage/drivers/overlayfs-driver/)
   — how docker lays out `lowerdir`, `upperdir` and `merged` per container.
 - Julia Evans, [How containers work: overlayfs](https://jvns.ca/blog/2019/11/18/how-containers-work--overlayfs/).
-"""),
-]
+"""
 # fmt: on

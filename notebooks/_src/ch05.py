@@ -2,11 +2,12 @@
 
 # ruff: noqa: E501  (markdown tables and links cannot be wrapped)
 
+from skeleton import exercise
+
 FILE = "05-images-and-registries.ipynb"
 
 # fmt: off
-CELLS = [
-    ("md", r"""
+GOAL = r"""
 # 05 · Images and registries
 
 > *"Imagem é um conjunto de camadas (Layers) que são empilhadas uma sobre a outra."*
@@ -31,19 +32,18 @@ At the end of this chapter you will have:
   container uses (refused);
 - run a **registry** on this machine, **pushed** `myapp:v2` to it, removed it locally and
   **pulled** it back, with the same digests.
-"""),
-    ("md", r"""
-## What this machine allows
-
+"""
+ALLOWS = r"""
 Images are files: listing, committing and removing them needs no privilege. Running the
 containers needs namespaces (root, or rootless with user namespaces). **This machine has no
 network**: Docker Hub (`docker.io`) cannot be reached, so `busybox` is built offline by pycont and
 every other image here is made by you; the registry in section 5 runs on this machine, on the
 loopback address only. The next cell removes what an interrupted run of this chapter left behind
 (containers, images, the registry and its folder).
-"""),
-    ("code", r"""
-%load_ext pycont
+"""
+NEEDS = ("namespaces",)
+LEFTOVERS = "images=IMAGES, paths=[REG_DIR], also=stop_registry"
+SETUP = r"""
 import contextlib
 import hashlib
 import json
@@ -56,9 +56,10 @@ import time
 import urllib.request
 
 import pycont
+from pycont import procfs
+from pycont.course import Chapter, wait_for
 from pycont.images import Store
 
-NAMES = ("ch05-v1", "ch05-v2", "ch05-run", "ch05-user", "ch05-ex")
 REGISTRY = "127.0.0.1:5055"  # the local registry of section 5: loopback only
 IMAGES = ("myapp:v1", "myapp:v2", f"{REGISTRY}/myapp:v2", "myapp:ex")
 REG_DIR = "/tmp/ch05-registry"  # its configuration, storage and log
@@ -66,30 +67,19 @@ store = Store()
 
 
 def stop_registry():
-    # Stop the registry this chapter started (its pid is in REG_DIR), if it still runs.
+    # Stop the registry this chapter started (its pid is in REG_DIR), if it still runs, and
+    # wait until it has stopped (a zombie, "Z", has stopped: it waits to be reaped).
     with contextlib.suppress(OSError, ValueError):
         with open(f"{REG_DIR}/registry.pid") as f:
             pid = int(f.read())
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if f"{REG_DIR}/config.yml".encode() in f.read():
-                os.kill(pid, signal.SIGTERM)
-
-
-def cleanup():
-    for c in pycont.containers(all=True):
-        if c.name in NAMES:
-            c.remove(force=True)
-    for ref in IMAGES:
-        with contextlib.suppress(pycont.ImageNotFound):
-            store.remove(ref)
-    stop_registry()
-    shutil.rmtree(REG_DIR, ignore_errors=True)
-
-
-cleanup()
-print("namespaces available here:", pycont.probe().mode in ("root", "rootless"))
+        if f"{REG_DIR}/config.yml" in procfs.cmdline(pid):
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: procfs.state(pid) in ("", "Z", "X"))
+"""
+START = r"""
 print("the image store:", store.root)
-"""),
+"""
+SECTIONS = [
     ("md", r"""
 ## 1. The images on this machine
 
@@ -353,8 +343,9 @@ print("myapp:v2 is still listed:", any(i.reference == "myapp:v2" for i in store.
     ("md", r"""
 **What happened.** A container's root is the image's layers plus its own upper directory; if the
 layers went, the container could never start (or `commit`) again. So `rmi` refuses while any
-container — running or not — was made from the image, and names it, as docker does. `rmi -f`
-would only remove the name.
+container — running or not — was made from the image, and names it, as docker does. (The
+message is docker's, word for word, *daemon* included, so that scripts written for docker
+recognise it; pycont has no daemon.) `rmi -f` would only remove the name.
 
 ---
 ## 5. Registries: push and pull
@@ -469,60 +460,46 @@ A registry need not even be a server: `pycont push dir:/some/folder:myapp:v2` wr
 into a folder as an OCI image layout — the same layout as pycont's store — and `pycont pull
 dir:/some/folder:myapp:v2` reads it back, which is how images travel to machines without a network.
 """),
-    ("md", r"""
-## Exercises
-
-**How to check your work:** set the variable in each exercise cell, then run its check cell: it
-prints `✓ correct` or `✗ not yet — hint: …`. Solutions are folded: try first.
-"""),
-    ("code", r"""
-def check(test, hint):
-    # Prints ✓ or ✗; never raises, whatever the answer cells hold.
-    try:
-        ok = bool(test())
-    except Exception as err:  # noqa: BLE001
-        ok, hint = False, f"{hint} (checking raised {type(err).__name__}: {err})"
-    print("✓ correct" if ok else f"✗ not yet — hint: {hint}")
-"""),
-    ("md", r"""
+]
+EXERCISES = [
+    exercise(
+        r"""
 ### Exercise 1 — how many layers?
 
 How many layers does `127.0.0.1:5055/myapp:v2` have, and how many of them does it share with
 `busybox`? Answer from the image's documents, not by counting above.
-"""),
-    ("code", r"""
+""",
+        r"""
 answer1_layers = None  # an int
 answer1_shared = None  # an int
-"""),
-    ("code", r"""
+""",
+        r"""
 def _layers(ref):
     return store.get(ref).diff_ids
 
 
-check(lambda: answer1_layers == len(_layers(f"{REGISTRY}/myapp:v2"))
-      and answer1_shared == len(set(_layers(f"{REGISTRY}/myapp:v2")) & set(_layers("busybox"))),
-      "store.get(ref).diff_ids lists an image's layers; a set intersection finds the common ones")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+course.check("exercise 1", lambda: answer1_layers == len(_layers(f"{REGISTRY}/myapp:v2"))
+             and answer1_shared == len(set(_layers(f"{REGISTRY}/myapp:v2")) & set(_layers("busybox"))),
+             "store.get(ref).diff_ids lists an image's layers; a set intersection finds the common ones")
+""",
+        r"""
 mine, base = store.get(f"{REGISTRY}/myapp:v2").diff_ids, store.get("busybox").diff_ids
 answer1_layers = len(mine)                   # 3
 answer1_shared = len(set(mine) & set(base))  # 1
-```
-</details>
-
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 2 — a third version
 
 Build **`myapp:ex`** from `127.0.0.1:5055/myapp:v2`: a container of it that writes
 `myapp version 3` into `/app/version`, committed as `myapp:ex`. Running `myapp:ex` must print
 `myapp version 3`, and it must share **all three** layers of v2.
-"""),
-    ("code", r"""
+""",
+        r"""
 # exercise 2: your code here
-"""),
-    ("code", r"""
+""",
+        r"""
 def _has(ref):
     return any(i.reference == ref for i in store.images())
 
@@ -535,29 +512,27 @@ def _ex2():
     return out == "myapp version 3" and ex.diff_ids[:3] == _layers(f"{REGISTRY}/myapp:v2")
 
 
-check(_ex2, "run a container of the v2 image with sh -c \"echo 'myapp version 3' > "
-      "/app/version\", then commit it: c.commit('myapp:ex'); remove the container")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+course.check("exercise 2", _ex2, "run a container of the v2 image with sh -c \"echo 'myapp version 3' > "
+             "/app/version\", then commit it: c.commit('myapp:ex'); remove the container")
+""",
+        r"""
 c = pycont.run(f"{REGISTRY}/myapp:v2", ["sh", "-c", "echo 'myapp version 3' > /app/version"],
                name="ch05-ex")
 c.commit("myapp:ex", message="version 3")
 c.remove()
-```
-</details>
-
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 3 — what would removing free?
 
 How many bytes of **layers** would `rmi myapp:ex` free? Set `answer3` from
 `store.disk_usage()`, without removing anything.
-"""),
-    ("code", r"""
+""",
+        r"""
 answer3 = None  # bytes, an int
-"""),
-    ("code", r"""
+""",
+        r"""
 def _only_in_ex():
     # The layers of myapp:ex that no other image has, and their bytes.
     if not _has("myapp:ex"):
@@ -568,38 +543,23 @@ def _only_in_ex():
     return sum(int(d["size"]) for d in ex.manifest["layers"] if d["digest"] not in others)
 
 
-check(lambda: answer3 is not None and answer3 == _only_in_ex(),
-      "build myapp:ex first (exercise 2); then look for the UNIQUE SIZE of myapp:ex among "
-      "store.disk_usage().images")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+course.check("exercise 3", lambda: answer3 is not None and answer3 == _only_in_ex(),
+             "build myapp:ex first (exercise 2); then look for the UNIQUE SIZE of myapp:ex among "
+             "store.disk_usage().images")
+""",
+        r"""
 answer3 = {u.reference: u.unique_size for u in store.disk_usage().images}["myapp:ex"]
-```
-
+""",
+        note=r"""
 Only the layer it alone has: everything below it is shared with `myapp:v2` and `busybox`.
-</details>
-
-### Clean up
-
-Remove the chapter's containers and images, stop the registry and delete its folder.
-"""),
-    ("code", r"""
-registry.terminate()
-registry.wait(timeout=10)
-cleanup()
-print("containers left from this chapter:",
-      [c.name for c in pycont.containers(all=True) if c.name in NAMES])
-print("images left from this chapter:",
-      [i.reference for i in store.images() if i.reference in IMAGES])
+""",
+    ),
+]
+CLEANUP = r"""
+registry.wait(timeout=10)  # reap it: this notebook started it
 print("the registry runs:", registry.poll() is None)
-print("its folder exists:", os.path.exists(REG_DIR))
-"""),
-    ("md", r"""
-## Questionnaire
-
+"""
+QUESTIONNAIRE = r"""
 1. What are the three kinds of documents an image is made of, and which one's digest is the
    image id?
 2. Why is every blob named by the SHA-256 of its content? Give two things that buys.
@@ -629,10 +589,8 @@ print("its folder exists:", os.path.exists(REG_DIR))
 7. The layer records the files' modification times and the config its creation time; different
    bytes give different digests.
 </details>
-"""),
-    ("md", r"""
-## Further reading
-
+"""
+READING = r"""
 - OCI image spec: [image manifest](https://github.com/opencontainers/image-spec/blob/main/manifest.md),
   [image config](https://github.com/opencontainers/image-spec/blob/main/config.md) (`rootfs.diff_ids`,
   `history`), [image layout](https://github.com/opencontainers/image-spec/blob/main/image-layout.md),
@@ -647,6 +605,5 @@ print("its folder exists:", os.path.exists(REG_DIR))
   [`docker system df`](https://docs.docker.com/reference/cli/docker/system/df/),
   [`docker pull`](https://docs.docker.com/reference/cli/docker/image/pull/).
 - [Reproducible builds: `SOURCE_DATE_EPOCH`](https://reproducible-builds.org/docs/source-date-epoch/).
-"""),
-]
+"""
 # fmt: on

@@ -2,11 +2,12 @@
 
 # ruff: noqa: E501  (markdown tables and links cannot be wrapped)
 
+from skeleton import exercise
+
 FILE = "07-lifecycle-and-volumes.ipynb"
 
 # fmt: off
-CELLS = [
-    ("md", r"""
+GOAL = r"""
 # 07 · Lifecycle and volumes
 
 > *"O conteiner é uma instância de uma imagem."* — a container is an instance of an image.
@@ -28,65 +29,39 @@ At the end of this chapter you will have:
   writes;
 - **committed** a running container as a new image version, `myapp:2.0` (the seed's
   `docker commit myapp myapp:2.0`), and seen that volumes are not part of it.
-"""),
-    ("md", r"""
-## What this machine allows
-
+"""
+ALLOWS = r"""
 The containers need namespaces (root, or rootless with user namespaces); `pause` needs a cgroup
 (as root, or with a delegated cgroup). The next cell removes what an interrupted run of this
 chapter left behind: containers, volumes, images and a host folder, all with fixed names.
-"""),
-    ("code", r"""
-%load_ext pycont
+"""
+NEEDS = ("namespaces",)
+LEFTOVERS = "volumes=VOLUMES, images=IMAGES, paths=[HOST_DIR]"
+SETUP = r"""
 import contextlib
 import os
-import shutil
 import signal
-import time
 
 import pycont
 from pycont import volumes
+from pycont.course import Chapter, upper_dir, wait_for
 from pycont.images import Store
+from pycont.runtime import state
 from pycont.runtime.state import Status, check_transition
 
-NAMES = ("ch07-life", "ch07-writer", "ch07-reader", "ch07-vol", "ch07-bind", "ch07-main",
-         "ch07-myapp", "ch07-run", "ch07-ex1", "ch07-ex3", "ch07-ex4", "ch07-check")
 VOLUMES = ("ch07-data", "ch07-ex")
 IMAGES = ("myapp:2.0", "myapp:ch07-ex")
 HOST_DIR = "/tmp/ch07-host"
 store = Store()
 
 
-def cleanup():
-    for c in pycont.containers(all=True):
-        if c.name in NAMES:
-            c.remove(force=True)
-    for name in VOLUMES:
-        with contextlib.suppress(pycont.PycontError):
-            volumes.remove(name)
-    for ref in IMAGES:
-        with contextlib.suppress(pycont.ImageNotFound):
-            store.remove(ref)
-    shutil.rmtree(HOST_DIR, ignore_errors=True)
-
-
 def exists(name):
     return any(c.name == name for c in pycont.containers(all=True))
-
-
-def wait_for(test, timeout=10):
-    # Poll until test() is true: a detached container needs a moment to do its work.
-    deadline = time.monotonic() + timeout
-    while not test() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return test()
-
-
-cleanup()
-probe = pycont.probe()
-print("namespaces available here:", probe.mode in ("root", "rootless"))
-print("a cgroup for each container (pause needs its freezer):", probe.cgroup_writable.ok)
-"""),
+"""
+START = r"""
+print("a cgroup for each container (pause needs its freezer):", course.allowed("cgroups"))
+"""
+SECTIONS = [
     ("md", r"""
 ## 1. The life of a container
 
@@ -110,18 +85,24 @@ print("unpause ->", c.status)
 code = c.stop(timeout=1)
 print("stop    ->", c.status, "| exit code", code)
 try:
-    c.start()
+    c.pause()
 except pycont.InvalidState as err:
-    print("          start refused:", err)
+    print("          pause refused:", err)
+c.start()
+print("start   ->", c.status, "| the same container again:", c.name)
+c.stop(timeout=1)
 c.remove()
 try:
-    print("rm      ->", c.status)
+    pycont.get("ch07-life")
 except pycont.ContainerNotFound as err:
     print("rm      -> removed:", err)
+print("          the object c remembers its last status:", c.status)
 """),
     ("md", r"""
 The rules live in one place, `pycont.runtime.state`: a `Status` enum and the transitions it
-allows. Every change goes through `check_transition`, which raises with the current status:
+allows. Every status change in pycont goes through one function, `state.transition()`: it takes
+the container's lock, asks `check_transition` whether the table allows the change (if not, it
+raises with the current status), and writes the new record atomically. The table:
 """),
     ("code", r"""
 for old in Status:
@@ -135,22 +116,39 @@ for old in Status:
           f" kill: {old.can_kill()!s:<5} rm: {old.can_remove(force=False)}")
 """),
     ("md", r"""
+And a change the table does not allow, asked of a real container's record (`c.dir` is its folder
+under pycont's root), is refused before anything is written:
+"""),
+    ("code", r"""
+c = pycont.create("busybox", ["true"], name="ch07-life")
+try:
+    state.transition(c.dir, Status.PAUSED)
+except pycont.InvalidState as err:
+    print("refused:", err)
+print("its status is still", c.status)
+c.remove()
+"""),
+    ("md", r"""
 **What happened.** `pause` froze every process of the container with the cgroup **freezer**
 (chapter 03): they still exist but get no CPU, so `exec` is refused until `unpause`. `stop` sent
 SIGTERM, waited one second, then SIGKILL: `sleep`, as PID 1, ignores SIGTERM (chapter 01), hence
-exit code 137. An *exited* container still exists — its config, its log, its read/write layer —
-until `rm`; after that, it is gone. Docker can `start` an exited container again, on the same
-read/write layer; in pycont *exited* is final (the table above: `exited -> (nothing)`), so you
-run a new container instead.
+exit code 137. An exited container cannot be paused (nothing runs), and the refusal names its
+status. It still exists — its config, its log, its read/write layer — until `rm`; after that, it
+is gone: `pycont.get` no longer finds it. The Python object `c` still says *exited*: like a
+`subprocess.Popen` whose process has ended, it keeps the last record it read (which is how
+`run(..., rm=True)` can tell you the exit code of a container that no longer exists). And it can be started again, as `docker start` does: the same container, on the same
+read/write layer, with the same command. In the table that is `exited -> created`: `start` first
+clears the record of the last run (exit code, OOM kill) under the lock, then the new process
+makes it *running*, so no record ever says "running" with the previous run's exit code.
 
 ```
 create ──► created ──start──► running ◄──unpause── paused
-              │                  │  └───pause────►  │
-              │               exits / stop / kill    │ kill
-              └────────────────► exited ◄────────────┘
-                                   │ rm
-                                   ▼
-                                removed
+            ▲  │                 │  └───pause────►  │
+      start │  │              exits / stop / kill    │ kill
+            │  └───────────────► exited ◄───────────┘
+            └──────────────────────┘ │ rm
+                                     ▼
+                                  removed
 ```
 
 ---
@@ -160,7 +158,7 @@ Write a file in a container's read/write layer, and let the container exit:
 """),
     ("code", r"""
 w = pycont.run("busybox", ["sh", "-c", "echo important > /root/data.txt"], name="ch07-writer")
-upper = w.inspect()["GraphDriver"]["Data"]["UpperDir"]
+upper = upper_dir(w)
 print("status:", w.status, "| exit code:", w.exit_code)
 print("after the exit, the file is in its read/write layer:",
       os.path.exists(os.path.join(upper, "root/data.txt")))
@@ -289,7 +287,7 @@ svc = pycont.run("busybox", ["sh", "-c", "echo 'state in the layer' > /tmp/state
                                           "echo 'state in the volume' > /data/state.txt; "
                                           "sleep 1000"],
                  name="ch07-main", detach=True, rm=True, volumes=["ch07-data:/data"])
-svc_upper = svc.inspect()["GraphDriver"]["Data"]["UpperDir"]
+svc_upper = upper_dir(svc)
 print("written in the layer:", wait_for(lambda: os.path.exists(f"{svc_upper}/tmp/state.txt")))
 os.kill(svc.pid, signal.SIGKILL)  # the main process dies (a crash, an OOM kill, a bug...)
 print("the container's exit code:", svc.wait(timeout=10))
@@ -321,7 +319,7 @@ a new version file in its read/write layer, a log line in its volume.
 app = pycont.run("busybox", ["sh", "-c", "mkdir -p /app && echo 'myapp 1.0' > /app/version "
                                           "&& sleep 1000"],
                  name="ch07-myapp", detach=True, volumes=["ch07-data:/data"])
-app_upper = app.inspect()["GraphDriver"]["Data"]["UpperDir"]
+app_upper = upper_dir(app)
 wait_for(lambda: os.path.exists(f"{app_upper}/app/version"))
 r = app.exec(["sh", "-c", "echo 'myapp 2.0' > /app/version && echo 'a log line' > /data/log.txt"])
 print("changed, exit code", r.exit_code)
@@ -370,32 +368,20 @@ point pycont made). Images are for code and configuration; data belongs in volum
 `commit` is handy to explore, but the image it makes is opaque: nobody can tell *how* it was
 made, or make it again. A **Dockerfile** writes the steps down (chapter 06).
 """),
-    ("md", r"""
-## Exercises
-
-**How to check your work:** set the variable or run the code in each exercise cell, then run its
-check cell: it prints `✓ correct` or `✗ not yet — hint: …`. Solutions are folded: try first.
-"""),
-    ("code", r"""
-def check(test, hint):
-    # Prints ✓ or ✗; never raises, whatever the answer cells hold.
-    try:
-        ok = bool(test())
-    except Exception as err:  # noqa: BLE001
-        ok, hint = False, f"{hint} (checking raised {type(err).__name__}: {err})"
-    print("✓ correct" if ok else f"✗ not yet — hint: {hint}")
-"""),
-    ("md", r"""
+]
+EXERCISES = [
+    exercise(
+        r"""
 ### Exercise 1 — survive the removal
 
 Run a busybox container named `ch07-ex1`, with `rm=True`, that writes the word `survives` into
 `/data/answer.txt` in such a way that a later container can read it. Use a named volume called
 `ch07-ex`.
-"""),
-    ("code", r"""
+""",
+        r"""
 # exercise 1: your code here
-"""),
-    ("code", r"""
+""",
+        r"""
 def _ex1():
     if "ch07-ex" not in volumes.names() or exists("ch07-ex1"):
         return False
@@ -404,27 +390,26 @@ def _ex1():
     return r.output.strip() == "survives"
 
 
-check(_ex1, "pycont.run('busybox', ['sh', '-c', 'echo survives > /data/answer.txt'], ...) with "
-      "rm=True, a name, and volumes=[...] naming the volume and the path")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+course.check("exercise 1", _ex1,
+             "pycont.run('busybox', ['sh', '-c', 'echo survives > /data/answer.txt'], ...) with "
+             "rm=True, a name, and volumes=[...] naming the volume and the path")
+""",
+        r"""
 pycont.run("busybox", ["sh", "-c", "echo survives > /data/answer.txt"], rm=True,
            name="ch07-ex1", volumes=["ch07-ex:/data"])
-```
-</details>
-
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 2 — read-only configuration
 
 Write the `volumes=` entry that shows the host folder `/tmp/ch07-host` at `/config` in the
 container, **read-only**.
-"""),
-    ("code", r"""
+""",
+        r"""
 answer2 = None  # a str, docker's -v syntax
-"""),
-    ("code", r"""
+""",
+        r"""
 def _ex2():
     if not isinstance(answer2, str):
         return False
@@ -434,45 +419,41 @@ def _ex2():
     return r.exit_code == 0 and r.output.strip() == "written by the host"
 
 
-check(_ex2, "HOST_PATH:CONTAINER_PATH, then a third part that makes it read-only")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+course.check("exercise 2", _ex2, "HOST_PATH:CONTAINER_PATH, then a third part that makes it read-only")
+""",
+        r"""
 answer2 = "/tmp/ch07-host:/config:ro"
-```
-</details>
-
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 3 — paused
 
 Create a busybox container named `ch07-ex3` running `sleep 1000` in the background, and bring it
 to the **paused** status.
-"""),
-    ("code", r"""
+""",
+        r"""
 # exercise 3: your code here
-"""),
-    ("code", r"""
-check(lambda: exists("ch07-ex3") and pycont.get("ch07-ex3").status == "paused",
-      "pycont.run(..., name='ch07-ex3', detach=True), then the method named like the status")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+""",
+        r"""
+course.check("exercise 3", lambda: exists("ch07-ex3") and pycont.get("ch07-ex3").status == "paused",
+             "pycont.run(..., name='ch07-ex3', detach=True), then the method named like the status")
+""",
+        r"""
 pycont.run("busybox", ["sleep", "1000"], name="ch07-ex3", detach=True).pause()
-```
-</details>
-
+""",
+    ),
+    exercise(
+        r"""
 ### Exercise 4 — your own version
 
 Make an image **`myapp:ch07-ex`** whose default command prints `hello from ex`, by committing a
 container (name it `ch07-ex4`). It must have busybox's layer plus exactly one new layer.
-"""),
-    ("code", r"""
+""",
+        r"""
 # exercise 4: your code here
-"""),
-    ("code", r"""
+""",
+        r"""
 def _ex4():
     if not any(i.reference == "myapp:ch07-ex" for i in store.images()):
         return False
@@ -482,34 +463,18 @@ def _ex4():
             and layers[0] == store.get("busybox").diff_ids[0])
 
 
-check(_ex4, "a container of busybox that writes a script or a file, then .commit('myapp:ch07-ex', "
-      "changes=['CMD [...]']); the CMD may be [\"cat\", \"/some/file\"]")
-"""),
-    ("md", r"""
-<details><summary>Solution</summary>
-
-```python
+course.check("exercise 4", _ex4,
+             "a container of busybox that writes a script or a file, then .commit('myapp:ch07-ex', "
+             "changes=['CMD [...]']); the CMD may be [\"cat\", \"/some/file\"]")
+""",
+        r"""
 c = pycont.run("busybox", ["sh", "-c", "echo 'hello from ex' > /hello.txt"], name="ch07-ex4")
 c.commit("myapp:ch07-ex", changes=['CMD ["cat", "/hello.txt"]'])
 c.remove()
-```
-</details>
-
-### Clean up
-
-Remove the chapter's containers, volumes and images, and the host folder.
-"""),
-    ("code", r"""
-cleanup()
-print("containers left from this chapter:",
-      [c.name for c in pycont.containers(all=True) if c.name in NAMES])
-print("volumes left:", [v for v in volumes.names() if v in VOLUMES])
-print("images left:", [i.reference for i in store.images() if i.reference in IMAGES])
-print("the host folder exists:", os.path.exists(HOST_DIR))
-"""),
-    ("md", r"""
-## Questionnaire
-
+""",
+    ),
+]
+QUESTIONNAIRE = r"""
 1. Name the statuses of a container, and the command that leads to each.
 2. A container exited an hour ago. Are the files it wrote still somewhere? Until when?
 3. Why did `stop` take a whole second, and end with exit code 137, for `sleep 1000`?
@@ -523,8 +488,8 @@ print("the host folder exists:", os.path.exists(HOST_DIR))
 <details><summary>Answers</summary>
 
 1. *created* (`create`), *running* (`start`, or `run` = create + start), *paused* (`pause`;
-   `unpause` goes back to running), *exited* (the main process ended, or `stop`/`kill`), and
-   *removed* (`rm`) — gone, no status at all.
+   `unpause` goes back to running), *exited* (the main process ended, or `stop`/`kill`; `start`
+   runs it again), and *removed* (`rm`) — gone, no status at all.
 2. Yes: in its read/write layer (its upper directory, on the host), until the container is
    removed. `diff` and `commit` still work on it.
 3. `stop` sends SIGTERM first; `sleep` as PID 1 has no handler, so the kernel does not deliver it.
@@ -541,10 +506,8 @@ print("the host folder exists:", os.path.exists(HOST_DIR))
 8. A Dockerfile records every step: the image can be rebuilt, reviewed and updated (a new base
    image) — a committed image only says *sh -c …* for whatever happened in the container.
 </details>
-"""),
-    ("md", r"""
-## Further reading
-
+"""
+READING = r"""
 - Docker: [Volumes](https://docs.docker.com/engine/storage/volumes/),
   [Bind mounts](https://docs.docker.com/engine/storage/bind-mounts/),
   [`docker commit`](https://docs.docker.com/reference/cli/docker/container/commit/),
@@ -558,6 +521,5 @@ print("the host folder exists:", os.path.exists(HOST_DIR))
   (v1) and `cgroup.freeze` in [Control Group v2](https://docs.kernel.org/admin-guide/cgroup-v2.html).
 - OCI runtime spec, [Lifecycle](https://github.com/opencontainers/runtime-spec/blob/main/runtime.md#lifecycle)
   — creating, created, running, stopped.
-"""),
-]
+"""
 # fmt: on

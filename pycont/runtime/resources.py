@@ -14,32 +14,18 @@ from pycont.cgroups.base import Stats
 from pycont.cgroups.limits import Limits
 from pycont.errors import InvalidState, UsageError
 from pycont.runtime import state as st
+from pycont.runtime._facts import ContainerFacts
 from pycont.runtime.spec import parse_limits
 from pycont.runtime.state import Status
 
 if TYPE_CHECKING:
     from pycont.cgroups import Cgroup
-    from pycont.runtime.state import ContainerConfig, ContainerState
 
 LIVE = (Status.RUNNING, Status.PAUSED)
 
 
-class Resources:
+class Resources(ContainerFacts):
     """What :class:`~pycont.runtime.container.Container` does with its cgroup."""
-
-    if TYPE_CHECKING:  # provided by Container
-        id: str
-        dir: str
-
-        @property
-        def config(self) -> ContainerConfig: ...
-        @property
-        def name(self) -> str: ...
-        @property
-        def status(self) -> str: ...
-        @property
-        def pid(self) -> int: ...
-        def state(self) -> ContainerState: ...
 
     def cgroup(self) -> Cgroup:
         """The container's cgroup (pycont.cgroups), or UsageError saying why it has none."""

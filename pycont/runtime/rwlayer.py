@@ -9,32 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from pycont.errors import UsageError
+from pycont.runtime._facts import ContainerFacts
 from pycont.runtime.state import Status
 
-if TYPE_CHECKING:
-    from pycont.runtime.state import ContainerConfig, ContainerState
 
-
-class ReadWriteLayer:
+class ReadWriteLayer(ContainerFacts):
     """What :class:`~pycont.runtime.container.Container` does with its read/write layer."""
-
-    if TYPE_CHECKING:  # provided by Container
-        id: str
-        dir: str
-
-        @property
-        def config(self) -> ContainerConfig: ...
-        @property
-        def name(self) -> str: ...
-        @property
-        def status(self) -> str: ...
-        def state(self) -> ContainerState: ...
-
-        def pause(self) -> None: ...
-        def unpause(self) -> None: ...
 
     @property
     def userxattr(self) -> bool:
