@@ -27,6 +27,7 @@ from pycont.kernel import (
     Kernel,
 )
 from pycont.overlay import CopyStack, Stack
+from pycont.volumes import Mount
 
 # The device nodes every container gets (the OCI runtime spec's default set). They are bind
 # mounted from the host: mknod(2) is refused inside a user namespace.
@@ -52,8 +53,8 @@ class RootSpec:
     private_pid: bool = True
     private_ipc: bool = True
     driver: str = "overlay"  # or "vfs": copy the layers (docker's vfs driver)
-    # Volumes and bind mounts: (host path, absolute path inside, read-only).
-    mounts: tuple[tuple[str, str, bool], ...] = ()
+    # Volumes and bind mounts, their host folders resolved (Mount.resolved()).
+    mounts: tuple[Mount, ...] = ()
 
     @property
     def upper(self) -> str:
@@ -104,8 +105,8 @@ def setup_root(k: Kernel, spec: RootSpec) -> None:
     _mount_proc(k, merged, spec)
     _mount_dev(k, merged, spec)
     _mount_sys(k, merged, spec)
-    for src, target, readonly in spec.mounts:
-        _mount_volume(k, merged, src, target, readonly)
+    for m in spec.mounts:
+        _mount_volume(k, merged, m.host_path(), m.target, m.readonly)
     # pivot_root(2): "new_root and put_old may be the same directory"; the old root then sits
     # on top of the new one and can be detached at once, without a directory for it.
     os.chdir(merged)

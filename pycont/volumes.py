@@ -8,6 +8,7 @@ use; a bind mount is any host directory. ``-v NAME:/path``, ``-v /host/dir:/path
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -28,9 +29,17 @@ class Mount:
     source: str  # volume name or absolute host path
     target: str  # absolute path inside the container
     readonly: bool = False
+    # The folder mounted, fixed when the container is created (a volume's _data folder).
+    host: str = ""
 
     def host_path(self) -> str:
+        if self.host:
+            return self.host
         return data_dir(self.source) if self.kind == "volume" else self.source
+
+    def resolved(self) -> Mount:
+        """This mount with its host folder fixed: what a container's config keeps."""
+        return dataclasses.replace(self, host=self.host_path())
 
 
 def volumes_dir() -> str:

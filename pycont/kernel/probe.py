@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pycont.fsutil import remove_tree
 from pycont.kernel.mounts import (
     Answer,
     CgroupLayout,
@@ -39,7 +40,7 @@ from pycont.kernel.probe_answers import (
     status_fields,
     user_namespaces_answer,
 )
-from pycont.kernel.probe_child import remove_scratch, run_child
+from pycont.kernel.probe_child import run_child
 
 __all__ = [
     "MODE_SUMMARY",
@@ -188,7 +189,7 @@ def _probe() -> Probe:
         plan = {"tmp": tmp, "overlay": euid == 0, "as_uid": 65534 if root.ok else None}
         child = run_child(plan)
     finally:
-        remove_scratch(tmp)
+        remove_tree(tmp)  # overlay leaves workdir/work mode 000: it copes
     failed = {"ok": False, "reason": child.get("error", "not tried")}
 
     userns = user_namespaces_answer(

@@ -8,7 +8,6 @@ one JSON line of results.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ from pycont.errors import KernelError
 from pycont.kernel._base import CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MS_PRIVATE, MS_REC, Kernel
 from pycont.kernel.linux import LinuxKernel
 
-__all__ = ["remove_scratch", "run_child"]
+__all__ = ["run_child"]
 
 _IN_CHILD = False
 _CHILD_CODE = (
@@ -153,16 +152,3 @@ def run_child(plan: dict[str, Any]) -> dict[str, Any]:
         return {"error": f"probe child failed (exit {done.returncode}): {tail}"}
     result: dict[str, Any] = json.loads(lines[-1])
     return result
-
-
-def remove_scratch(top: str) -> None:
-    """rm -rf of the experiments' folder. overlay leaves workdir/work with mode 000, so every
-    directory is opened up first. (pycont.fsutil.remove_tree does the same, but the kernel
-    seam imports nothing above itself.)"""
-    for dirpath, dirnames, _ in os.walk(top):
-        for d in dirnames:
-            path = os.path.join(dirpath, d)
-            if not os.path.islink(path):
-                with contextlib.suppress(OSError):
-                    os.chmod(path, 0o700)
-    shutil.rmtree(top, ignore_errors=True)

@@ -131,7 +131,7 @@ def create_from_spec(spec: RunSpec) -> Container:
         cgroup_note=cgroup_note,
         image_id=img.id,
         storage_driver=_storage_driver(),
-        mounts=[{**asdict(m), "host": m.host_path()} for m in spec.volumes],
+        mounts=[m.resolved() for m in spec.volumes],
     )
     cdir = st.container_dir(cid)
     with st.store_lock():

@@ -47,11 +47,11 @@ def inspect(
         "LogPath": os.path.join(cdir, "ctr.log") if cfg.detach else "",
         "Mounts": [
             {
-                "Type": m["kind"],
-                "Name": m["source"] if m["kind"] == "volume" else "",
-                "Source": m["host"],
-                "Destination": m["target"],
-                "RW": not m["readonly"],
+                "Type": m.kind,
+                "Name": m.source if m.kind == "volume" else "",
+                "Source": m.host_path(),
+                "Destination": m.target,
+                "RW": not m.readonly,
             }
             for m in cfg.mounts
         ],

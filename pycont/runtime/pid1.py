@@ -52,7 +52,7 @@ def container_init(
             private_net=Namespace.NET in private,
             private_pid=Namespace.PID in private,
             private_ipc=Namespace.IPC in private,
-            mounts=tuple(_mount_specs(cfg)),
+            mounts=tuple(cfg.mounts),
             driver=cfg.storage_driver,
         )
         setup_root(k, spec)
@@ -64,10 +64,6 @@ def container_init(
         os.write(err_w, protocol.encode(protocol.Failed("setup", 125, msg)))
         os._exit(125)
     exec_command(cfg.args, env, err_w, say)
-
-
-def _mount_specs(cfg: ContainerConfig) -> list[tuple[str, str, bool]]:
-    return [(m["host"], m["target"], bool(m["readonly"])) for m in cfg.mounts]
 
 
 def _restore_signals() -> None:

@@ -24,6 +24,7 @@ from pycont.cgroups.limits import Limits
 from pycont.errors import InvalidState
 from pycont.fsutil import read_json, write_json
 from pycont.runtime.spec import limits_from_json, limits_to_json
+from pycont.volumes import Mount
 
 
 class Status(enum.StrEnum):
@@ -90,8 +91,8 @@ class ContainerConfig:
     cgroup_note: str = ""
     image_id: str = ""
     storage_driver: str = "overlay"  # "vfs" copies the layers (PYCONT_STORAGE_DRIVER=vfs)
-    # Volumes and bind mounts (pycont.volumes.Mount as dicts, plus "host": the host path).
-    mounts: list[dict[str, Any]] = field(default_factory=list)
+    # Volumes and bind mounts, their host folders resolved when the container was created.
+    mounts: list[Mount] = field(default_factory=list)
 
 
 @dataclass
@@ -133,6 +134,7 @@ def save_config(cfg: ContainerConfig) -> None:
 def load_config(cdir: str) -> ContainerConfig:
     doc = read_json(os.path.join(cdir, "config.json"))
     doc["limits"] = limits_from_json(doc.get("limits") or {})
+    doc["mounts"] = [Mount(**m) for m in doc.get("mounts") or []]
     return ContainerConfig(**doc)
 
 

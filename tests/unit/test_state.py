@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pycont import procfs
+from pycont import procfs, volumes
 from pycont.cgroups.base import Limits
 from pycont.errors import InvalidState, UsageError
 from pycont.runtime import spec as sp
@@ -196,6 +196,18 @@ def test_config_keeps_limits_as_numbers(cdir: str) -> None:
         "pids_limit": 10,
     }
     assert st.load_config(cdir).limits == cfg.limits
+
+
+def test_config_keeps_mounts_typed_with_their_host_folder(cdir: str) -> None:
+    cfg = st.load_config(cdir)
+    cfg.mounts = [volumes.parse("data:/data").resolved(), volumes.parse("/etc:/s:ro").resolved()]
+    st.save_config(cfg)
+    loaded = st.load_config(cdir).mounts
+    assert loaded == cfg.mounts
+    assert all(isinstance(m, volumes.Mount) for m in loaded)
+    # A volume's folder is fixed at create time: it does not move with a later PYCONT_ROOT.
+    assert loaded[0].host == volumes.data_dir("data")
+    assert (loaded[1].host, loaded[1].readonly) == ("/etc", True)
 
 
 def test_config_written_by_the_previous_version_loads_its_docker_strings(cdir: str) -> None:
