@@ -182,7 +182,11 @@ def transition(cdir: str, new: Status, **fields: Any) -> ContainerState:
     Raises InvalidState (naming the current status) if the table does not allow it, and
     FileNotFoundError if the container has been removed."""
     with _locked(cdir):
-        rec = advanced(load_state(cdir), new, _name(cdir), **fields)
+        rec = load_state(cdir)
+        if new not in _TRANSITIONS[rec.status]:
+            # Only now read the name for the message: a legal change costs no config read.
+            check_transition(rec.status, new, _name(cdir))
+        rec = dataclasses.replace(rec, status=new, **fields)
         save_state(cdir, rec)
     return rec
 
