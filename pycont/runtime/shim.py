@@ -149,9 +149,9 @@ def _open_cgroup(k: Kernel, cfg: st.ContainerConfig) -> Cgroup | None:
     return cg
 
 
-def _close_cgroup(cg: Cgroup | None) -> tuple[bool, int | None]:
-    """Read whether the OOM killer struck and the memory high-water mark, then remove the
-    cgroup (and anything left in it): its files go with it."""
+def _final_readings(cg: Cgroup | None) -> tuple[bool, int | None]:
+    """Whether the OOM killer struck, and the memory high-water mark: read while the cgroup's
+    files still exist."""
     if cg is None:
         return False, None
     oom, peak = False, None
@@ -159,12 +159,18 @@ def _close_cgroup(cg: Cgroup | None) -> tuple[bool, int | None]:
         oom = cg.oom_killed()
     with contextlib.suppress(KernelError, OSError):
         peak = cg.stats().memory_peak
+    return oom, peak
+
+
+def _close_cgroup(cg: Cgroup | None) -> None:
+    """Remove the cgroup, and anything left in it."""
+    if cg is None:
+        return
     with contextlib.suppress(KernelError, OSError):
         if cg.pids():  # only with --pid host can processes outlive PID 1
             cg.kill_all()
     with contextlib.suppress(KernelError, OSError):
         cg.destroy()
-    return oom, peak
 
 
 def run(cdir: str, status_fd: int) -> int:
@@ -254,8 +260,11 @@ def run(cdir: str, status_fd: int) -> int:
         signal.signal(sig, lambda signum, _frame: _forward(pid, signum))
     rep.send(protocol.Started(pid))
     code = _wait(pid)
-    oom, peak = _close_cgroup(cg)
+    # Record the end before the cgroup goes: whoever sees its files vanish (the sampler, at
+    # ENODEV) then finds the exit, the OOM kill and the peak already in the record.
+    oom, peak = _final_readings(cg)
     _record_end(cdir, exit_code=code, oom_killed=oom, memory_peak=peak)
+    _close_cgroup(cg)
     if cfg.auto_remove:
         remove_tree(cdir)
     rep.send(protocol.Exited(code, oom))
