@@ -29,6 +29,8 @@ FACADES = ["pycont", "pycont.images", "pycont.cgroups"]
 VERBS = [
     "run",
     "exec",
+    "start",
+    "restart",
     "ps",
     "logs",
     "stop",
@@ -240,7 +242,7 @@ def test_top_level_help_lists_every_verb() -> None:
 def test_every_verb_has_a_handler() -> None:
     from pycont import cli as cli_mod
 
-    cli_mod.build_parser()  # every verb, also those of cli_images
+    cli_mod.build_parser()  # every verb, in every verb module of the cli package
     assert set(cli_mod.VERB_NAMES) - set(cli_mod.VERBS) == set()
 
 
