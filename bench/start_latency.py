@@ -4,6 +4,9 @@
 Contestants (each starts /bin/true in new namespaces and waits for it to exit):
 
   pycont-api   ``pycont.run("busybox", ["/bin/true"], rm=True)`` from a warm Python process
+  pycont-nosec the same API call with ``security_opt=["seccomp=unconfined"]`` and
+               ``cap_add=["ALL"]``: no seccomp filter, no capability cut (the cost of Docker's
+               security defaults is pycont-api / pycont-nosec)
   pycont-cli   ``pycont run --rm busybox /bin/true`` as a subprocess
   crun         ``crun run --bundle B ID`` (OCI bundle: busybox rootfs, ``crun spec`` config)
   runc         ``runc run --bundle B ID`` (same bundle)
@@ -48,7 +51,8 @@ TAG = "pycont-bench"  # in every temp path and container id, so leftovers can be
 PACKAGES = ("busybox-static", "crun", "runc", "util-linux", "time")
 UNIFIED = "/sys/fs/cgroup/unified"
 RUN_TIMEOUT = 60.0
-ORDER = ("pycont-api", "pycont-cli", "crun", "runc", "unshare")
+ORDER = ("pycont-api", "pycont-nosec", "pycont-cli", "crun", "runc", "unshare")
+NOSEC = {"security_opt": ["seccomp=unconfined"], "cap_add": ["ALL"]}
 UNSHARE_CMD = [
     "unshare",
     "--pid",
@@ -64,6 +68,7 @@ UNSHARE_CMD = [
 # (numerator, denominator): the ratios of medians the report prints
 RATIOS = (
     ("pycont-api", "crun"),
+    ("pycont-api", "pycont-nosec"),
     ("pycont-cli", "runc"),
     ("pycont-api", "unshare"),
     ("pycont-cli", "crun"),
@@ -385,9 +390,9 @@ def worker(plan_path: str) -> int:
 
     rss_import = rss_kib()
 
-    def api_once() -> tuple[float, int]:
+    def api_once(**options: object) -> tuple[float, int]:
         t0 = time.perf_counter()
-        c = pycont.run("busybox", ["/bin/true"], rm=True, timeout=RUN_TIMEOUT)
+        c = pycont.run("busybox", ["/bin/true"], rm=True, timeout=RUN_TIMEOUT, **options)
         t1 = time.perf_counter()
         try:
             code = c.exit_code
@@ -400,6 +405,8 @@ def worker(plan_path: str) -> int:
     def once(name: str) -> tuple[float, int]:
         if name == "pycont-api":
             return api_once()
+        if name == "pycont-nosec":
+            return api_once(**NOSEC)
         argv, cwd = cmds[name]
         return spawn_wait(argv, cwd)
 
@@ -558,7 +565,9 @@ def report(meta: dict, bundle: dict, plan: dict, res: dict) -> dict:
     print("|-------------|--------:|----------:|--------:|--------:|------:|-------------------|")
     for n in ORDER:
         s = stats[n]
-        if n == "pycont-api":
+        if n == "pycont-nosec":
+            rss = "as pycont-api"
+        elif n == "pycont-api":
             rss = f"+{mib(api['after_first_run'] - api['after_import'])} (caller)"
         else:
             rss = mib(peaks[n]) if peaks.get(n) else "n/a"
@@ -723,6 +732,7 @@ def main() -> int:
                 "bytecode": plan["bytecode"],
                 "commands": {
                     "pycont-api": 'pycont.run("busybox", ["/bin/true"], rm=True)',
+                    "pycont-nosec": "the same, with " + json.dumps(NOSEC),
                     "pycont-cli": plan["pycont_cli_shown"],
                     "crun": ["crun", "run", "--bundle", "$BUNDLE", ids["crun"]],
                     "runc": ["runc", "run", "--bundle", "$BUNDLE", ids["runc"]],

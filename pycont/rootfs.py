@@ -13,7 +13,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from pycont.errors import KernelError
+from pycont.errors import KernelError, StartError
 from pycont.kernel import (
     MNT_DETACH,
     MS_BIND,
@@ -55,6 +55,10 @@ class RootSpec:
     driver: str = "overlay"  # or "vfs": copy the layers (docker's vfs driver)
     # Volumes and bind mounts, their host folders resolved (Mount.resolved()).
     mounts: tuple[Mount, ...] = ()
+    # --privileged: /sys and the cgroup view writable, as docker (masking is pid1's job).
+    privileged: bool = False
+    # A cgroup namespace of its own: mount its cgroup tree at /sys/fs/cgroup.
+    cgroup_view: bool = False
 
     @property
     def upper(self) -> str:
@@ -102,9 +106,18 @@ def setup_root(k: Kernel, spec: RootSpec) -> None:
             if err.errno not in (errno.EPERM, errno.ENODEV, errno.EINVAL, errno.EOPNOTSUPP):
                 raise
             _copy_root(k, spec, str(err))
+    for name in ("proc", "dev", "sys"):
+        _runtime_dir(merged, name)
+    mountinfo = _host_mountinfo() if spec.cgroup_view else ""
     _mount_proc(k, merged, spec)
     _mount_dev(k, merged, spec)
     _mount_sys(k, merged, spec)
+    if spec.cgroup_view:
+        from pycont.cgroups.view import mount_view
+
+        mount_view(
+            k, os.path.join(merged, "sys/fs/cgroup"), mountinfo, readonly=not spec.privileged
+        )
     for m in spec.mounts:
         _mount_volume(k, merged, m.host_path(), m.target, m.readonly)
     # pivot_root(2): "new_root and put_old may be the same directory"; the old root then sits
@@ -170,9 +183,32 @@ def _mount_volume(k: Kernel, merged: str, src: str, target: str, readonly: bool)
         k.mount("", path, "", MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC)
 
 
+def _runtime_dir(merged: str, name: str) -> None:
+    """``/proc``, ``/dev`` or ``/sys`` of the image as a real folder, made if missing. A symlink
+    there would carry the runtime's mount to wherever it points (a mount follows symlinks),
+    and the container would run without the real one: refused, as runc refuses it."""
+    path = os.path.join(merged, name)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        os.mkdir(path, 0o555 if name != "dev" else 0o755)
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise StartError(
+            f"the image's /{name} is a symlink (to {os.readlink(path)}): refusing to mount "
+            f"the container's /{name} through it; /{name} must be a folder or absent"
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise StartError(f"the image's /{name} is not a folder: it must be a folder or absent")
+
+
+def _host_mountinfo() -> str:
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        return f.read()
+
+
 def _mount_proc(k: Kernel, merged: str, spec: RootSpec) -> None:
     target = os.path.join(merged, "proc")
-    os.makedirs(target, exist_ok=True)
     try:
         # proc(5): a fresh proc shows the PID namespace of the mounting process.
         k.mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -186,7 +222,6 @@ def _mount_proc(k: Kernel, merged: str, spec: RootSpec) -> None:
 
 def _mount_dev(k: Kernel, merged: str, spec: RootSpec) -> None:
     dev = os.path.join(merged, "dev")
-    os.makedirs(dev, exist_ok=True)
     k.mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
     for name in DEVICES:
         target = os.path.join(dev, name)
@@ -217,8 +252,8 @@ def _mount_dev(k: Kernel, merged: str, spec: RootSpec) -> None:
 
 def _mount_sys(k: Kernel, merged: str, spec: RootSpec) -> None:
     target = os.path.join(merged, "sys")
-    os.makedirs(target, exist_ok=True)
-    ro = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    # docker: /sys read-only, but for --privileged.
+    ro = (0 if spec.privileged else MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC
     try:
         # sysfs shows the network devices of the mounting process's network namespace; the
         # kernel allows it only to a process that owns that namespace (sysfs(5)).
@@ -228,4 +263,5 @@ def _mount_sys(k: Kernel, merged: str, spec: RootSpec) -> None:
             raise
         # Sharing the host's network from a new user namespace: bind the host's /sys instead.
         k.mount("/sys", target, "", MS_BIND | MS_REC)
-        k.mount("", target, "", MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC)
+        if not spec.privileged:
+            k.mount("", target, "", MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC)

@@ -19,6 +19,10 @@ from pycont.errors import InvalidState, UsageError, VolumeNotFound
 from pycont.fsutil import read_json, remove_tree, write_json
 
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+# The runtime's own mounts: a volume on or under them would replace what the kernel shows the
+# container (-v /tmp:/proc hands it a host folder as its /proc), so they are refused, as runc
+# refuses mounts onto /proc.
+RESERVED = ("/proc", "/sys", "/dev")
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,12 @@ def parse(spec: str) -> Mount:
         raise UsageError(f"invalid volume {spec!r}: the container path must be absolute")
     if os.path.normpath(target) == "/":
         raise UsageError(f"invalid volume {spec!r}: cannot mount over the container's root")
+    for reserved in RESERVED:
+        if os.path.normpath(target) == reserved or target.startswith(reserved + "/"):
+            raise UsageError(
+                f"invalid volume {spec!r}: {reserved} and paths under it are the runtime's "
+                "own mounts; choose another container path"
+            )
     if source.startswith("/"):
         if not os.path.isdir(source) and not os.path.isfile(source):
             raise UsageError(f"invalid volume {spec!r}: bind source {source} does not exist")

@@ -11,7 +11,7 @@
 # What the course and the whole test suite use: the busybox image's binary, the peers the
 # benchmarks and interop tests compare with, a registry server, qemu for the cgroup v2 VM, and
 # Chromium for the browser test.
-PYCONT_APT_PACKAGES=(busybox-static iproute2 util-linux procps psmisc crun runc time
+PYCONT_APT_PACKAGES=(busybox-static iproute2 util-linux procps psmisc crun runc time libseccomp2 libcap2-bin
     docker-registry skopeo umoci podman qemu-system-x86 chromium chromium-driver)
 
 pycont_bootstrap() (

@@ -95,10 +95,38 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             flag,
             dest=dest,
-            default="private",
+            default=None,
             metavar="host|private",
-            help=f"{dest} namespace: 'host' shares the host's",
+            help=f"{dest} namespace: 'host' shares the host's"
+            + (" (default: host as root, as docker)" if dest == "userns" else ""),
         )
+    p.add_argument(
+        "--cap-add",
+        action="append",
+        default=[],
+        metavar="CAP",
+        help="add a capability to Docker's default 14 (ALL for every one)",
+    )
+    p.add_argument(
+        "--cap-drop",
+        action="append",
+        default=[],
+        metavar="CAP",
+        help="drop a capability (ALL for every one)",
+    )
+    p.add_argument(
+        "--privileged",
+        action="store_true",
+        help="every capability, no seccomp filter, no masked paths (docker's meaning)",
+    )
+    p.add_argument(
+        "--security-opt",
+        action="append",
+        default=[],
+        metavar="OPT",
+        help="seccomp=unconfined|PROFILE.json, no-new-privileges",
+    )
+    p.add_argument("--read-only", action="store_true", help="mount the root read-only")
     p.add_argument(
         "--narrate",
         action="store_true",
@@ -124,6 +152,11 @@ def run_options(a: argparse.Namespace) -> dict[str, Any]:
         "userns": a.userns,
         "cgroupns": a.cgroupns,
         "volumes": a.volumes,
+        "cap_add": a.cap_add,
+        "cap_drop": a.cap_drop,
+        "privileged": a.privileged,
+        "security_opt": a.security_opt,
+        "read_only": a.read_only,
         **limit_options(a),
     }
 

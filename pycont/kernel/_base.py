@@ -28,6 +28,51 @@ MS_SLAVE = 1 << 19
 # umount2(2) flags.
 MNT_DETACH = 2
 
+# capabilities(7) by number, from <linux/capability.h>: index == the capability's bit.
+CAP_NAMES = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)
+
 _CLONE_NAMES = {
     CLONE_NEWNS: "CLONE_NEWNS",
     CLONE_NEWCGROUP: "CLONE_NEWCGROUP",
@@ -61,6 +106,11 @@ def describe_flags(flags: int, kind: str = "clone") -> str:
     return "|".join(names) or "0"
 
 
+def describe_cap(cap: int) -> str:
+    """``CAP_SYS_ADMIN`` for 21, as strace prints it; the number for one newer than this table."""
+    return CAP_NAMES[cap] if 0 <= cap < len(CAP_NAMES) else str(cap)
+
+
 class Kernel(Protocol):
     """What pycont needs from the kernel. Each method raises KernelError on failure."""
 
@@ -87,6 +137,25 @@ class Kernel(Protocol):
     def set_pdeathsig(self, sig: int) -> None: ...
 
     def set_no_new_privs(self) -> None: ...
+
+    # capabilities(7): what root may still do once it runs the container's command.
+    def drop_bounding(self, cap: int) -> None:
+        """prctl(PR_CAPBSET_DROP): ``cap`` leaves the bounding set, for good (needs CAP_SETPCAP)."""
+        ...
+
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        """capset(2) of this thread's three sets, each a bit mask of capability numbers."""
+        ...
+
+    def clear_ambient(self) -> None:
+        """prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL): no capability survives execve(2)
+        through the ambient set."""
+        ...
+
+    def set_dumpable(self, dumpable: bool) -> None:
+        """prctl(PR_SET_DUMPABLE): a non-dumpable process's /proc/<pid> belongs to root and
+        cannot be ptraced, so a container cannot reach it while it joins."""
+        ...
 
     def set_link_up(self, name: str) -> None:
         """Bring a network device up (``ip link set NAME up``)."""

@@ -12,7 +12,7 @@ import socket
 import struct
 
 from pycont.errors import KernelError, Unsupported
-from pycont.kernel._base import describe_flags
+from pycont.kernel._base import describe_cap, describe_flags
 
 # glibc's soname; ctypes.util.find_library would cost tens of ms in every helper start.
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -43,6 +43,24 @@ _libc.prctl.argtypes = [
 _libc.prctl.restype = ctypes.c_int
 _libc.syscall.restype = ctypes.c_long
 
+
+class _CapHeader(ctypes.Structure):
+    # capset(2): struct __user_cap_header_struct.
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    # capset(2): struct __user_cap_data_struct; version 3 takes two, low and high 32 bits.
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+_libc.capset.argtypes = [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)]
+_libc.capset.restype = ctypes.c_int
+
 # glibc has no pivot_root wrapper and its clone() wants a new stack: use syscall(2).
 _SYSCALLS = {
     "x86_64": {"clone": 56, "pivot_root": 155},
@@ -54,8 +72,13 @@ SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
 def _check(
@@ -131,6 +154,29 @@ class LinuxKernel:
 
     def _prctl(self, option: int, arg: int, what: str) -> None:
         _check(_libc.prctl(option, arg, 0, 0, 0), f"prctl({what})")
+
+    def drop_bounding(self, cap: int) -> None:
+        self._prctl(PR_CAPBSET_DROP, cap, f"PR_CAPBSET_DROP, {describe_cap(cap)}")
+
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)  # pid 0: this thread
+        data = (_CapData * 2)()
+        for i, shift in enumerate((0, 32)):
+            data[i].effective = (effective >> shift) & 0xFFFFFFFF
+            data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+            data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+        what = f"capset(eff={effective:#x}, prm={permitted:#x}, inh={inheritable:#x})"
+        _check(_libc.capset(ctypes.byref(header), data), what)
+
+    def clear_ambient(self) -> None:
+        ret = _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        # prctl(2): EINVAL before Linux 4.3, which has no ambient set: nothing to clear.
+        if ret == -1 and ctypes.get_errno() == errno.EINVAL:
+            return
+        _check(ret, "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)")
+
+    def set_dumpable(self, dumpable: bool) -> None:
+        self._prctl(PR_SET_DUMPABLE, int(dumpable), f"PR_SET_DUMPABLE, {int(dumpable)}")
 
     def set_child_subreaper(self) -> None:
         self._prctl(PR_SET_CHILD_SUBREAPER, 1, "PR_SET_CHILD_SUBREAPER")

@@ -8,7 +8,7 @@ import signal
 from collections.abc import Callable
 
 from pycont.errors import KernelError
-from pycont.kernel._base import Kernel, describe_flags
+from pycont.kernel._base import Kernel, describe_cap, describe_flags
 
 
 class NarratingKernel:
@@ -77,6 +77,25 @@ class NarratingKernel:
 
     def set_no_new_privs(self) -> None:
         self._do("prctl(PR_SET_NO_NEW_PRIVS, 1)", self.inner.set_no_new_privs)
+
+    def drop_bounding(self, cap: int) -> None:
+        self._do(
+            f"prctl(PR_CAPBSET_DROP, {describe_cap(cap)})", lambda: self.inner.drop_bounding(cap)
+        )
+
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        self._do(
+            f"capset(eff={effective:#x}, prm={permitted:#x}, inh={inheritable:#x})",
+            lambda: self.inner.capset(effective, permitted, inheritable),
+        )
+
+    def clear_ambient(self) -> None:
+        self._do("prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)", self.inner.clear_ambient)
+
+    def set_dumpable(self, dumpable: bool) -> None:
+        self._do(
+            f"prctl(PR_SET_DUMPABLE, {int(dumpable)})", lambda: self.inner.set_dumpable(dumpable)
+        )
 
     def set_link_up(self, name: str) -> None:
         self._do(f'ioctl(SIOCSIFFLAGS, "{name}", IFF_UP)', lambda: self.inner.set_link_up(name))

@@ -69,6 +69,18 @@ class RecordingKernel:
     def set_no_new_privs(self) -> None:
         self._record("prctl", "PR_SET_NO_NEW_PRIVS")
 
+    def drop_bounding(self, cap: int) -> None:
+        self._record("prctl", "PR_CAPBSET_DROP", cap)
+
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        self._record("capset", effective, permitted, inheritable)
+
+    def clear_ambient(self) -> None:
+        self._record("prctl", "PR_CAP_AMBIENT_CLEAR_ALL")
+
+    def set_dumpable(self, dumpable: bool) -> None:
+        self._record("prctl", "PR_SET_DUMPABLE", dumpable)
+
     def set_link_up(self, name: str) -> None:
         self._record("set_link_up", name)
 

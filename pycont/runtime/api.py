@@ -85,7 +85,9 @@ def create(image: str, command: Sequence[str] | None = None, **options: Any) -> 
     ``["data:/data", "/src:/s:ro"]``; and docker's resource flags, as strings or numbers:
     ``memory="64m"``, ``memory_swap``, ``memory_reservation``, ``cpus=0.5``, ``cpu_shares``,
     ``cpuset_cpus``, ``pids_limit``, ``device_read_bps=["/dev/vda:1mb"]``,
-    ``device_write_bps``, ``blkio_weight``."""
+    ``device_write_bps``, ``blkio_weight``; docker's security flags: ``cap_add=["NET_ADMIN"]``,
+    ``cap_drop=["ALL"]``, ``privileged``, ``security_opt=["seccomp=unconfined"]``,
+    ``read_only``."""
     return create_from_spec(RunSpec.from_options(image, command, **options))
 
 
@@ -105,8 +107,9 @@ def create_from_spec(spec: RunSpec) -> Container:
         # user_namespaces(7): without privilege, one line mapping our own uid and gid.
         uid_map, gid_map = [[0, os.geteuid(), 1]], [[0, os.getegid(), 1]]
     else:
-        # As root: the identity map. A new user namespace with the same ids, so files keep
-        # their owners while the container's root holds capabilities only inside it.
+        # As root, asked for with --userns private: the identity map. Every id is itself, so
+        # this namespace isolates nothing (root inside is root outside for every file); the
+        # container is held in by its capabilities, seccomp and masked paths, as without it.
         uid_map, gid_map = [[0, 0, 4294967295]], [[0, 0, 4294967295]]
     host = spec.hostname or cid[:12]
     cfg = st.ContainerConfig(
@@ -132,6 +135,7 @@ def create_from_spec(spec: RunSpec) -> Container:
         image_id=img.id,
         storage_driver=_storage_driver(),
         mounts=[m.resolved() for m in spec.volumes],
+        security=spec.security,
     )
     cdir = st.container_dir(cid)
     with st.store_lock():

@@ -13,6 +13,7 @@ from typing import Any
 from pycont.cgroups.limits import Limits
 from pycont.rootfs import RootSpec
 from pycont.runtime.state import ContainerConfig, ContainerState, Status
+from pycont.security.options import UNCONFINED, SecurityOptions
 
 
 def inspect(
@@ -64,6 +65,7 @@ def inspect(
             "UTSMode": _mode(modes, "uts"),
             "UsernsMode": _mode(modes, "user"),
             "CgroupnsMode": modes.get("cgroup", "private"),
+            **_host_config_security(cfg.security),
         },
         "Config": {
             "Hostname": cfg.hostname,
@@ -117,3 +119,24 @@ def iso(ts: float) -> str:
     if not ts:
         return "0001-01-01T00:00:00Z"
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _host_config_security(sec: SecurityOptions) -> dict[str, Any]:
+    """docker's security fields: capabilities as added to / dropped from Docker's default 14."""
+    from pycont.security import capabilities
+
+    default = capabilities.DOCKER_DEFAULT
+    opts = []
+    if sec.seccomp == UNCONFINED and not sec.privileged:
+        opts.append("seccomp=unconfined")
+    elif isinstance(sec.seccomp, dict):
+        opts.append("seccomp=<custom profile>")
+    if sec.no_new_privileges:
+        opts.append("no-new-privileges")
+    return {
+        "Privileged": sec.privileged,
+        "CapAdd": None if sec.privileged else sorted(sec.caps - default) or None,
+        "CapDrop": None if sec.privileged else sorted(default - sec.caps) or None,
+        "SecurityOpt": opts or None,
+        "ReadonlyRootfs": sec.read_only,
+    }

@@ -12,13 +12,22 @@ import json
 import os
 import signal
 from collections.abc import Callable
+from typing import Any
 
-from pycont.errors import KernelError
-from pycont.kernel._base import CLONE_NEWCGROUP, Kernel
+from pycont.errors import PycontError, StartError
+from pycont.kernel._base import (
+    CLONE_NEWCGROUP,
+    MS_BIND,
+    MS_RDONLY,
+    MS_REMOUNT,
+    Kernel,
+)
 from pycont.namespaces import Namespace, NamespaceSet
 from pycont.rootfs import RootSpec, setup_root
 from pycont.runtime import protocol
 from pycont.runtime.state import ContainerConfig
+from pycont.security import capabilities, paths, seccomp
+from pycont.security.options import DEFAULT, UNCONFINED, SecurityOptions
 
 MAX_FD = os.sysconf("SC_OPEN_MAX")
 
@@ -34,6 +43,8 @@ def container_init(
 ) -> None:
     """PID 1 of the container, between clone and exec. Never returns."""
     try:
+        # Built while the shim sets our cgroup and maps, and the host's files are in reach.
+        confinement = Confinement.prepare(cfg.security)
         if os.read(go_r, 1) != b"1":  # EOF: the shim died before it let us go
             os._exit(125)
         os.close(go_r)
@@ -54,16 +65,78 @@ def container_init(
             private_ipc=Namespace.IPC in private,
             mounts=tuple(cfg.mounts),
             driver=cfg.storage_driver,
+            privileged=cfg.security.privileged,
+            cgroup_view=Namespace.CGROUP in private and bool(cfg.cgroup),
         )
         setup_root(k, spec)
         os.makedirs(cfg.workdir, exist_ok=True)
-        os.chdir(cfg.workdir)
+        lock_down_root(k, cfg.security)
+        enter_workdir(cfg.workdir)
         env = dict(e.split("=", 1) for e in cfg.env)
+        confinement.apply(k, say)
     except BaseException as err:  # noqa: BLE001 - anything before exec goes to the caller
-        msg = str(err) if isinstance(err, OSError | KernelError) else repr(err)
+        msg = str(err) if isinstance(err, OSError | PycontError) else repr(err)
         os.write(err_w, protocol.encode(protocol.Failed("setup", 125, msg)))
         os._exit(125)
     exec_command(cfg.args, env, err_w, say)
+
+
+def lock_down_root(k: Kernel, sec: SecurityOptions) -> None:
+    """After pivot_root: Docker's masked and read-only paths, and ``--read-only``'s root."""
+    if sec.masked:
+        paths.mask(k, paths.MASKED)
+        paths.make_readonly(k, paths.READONLY)
+    if sec.read_only:
+        # mount(2): a bind remount changes this mount's flags only; volumes stay writable.
+        k.mount("", "/", "", MS_REMOUNT | MS_BIND | MS_RDONLY)
+
+
+def enter_workdir(workdir: str) -> None:
+    """chdir into the container's working directory and check it is inside its root: a cwd
+    outside (reached through a leaked host fd, /proc/self/fd/N) would hand the command the
+    host's tree (CVE-2024-21626). getcwd(3) fails with ENOENT for an unreachable cwd."""
+    os.chdir(workdir)
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:
+        cwd = ""
+    if not cwd.startswith("/"):
+        raise StartError(f"working directory {workdir}: outside the container's root")
+
+
+class Confinement:
+    """What the process keeps when it execs: made ready while the host's files are still in
+    reach (:meth:`prepare`, before pivot_root or setns: it reads the seccomp profile and loads
+    libseccomp), applied as the very last step before exec (:meth:`apply`)."""
+
+    def __init__(self, sec: SecurityOptions, profile: dict[str, Any] | None) -> None:
+        self.sec = sec
+        self.profile = profile  # its filter compiled by seccomp.prepare, None: unconfined
+
+    @classmethod
+    def prepare(cls, sec: SecurityOptions) -> Confinement:
+        if sec.seccomp == UNCONFINED:
+            return cls(sec, None)
+        profile = seccomp.default_profile() if sec.seccomp == DEFAULT else sec.seccomp
+        assert isinstance(profile, dict)
+        seccomp.prepare(profile, sec.caps)
+        return cls(sec, profile)
+
+    def apply(self, k: Kernel, say: Callable[[str], None] | None = None) -> None:
+        """In this order: no_new_privs (prctl(2)); the seccomp filter, loaded while this
+        process still holds CAP_SYS_ADMIN (seccomp(2) needs it, or no_new_privs); then the
+        capabilities cut to the kept set (capabilities(7)). The filter allows the capset(2)
+        and execve(2) that follow."""
+        sec = self.sec
+        if sec.no_new_privileges:
+            k.set_no_new_privs()
+        if self.profile is not None:
+            if say is not None:
+                what = "Docker's default profile" if sec.seccomp == DEFAULT else "a custom profile"
+                say(f"seccomp(SECCOMP_SET_MODE_FILTER): {what}")
+            seccomp.install(self.profile, sec.caps)
+        if not sec.privileged:  # privileged keeps every capability, newer ones included
+            capabilities.apply(k, sec.caps)
 
 
 def _restore_signals() -> None:

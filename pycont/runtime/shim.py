@@ -28,7 +28,7 @@ if __name__ == "__main__":  # run as a script: make the package importable, noth
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from pycont import procfs
-from pycont.errors import InvalidState, KernelError
+from pycont.errors import InvalidState, KernelError, PycontError
 from pycont.fsutil import remove_tree
 from pycont.kernel import LinuxKernel
 from pycont.kernel._base import Kernel
@@ -224,7 +224,13 @@ def run(cdir: str, status_fd: int) -> int:
         os.write(go_w, b"1")
     except (OSError, KernelError) as err:
         os.close(go_w)
-        os.close(err_r)
+        # The process may have died first, and said why (the go pipe then breaks): that
+        # reason is the one to report.
+        report = _read_all(err_r)
+        if report:
+            failed = protocol.decode(report)
+            assert isinstance(failed, protocol.Failed)
+            return abort(failed.error, failed.code, failed.kind)
         return abort(f"set up process {pid}: {err}")
     os.close(go_w)
     report = _read_all(err_r)  # EOF at a successful exec: err_w is close-on-exec
@@ -296,6 +302,16 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
         except (KernelError, OSError) as err:
             rep.send(protocol.Failed("cgroup", 125, f"join the container's cgroup: {err}"))
             return 125
+    # Non-dumpable before joining anything (prctl(2) PR_SET_DUMPABLE): the child forked below
+    # lives in the container's PID namespace until it execs, a host interpreter; a process
+    # there must not be able to open its /proc/<pid>/exe or ptrace it (CVE-2019-5736's class).
+    # execve(2) of the command makes it dumpable again, as any process.
+    k.set_dumpable(False)
+    try:  # the seccomp filter is built while the host's files are in reach
+        confinement = pid1.Confinement.prepare(cfg.security)
+    except PycontError as err:
+        rep.send(protocol.Failed("setup", 125, str(err)))
+        return 125
     # Open every namespace before joining any: once in its mount namespace, the host's /proc
     # paths are gone. Join the user namespace first: it owns the others (setns(2)).
     fds: list[tuple[Namespace, int, str]] = []
@@ -317,10 +333,17 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
     child = os.fork()
     if child == 0:
         os.close(err_r)
+        workdir = spec.get("workdir") or cfg.workdir
         try:
-            os.chdir(spec.get("workdir") or cfg.workdir)
-        except OSError as err:
-            msg = f"chdir {spec.get('workdir')}: {err.strerror}"
+            # Only stdio and the error pipe cross into the container: no fd of the host.
+            os.closerange(3, err_w)
+            os.closerange(err_w + 1, MAX_FD)
+            pid1.enter_workdir(workdir)
+            # The real kernel, not a narrating one: its status pipe is closed here.
+            confinement.apply(LinuxKernel())
+        except (OSError, PycontError) as err:
+            why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            msg = f"chdir {workdir}: {why}" if isinstance(err, OSError) else why
             os.write(err_w, protocol.encode(protocol.Failed("setup", 125, msg)))
             os._exit(125)
         pid1.exec_command(spec["args"], env, err_w)

@@ -17,6 +17,7 @@ from pycont import volumes
 from pycont.cgroups.limits import Limits
 from pycont.errors import UsageError
 from pycont.namespaces import NamespaceSet
+from pycont.security.options import SecurityOptions
 
 # docker's rule for container names: [a-zA-Z0-9][a-zA-Z0-9_.-]+
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -45,6 +46,8 @@ NAMESPACE_OPTIONS = {
     "userns": "user",
     "cgroupns": "cgroup",
 }
+# docker run's security flags (pycont.security.options).
+SECURITY_OPTIONS = ("cap_add", "cap_drop", "privileged", "security_opt", "read_only")
 OPTIONS = (
     "name",
     "hostname",
@@ -57,7 +60,23 @@ OPTIONS = (
     "narrate",
     "volumes",
     *LIMIT_OPTIONS,
+    *SECURITY_OPTIONS,
 )
+
+
+def default_mode(namespace: str) -> str:
+    """A namespace's mode when none is asked for: every one private, but the user namespace
+    as root. Docker's default: root in the container is root on the host, held in by its
+    capabilities, seccomp and masked paths (pycont.security), not by a user namespace that
+    maps every id to itself. Without root, namespaces need a user namespace (rootless)."""
+    if namespace == "user" and os.geteuid() == 0:
+        return "host"
+    return "private"
+
+
+def default_modes() -> dict[str, str]:
+    """Every namespace's mode when none is asked for (:func:`default_mode`)."""
+    return NamespaceSet.from_modes({k: default_mode(k) for k in NAMESPACE_OPTIONS.values()}).modes()
 
 
 def validate_name(name: str) -> None:
@@ -139,10 +158,11 @@ class RunSpec:
     interactive: bool = False
     rm: bool = False
     # Namespace modes by kernel name (pid, net, ipc, uts, user, cgroup): "private" or "host".
-    namespaces: Mapping[str, str] = field(default_factory=lambda: NamespaceSet().modes())
+    namespaces: Mapping[str, str] = field(default_factory=lambda: default_modes())
     volumes: tuple[volumes.Mount, ...] = ()
     limits: Limits = field(default_factory=Limits)
     narrate: bool = False
+    security: SecurityOptions = field(default_factory=SecurityOptions)
 
     @classmethod
     def from_options(
@@ -164,7 +184,7 @@ class RunSpec:
         workdir = options.get("workdir")
         validate_workdir(workdir)
         nsset = NamespaceSet.from_modes(
-            {key: options.get(opt) or "private" for opt, key in NAMESPACE_OPTIONS.items()}
+            {key: options.get(opt) or default_mode(key) for opt, key in NAMESPACE_OPTIONS.items()}
         )
         given_volumes = list(options.get("volumes") or ())
         mounts = tuple(volumes.parse(v) for v in given_volumes)
@@ -186,4 +206,11 @@ class RunSpec:
             volumes=mounts,
             limits=limits,
             narrate=bool(options.get("narrate")),
+            security=SecurityOptions.from_options(
+                cap_add=options.get("cap_add") or (),
+                cap_drop=options.get("cap_drop") or (),
+                privileged=bool(options.get("privileged")),
+                security_opt=options.get("security_opt") or (),
+                read_only=bool(options.get("read_only")),
+            ),
         )

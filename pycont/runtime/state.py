@@ -24,6 +24,7 @@ from pycont.cgroups.limits import Limits
 from pycont.errors import InvalidState
 from pycont.fsutil import read_json, write_json
 from pycont.runtime.spec import limits_from_json, limits_to_json
+from pycont.security.options import SecurityOptions
 from pycont.volumes import Mount
 
 
@@ -93,6 +94,8 @@ class ContainerConfig:
     storage_driver: str = "overlay"  # "vfs" copies the layers (PYCONT_STORAGE_DRIVER=vfs)
     # Volumes and bind mounts, their host folders resolved when the container was created.
     mounts: list[Mount] = field(default_factory=list)
+    # Capabilities, seccomp, masked paths, read-only root (pycont.security).
+    security: SecurityOptions = field(default_factory=SecurityOptions)
 
 
 @dataclass
@@ -128,6 +131,7 @@ def container_dir(cid: str) -> str:
 def save_config(cfg: ContainerConfig) -> None:
     doc = asdict(cfg)
     doc["limits"] = limits_to_json(cfg.limits)
+    doc["security"] = cfg.security.to_json()
     write_json(os.path.join(container_dir(cfg.id), "config.json"), doc)
 
 
@@ -135,6 +139,7 @@ def load_config(cdir: str) -> ContainerConfig:
     doc = read_json(os.path.join(cdir, "config.json"))
     doc["limits"] = limits_from_json(doc.get("limits") or {})
     doc["mounts"] = [Mount(**m) for m in doc.get("mounts") or []]
+    doc["security"] = SecurityOptions.from_json(doc.get("security"))
     return ContainerConfig(**doc)
 
 

@@ -10,14 +10,13 @@ libpod cgroup that was not there before, no runc container, no folder podman mad
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import tarfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,122 +26,35 @@ from pycont.images import archive
 from pycont.images.busybox import build_busybox
 from pycont.images.report import ImageRecord
 from pycont.images.store import Store
+from tests import peers
 from tests.helpers import cli, register_root, requires
+from tests.peers import BUSYBOX, ULIMITS, Run, ensure_tools, run, scratch
 
 pytestmark = [requires("root"), pytest.mark.timeout(900)]
 
 TOOLS = {"skopeo": "skopeo", "umoci": "umoci", "podman": "podman", "runc": "runc"}  # binary: pkg
-BUSYBOX = "docker.io/library/busybox:latest"
 BASE = "localhost/pycont-interop-base:latest"
 DERIVED = "localhost/pycont-interop-derived:latest"
-# podman's default rlimits (nofile/nproc 1048576) exceed the hard limits of root without
-# CAP_SYS_RESOURCE here: "setrlimit RLIMIT_NOFILE: Operation not permitted".
-ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096")
-# Folders podman and skopeo make for themselves whatever --root says (the blob info cache,
-# network configs): removed afterwards when they were not there before.
-PODMAN_SYSTEM_DIRS = ("/var/lib/containers", "/run/containers")
-Run = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def run(
-    *cmd: str | os.PathLike[str],
-    check: bool = True,
-    timeout: float = 300,
-    env: dict[str, str] | None = None,
-    stdin: int | None = None,
-) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(
-        [os.fspath(c) for c in cmd],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        stdin=stdin,
-    )
-    if check and r.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, cmd))} exited {r.returncode}: {r.stderr.strip()}")
-    return r
 
 
 @pytest.fixture(scope="session")
 def tools() -> None:
     """skopeo, umoci, podman and runc, installed from Debian when missing."""
-    missing = sorted({pkg for binary, pkg in TOOLS.items() if shutil.which(binary) is None})
-    if missing:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *missing]):
-            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-            if r.returncode != 0:
-                why = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
-                pytest.skip(f"needs {', '.join(missing)}; `{' '.join(cmd)}` failed: {why}")
-    still = [b for b in TOOLS if shutil.which(b) is None]
-    if still:
-        pytest.skip(f"needs {', '.join(still)}: not on PATH after apt-get install")
+    ensure_tools(TOOLS)
 
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A folder for this module; its mounts are undone and it is removed at the end."""
-    path = tmp_path_factory.mktemp("interop")
-    existed = {d: os.path.exists(d) for d in PODMAN_SYSTEM_DIRS}
-    try:
+    with scratch(tmp_path_factory.mktemp("interop")) as path:
         yield path
-    finally:
-        unmount_below(path)
-        run("rm", "-rf", "--one-file-system", path, check=False)
-        for d, was_there in existed.items():
-            if not was_there:
-                shutil.rmtree(d, ignore_errors=True)
-
-
-def unmount_below(path: Path) -> None:
-    """umount -l every mount at or below ``path``, the deepest first."""
-    prefix = os.fspath(path)
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4].replace("\\040", " ") for line in f]
-    for point in sorted(
-        (p for p in points if p == prefix or p.startswith(prefix + "/")), reverse=True
-    ):
-        run("umount", "-l", point, check=False)
-
-
-def libpod_cgroups() -> set[str]:
-    """podman's cgroupfs manager leaves libpod_parent folders behind (lib.sh: snapshot_cgroups)."""
-    found: set[str] = set()
-    for top in Path("/sys/fs/cgroup").iterdir():
-        for depth in ("libpod_parent", "*/libpod_parent"):
-            found.update(os.fspath(p) for p in top.glob(depth) if p.is_dir())
-    return found
 
 
 @pytest.fixture(scope="module")
 def podman(tools: None, work: Path) -> Iterator[Run]:
-    """``podman ARGS`` with private storage under ``work``; everything it made goes at the end."""
-    base = work / "podman"
-    cmd = (
-        "podman",
-        *("--root", base / "root", "--runroot", base / "run", "--tmpdir", base / "tmp"),
-        *("--cgroup-manager=cgroupfs", "--events-backend=file", "--runtime", "runc"),
-    )
-    env = {**os.environ, "TMPDIR": os.fspath(work)}
-    cgroups_before = libpod_cgroups()
-
-    def podman_run(
-        *args: str | os.PathLike[str], check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        return run(*cmd, *args, check=check, env=env)
-
-    try:
+    """``podman ARGS`` on runc with private storage under ``work``."""
+    with peers.podman(work) as podman_run:
         yield podman_run
-    finally:
-        podman_run("rm", "-af", check=False)
-        podman_run("rmi", "-af", check=False)
-        unmount_below(base)
-        for d in sorted(libpod_cgroups() - cgroups_before):
-            for sub, _dirs, _files in sorted(os.walk(d, topdown=False), key=lambda w: -len(w[0])):
-                with contextlib.suppress(OSError):
-                    os.rmdir(sub)
-        assert libpod_cgroups() <= cgroups_before, "podman's cgroups left behind"
 
 
 @pytest.fixture(scope="module")

@@ -73,6 +73,11 @@ def _readable_copy_of_the_package() -> str:
         os.path.join(pkg, "pycont"),
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
+    # and the one dependency the container's start needs (pyseccomp, a single module): the
+    # install a user would have made with pip.
+    import pyseccomp
+
+    shutil.copy(pyseccomp.__file__, pkg)
     for dirpath, _dirnames, filenames in os.walk(pkg):
         os.chmod(dirpath, 0o755)
         for f in filenames:

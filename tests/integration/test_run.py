@@ -110,9 +110,29 @@ def test_a_process_killed_by_sigterm_is_143() -> None:
 
 
 # -- namespaces ------------------------------------------------------------------------------
+# As root, Docker's default is no user namespace: one that maps every id to itself would
+# isolate nothing (test_security.py checks what holds the container in instead).
+DEFAULT_SHARED = ["user"] if os.geteuid() == 0 else []
+
+
 @pytest.mark.parametrize("ns", SEVEN)
 def test_each_namespace_is_the_containers_own(sleeper: pycont.Container, ns: str) -> None:
-    assert ctr_ns(sleeper.pid, ns) != host_ns(ns)
+    if ns in DEFAULT_SHARED:
+        assert ctr_ns(sleeper.pid, ns) == host_ns(ns)
+    else:
+        assert ctr_ns(sleeper.pid, ns) != host_ns(ns)
+
+
+def test_userns_private_as_root_is_the_identity_map(name: str) -> None:
+    c = pycont.run("busybox", ["sleep", "1000"], detach=True, name=name, userns="private")
+    try:
+        assert ctr_ns(c.pid, "user") != host_ns("user")
+        with open(f"/proc/{c.pid}/uid_map") as f:
+            assert f.read().split() == (
+                ["0", "0", "4294967295"] if os.geteuid() == 0 else ["0", str(os.geteuid()), "1"]
+            )
+    finally:
+        c.remove(force=True)
 
 
 @pytest.mark.parametrize(("option", "ns"), HOST_MODES)
@@ -120,7 +140,7 @@ def test_host_mode_shares_that_namespace_only(name: str, option: str, ns: str) -
     c = pycont.run("busybox", ["sleep", "1000"], detach=True, name=name, **{option: "host"})
     try:
         shared = [n for n in SEVEN if ctr_ns(c.pid, n) == host_ns(n)]
-        assert shared == [ns]
+        assert sorted(shared) == sorted({ns, *DEFAULT_SHARED})
         assert c.inspect()["Config"]["Cmd"] == ["sleep", "1000"]
         # and the container still works: exec joins what is private, not what is shared
         assert c.exec(["sh", "-c", "echo ok"]).output == "ok\n"

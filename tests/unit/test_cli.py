@@ -30,7 +30,8 @@ def test_run_flags_before_the_image() -> None:
     assert a["env"] == ["A=1"]
     assert a["workdir"] == "/tmp"
     assert a["pid"] == "host"
-    assert a["network"] == a["ipc"] == a["uts"] == a["userns"] == a["cgroupns"] == "private"
+    # Not given: None, the runtime's default (private; no user namespace as root).
+    assert a["network"] is a["ipc"] is a["uts"] is a["userns"] is a["cgroupns"] is None
     assert a["image"] == "busybox"
     assert a["command"] == ["sh", "-c", "echo hi"]
 

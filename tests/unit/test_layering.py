@@ -28,6 +28,7 @@ PRIMITIVES = (
     "pycont.namespaces",
     "pycont.overlay",
     "pycont.rootfs",
+    "pycont.security",
     "pycont.volumes",
     "pycont.images",
     "pycont.fsutil",

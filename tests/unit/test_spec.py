@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from pycont.cgroups.base import Limits
 from pycont.errors import UsageError
 from pycont.runtime.spec import OPTIONS, RunSpec
+from pycont.security import capabilities
+from pycont.security.options import SecurityOptions
 from pycont.volumes import Mount
 
 
@@ -17,7 +20,35 @@ def test_defaults() -> None:
     spec = RunSpec.from_options("busybox")
     assert spec == RunSpec("busybox")
     assert spec.command is None and spec.limits == Limits() and spec.volumes == ()
-    assert set(spec.namespaces.values()) == {"private"}
+    private = {k for k, mode in spec.namespaces.items() if mode == "private"}
+    # All seven private, but the user namespace as root (Docker's default).
+    expected = {"pid", "net", "ipc", "uts", "mnt", "cgroup", "user"}
+    assert private == (expected - {"user"} if os.geteuid() == 0 else expected)
+    assert spec.security == SecurityOptions()
+    assert spec.security.caps == capabilities.DOCKER_DEFAULT and spec.security.seccomp == "default"
+
+
+def test_security_flags() -> None:
+    spec = RunSpec.from_options(
+        "busybox",
+        cap_add=["net_admin"],
+        cap_drop=["CAP_CHOWN"],
+        security_opt=["no-new-privileges", "seccomp=unconfined"],
+        read_only=True,
+    )
+    sec = spec.security
+    assert "CAP_NET_ADMIN" in sec.caps and "CAP_CHOWN" not in sec.caps
+    assert sec.no_new_privileges and sec.seccomp == "unconfined" and sec.read_only
+    assert SecurityOptions.from_json(sec.to_json()) == sec
+    everything = RunSpec.from_options("busybox", privileged=True).security
+    assert everything.privileged and everything.seccomp == "unconfined" and not everything.masked
+    for bad, says in (
+        ({"cap_add": ["FLY"]}, "unknown capability"),
+        ({"security_opt": ["apparmor=docker-default"]}, "invalid --security-opt"),
+        ({"security_opt": ["seccomp=/nonexistent.json"]}, "nonexistent.json"),
+    ):
+        with pytest.raises(UsageError, match=says):
+            RunSpec.from_options("busybox", **bad)
 
 
 def test_everything_parsed_and_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,7 +73,8 @@ def test_everything_parsed_and_typed(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert spec.command == ("sh", "-c", "true")
     assert spec.env == ("A=1", "FROM_CALLER=yes")  # -e KEY: the caller's value, or nothing
     assert spec.namespaces["pid"] == "host" and spec.namespaces["net"] == "host"
-    assert spec.namespaces["user"] == "private"
+    # Docker's default: no user namespace as root (rootless needs one).
+    assert spec.namespaces["user"] == ("host" if os.geteuid() == 0 else "private")
     assert spec.volumes == (
         Mount("volume", "data", "/data"),
         Mount("bind", str(tmp_path), "/src", readonly=True),
