@@ -638,7 +638,16 @@ def cleanup(work: str, ids: list[str]) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def in_project_venv() -> None:
+    """Re-exec under the project's venv (scripts/bootstrap.sh makes it) when started by another
+    interpreter: the timed pycont imports its dependencies (pyseccomp) from there."""
+    venv_python = os.path.join(REPO, ".venv", "bin", "python")
+    if os.path.exists(venv_python) and sys.prefix != os.path.join(REPO, ".venv"):
+        os.execv(venv_python, [venv_python, os.path.abspath(__file__), *sys.argv[1:]])
+
+
 def main() -> int:
+    in_project_venv()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=30, help="timed rounds (default 30)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")

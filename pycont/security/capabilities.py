@@ -125,9 +125,11 @@ def apply(k: Kernel, keep: frozenset[str]) -> None:
     capset(2) takes it away. Inheritable is cleared as Docker >= 20.10.14 does (CVE-2022-24769:
     left set, it let a non-root user in the container gain, through a program with inheritable
     file capabilities, capabilities outside the container's permitted set). Capabilities the
-    running kernel does not know are skipped."""
+    running kernel does not know are skipped, and so are those this process does not hold
+    itself (root in a container of its own may lack some, CAP_SYS_RESOURCE on these CI
+    machines): capset(2) cannot raise a set, and --cap-add ALL means every one there is."""
     last = last_cap()
-    mask = to_mask(keep) & ((1 << (last + 1)) - 1)
+    mask = to_mask(keep) & ((1 << (last + 1)) - 1) & of_process("self")["CapPrm"]
     k.clear_ambient()
     for cap in range(last + 1):
         if not mask >> cap & 1:
