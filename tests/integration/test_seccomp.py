@@ -15,11 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pycont.security import seccomp
 from pycont.security.capabilities import DOCKER_DEFAULT
 from tests.helpers import requires
 
-pytestmark = requires("root")
+# cgroup_v2: the v2 VM (tests/vm/run_v2.py) runs these too, on its own kernel.
+pytestmark = [pytest.mark.cgroup_v2, requires("root")]
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _libc.syscall.restype = ctypes.c_long  # variadic: the arguments are typed one by one below

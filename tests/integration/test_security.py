@@ -70,6 +70,12 @@ def test_seccomp_filter_is_loaded_and_refuses_what_docker_refuses() -> None:
     assert "Seccomp:\t0" in unconfined.output
 
 
+def test_no_new_privileges_is_set_when_asked() -> None:
+    assert "NoNewPrivs:\t0" in sh("grep NoNewPrivs /proc/self/status", rm=True).output
+    c = sh("grep NoNewPrivs /proc/self/status", rm=True, security_opt=["no-new-privileges"])
+    assert "NoNewPrivs:\t1" in c.output
+
+
 def test_masked_paths_read_empty_and_proc_sys_is_read_only() -> None:
     c = sh(
         "wc -c < /proc/keys; wc -c < /proc/timer_list; ls /sys/firmware | wc -l; "

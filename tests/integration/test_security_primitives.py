@@ -31,7 +31,8 @@ from pycont.kernel import (
 from pycont.security import capabilities, paths
 from tests.helpers import requires
 
-pytestmark = requires("root")
+# cgroup_v2: the v2 VM (tests/vm/run_v2.py) runs these too, on its own kernel.
+pytestmark = [pytest.mark.cgroup_v2, requires("root")]
 
 DOCKER_MASK = 0xA80425FB
 
