@@ -55,6 +55,9 @@ mount -t cgroup -o memory none /tmp 2>/dev/null; echo "cgroup=$?"
 umount /proc 2>/dev/null; echo "umount=$?"
 unshare -U true 2>/dev/null; echo "unshare=$?"
 """
+# No network: podman's default bridge would set up a CNI bridge, firewall chains and
+# ip_forward on the host, none of which a test may touch.
+RUN = ("--rm", "--network", "none", *ULIMITS)
 # podman's default set is Docker's less these three (containers.conf).
 PODMAN_CAP_ADD = ("--cap-add", "MKNOD,NET_RAW,AUDIT_WRITE")
 
@@ -83,7 +86,7 @@ def pycont_probe(script: str, **options: object) -> list[str]:
 
 
 def podman_probe(podman: Run, script: str, *flags: str) -> list[str]:
-    r = podman("run", "--rm", *ULIMITS, *flags, BUSYBOX, "sh", "-c", script)
+    r = podman("run", *RUN, *flags, BUSYBOX, "sh", "-c", script)
     return r.stdout.splitlines()
 
 
@@ -116,7 +119,7 @@ def test_with_limits_the_lift_attempts_fail_in_both(podman_busybox: Run) -> None
         pids_limit=64,
     ).output
     theirs = podman_busybox(
-        "run", "--rm", *ULIMITS, "-m", "64m", "--pids-limit", "64", BUSYBOX, "sh", "-c", lift
+        "run", *RUN, "-m", "64m", "--pids-limit", "64", BUSYBOX, "sh", "-c", lift
     ).stdout
     assert ours == theirs == "done\n"
 

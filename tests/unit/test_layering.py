@@ -22,7 +22,7 @@ NOTEBOOK = (
     "pycont.display_probe",
     "pycont.course",
 )
-TOOLS = ("pycont.cli", "pycont.cli_", "pycont.monitor", "pycont.stats_table")
+TOOLS = ("pycont.cli", "pycont.cli_", "pycont.monitor", "pycont.stats_table", "pycont.oci")
 PRIMITIVES = (
     "pycont.cgroups",
     "pycont.namespaces",
