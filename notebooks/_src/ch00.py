@@ -79,7 +79,7 @@ the three pillars of containers:
 | memory overhead | what the process uses | a whole guest OS |
 | isolation boundary | the kernel's namespaces and cgroups | the hypervisor |
 
-Chapter 08 measures these claims: the same image started as a container and as a VM, side by side.
+Chapter 09 measures these claims: the same image started as a container and as a VM, side by side.
 
 ### Images, layers, registries
 

@@ -313,21 +313,31 @@ for line in lines:
    `cpuset.mems` writes a new v1 cpuset folder needs before it can hold a process (chapter 03).
    Limits, had `run` been given any (`memory="64m"`), would be written here too.
 2. `clone(CLONE_NEWNS|CLONE_NEWUTS|…)` — `clone(2)`: the shim creates the container's first
-   process directly in six new namespaces (chapter 02). It returns the child's host PID.
+   process directly in five new namespaces (chapter 02); run by root, as here, not in a user
+   namespace: like Docker, pycont then gives none. It returns the child's host PID.
 3. `write(…/cgroup.procs, "<host pid>")` — the child joins its cgroup (in every hierarchy) before
-   it runs anything of its own: all it will ever start is counted and limited there.
-4. `write(/proc/<pid>/uid_map …)` — `user_namespaces(7)`: who the child's root is on the host.
-5. `prctl(PR_SET_PDEATHSIG, SIGKILL)` — `prctl(2)`: if the shim dies, the container dies with it.
-6. `unshare(CLONE_NEWCGROUP)`, `sethostname`, bringing `lo` up — the cgroup namespace, the
+   it runs anything of its own: all it will ever start is counted and limited there. (Rootless,
+   `write(/proc/<pid>/uid_map …)` would follow: `user_namespaces(7)`, who the child's root is on
+   the host.)
+4. `prctl(PR_SET_PDEATHSIG, SIGKILL)` — `prctl(2)`: if the shim dies, the container dies with it.
+5. `unshare(CLONE_NEWCGROUP)`, `sethostname`, bringing `lo` up — the cgroup namespace, the
    container's host name, its loopback device.
-7. `mount(... MS_REC|MS_PRIVATE)` then `mount("pycont-overlay", … "overlay" …)` —
+6. `mount(... MS_REC|MS_PRIVATE)` then `mount("pycont-overlay", … "overlay" …)` —
    `mount_namespaces(7)`: stop mounts from propagating to the host, then stack the image's layer
    under the container's read/write layer (chapter 04).
-8. `proc`, `/dev` (a tmpfs with a few bind-mounted devices), `devpts`, `shm`, `mqueue`, `sysfs` —
-   the special filesystems a Linux program expects.
-9. `pivot_root(".", ".")` then `umount2(".", MNT_DETACH)` — `pivot_root(2)`: the overlay becomes
+7. `proc`, `/dev` (a tmpfs with a few bind-mounted devices), `devpts`, `shm`, `mqueue`, a
+   read-only `sysfs` — the special filesystems a Linux program expects; then, at
+   `/sys/fs/cgroup`, the container's own cgroup, read-only (chapter 03).
+8. `pivot_root(".", ".")` then `umount2(".", MNT_DETACH)` — `pivot_root(2)`: the overlay becomes
    `/`, and the host's root is detached: the container can no longer reach the host's files.
-10. `execve` — the container's process becomes your command. It keeps its PID: it *is* PID 1.
+9. The `mount` calls on `/proc/self/fd/4` — the **masked paths** (an empty read-only tmpfs or
+   `/dev/null` over `/proc/keys`, `/sys/firmware`…) and the **read-only** ones (`/proc/sys`,
+   `/proc/irq`…), Docker's lists. Each target is opened first inside the new root, without
+   following a symlink out of it, and mounted on through its file descriptor.
+10. `seccomp(SECCOMP_SET_MODE_FILTER)`, then `prctl(PR_CAPBSET_DROP, …)` and `capset` — a filter
+   on the system calls the command may make, and the capabilities cut to Docker's 14. These last
+   steps are what keep the container's root from undoing the rest: chapter 10.
+11. `execve` — the container's process becomes your command. It keeps its PID: it *is* PID 1.
 """),
 ]
 EXERCISES_INTRO = r"""

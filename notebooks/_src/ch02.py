@@ -31,14 +31,17 @@ processes share it.
 ALLOWS = r"""
 The next cell imports what the chapter uses, removes what an interrupted run of this chapter
 left behind (containers named `ch02-…`, a message queue), checks that namespaces are available,
-and starts **`ch02-box`**: a container with every namespace private, which
-the experiments look into.
+and starts **`ch02-box`**: a container with pycont's default namespaces, which the experiments
+look into. Every namespace is private, except, as root, the user namespace: like Docker, pycont
+gives a container run by root no user namespace of its own (section USER says why).
 """
 NEEDS = ("namespaces",)
 SETUP = r"""
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 
 import pycont
 from pycont import kernel
@@ -139,11 +142,13 @@ so `$$` is 1, and the `proc` filesystem mounted inside the container lists that 
 numbered by the host, and its `/proc` lists every process on the machine, the host's init as
 PID 1.
 
-Why `userns="host"` too? The container's `/proc` must be mounted for the PID namespace it shows,
-and `user_namespaces(7)` allows that only to a process with `CAP_SYS_ADMIN` in the user namespace
-that *owns* that PID namespace. The container's own user namespace does not own the host's.
-Docker has the same rule: `--pid host` is refused when user-namespace remapping is on, unless
-`--userns host`.
+Why `userns="host"` too? As root it changes nothing: a container then has no user namespace of
+its own anyway (Docker's default, section USER). The rule matters when it has one — with
+`userns="private"`, or rootless: `/proc` must be mounted for the PID namespace it shows, and
+`user_namespaces(7)` allows that only to a process with `CAP_SYS_ADMIN` in the user namespace
+that *owns* that PID namespace; a container's own user namespace does not own the host's. pycont
+then binds the host's `/proc` instead of mounting a fresh one. Docker refuses `--pid host` when
+user-namespace remapping is on, unless `--userns host`.
 
 ---
 ## NET — network devices, addresses, routes, ports
@@ -241,25 +246,38 @@ echo "my mount table (mount point, filesystem type):"
 sed -E 's/^([^ ]+ ){4}([^ ]+) .* - ([^ ]+) .*/  \2  \3/' /proc/self/mountinfo
 """),
     ("md", r"""
-Mount a tmpfs **inside** `ch02-box`, then look for it on both sides:
+Mount a tmpfs **inside** a container, then look for it on both sides. `mount(2)` needs the
+capability `CAP_SYS_ADMIN`, which a container's root does not hold by default, in pycont as in
+Docker (`capabilities(7)`, chapter 10): `ch02-box` is refused. `ch02-mntlab` gets it back with
+`cap_add=["SYS_ADMIN"]` (`docker run --cap-add SYS_ADMIN`):
 """),
     ("code", r"""
-r = box.exec(["sh", "-c", "mkdir -p /tmp/scratch && mount -t tmpfs ch02-scratch /tmp/scratch"
-                          " && grep -c ch02-scratch /proc/self/mountinfo"])
-print("inside: mounted, lines naming it in its mount table:", r.output.strip())
+MOUNT = ("mkdir -p /tmp/scratch && mount -t tmpfs ch02-scratch /tmp/scratch"
+         " && grep -c ch02-scratch /proc/self/mountinfo")
+r = box.exec(["sh", "-c", MOUNT])
+print("in ch02-box (default capabilities):", r.output.strip(), "| exit code", r.exit_code)
+
+lab = sleeper("ch02-mntlab", cap_add=["SYS_ADMIN"])
+r = lab.exec(["sh", "-c", MOUNT])
+print("in ch02-mntlab: mounted, lines naming it in its mount table:", r.output.strip())
 with open("/proc/self/mountinfo") as f:
     print("in the host's mount table:", "ch02-scratch" in f.read())
-with open(f"/proc/{box.pid}/mountinfo") as f:
-    print("in /proc/<box pid>/mountinfo, read from the host:", "ch02-scratch" in f.read())
+with open(f"/proc/{lab.pid}/mountinfo") as f:
+    print("in /proc/<ch02-mntlab pid>/mountinfo, read from the host:", "ch02-scratch" in f.read())
+lab.remove(force=True)
 """),
     ("md", r"""
 **What happened.** `mount_namespaces(7)`: the container got a copy of the host's mount table
 when it was created; pycont then made every mount *private* (`MS_REC|MS_PRIVATE`, see the
 narration in chapter 01) so that nothing mounted on either side propagates to the other, stacked
 the image with an overlay, mounted `proc`, `/dev`, `sysfs`, and `pivot_root(2)`ed into it,
-detaching the host's root. What is left is the short table above. (`/dev/null` and its
-neighbours say `devtmpfs`: each is a bind mount of the host's device file, and a bind mount
-shows the filesystem it comes from, the host's `/dev`.) The tmpfs mounted inside exists
+detaching the host's root. What is left is the table above: the root, the special filesystems,
+at `/sys/fs/cgroup` the container's own cgroup (read-only, chapter 03), then Docker's **masked**
+paths (`/proc/keys`, `/sys/firmware`… covered with `/dev/null` or an empty tmpfs) and
+**read-only** ones (`/proc/sys`, `/proc/irq`…), which keep the container's root away from the
+host's kernel settings (chapter 10). (`/dev/null`, `/proc/keys` and their neighbours say
+`devtmpfs`: each is a bind mount of the host's device file, and a bind mount shows the
+filesystem it comes from, the host's `/dev`.) The tmpfs mounted inside exists
 only in the container's namespace; the host can still *look* at it, through that process's
 `/proc/<pid>/mountinfo`. There is no `--mount host` flag, in docker or pycont: a container needs
 its own mount namespace for its root filesystem. To share parts of the host's tree, containers
@@ -276,8 +294,18 @@ show(Namespace.UTS, box.pid, "ch02-box")
     ("code", r"""
 %%container --rm --name ch02-uts --hostname ch02-uts busybox
 echo "host name at start: $(hostname)"
-hostname renamed-inside
+hostname renamed-inside || echo "(refused)"
 echo "host name now:      $(hostname)"
+"""),
+    ("md", r"""
+Refused: `sethostname(2)` needs `CAP_SYS_ADMIN`, which the container's root lacks, as in the MNT
+experiment. Give it back (`--cap-add SYS_ADMIN`) and rename the container's **own** UTS
+namespace:
+"""),
+    ("code", r"""
+%%container --rm --name ch02-uts --hostname ch02-uts --cap-add SYS_ADMIN busybox
+hostname renamed-inside
+echo "host name now: $(hostname)"
 """),
     ("code", r"""
 print("the host's name is unchanged:", socket.gethostname() == HOSTNAME)
@@ -285,27 +313,41 @@ r = pycont.run("busybox", ["hostname"], rm=True, name="ch02-utshost", uts="host"
 print("with uts='host', the container's hostname is the host's:", r.output.strip() == HOSTNAME)
 """),
     ("md", r"""
-Sharing the host's UTS namespace, can the container's root **rename the host**? Try it, but only
-in a container whose user namespace is its own (the guard below checks that first):
+Sharing the host's UTS namespace, can a default container's root **rename the host**? It is
+safe to try: it will be refused. The guard below makes sure of it first, reading the container's
+effective capabilities (`CapEff` in `/proc/<pid>/status`, a bit mask, `proc(5)`): it tries only
+if bit 21, `CAP_SYS_ADMIN` (`<linux/capability.h>`), is off.
 """),
     ("code", r"""
+CAP_SYS_ADMIN = 21  # capabilities(7); its bit in the CapEff mask
+
+
+def cap_eff(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("CapEff:")).split()[1], 16)
+
+
 shared = sleeper("ch02-utshost", uts="host")
-if ns_inode(shared.pid, Namespace.USER) != ns_inode("self", Namespace.USER):
+if not cap_eff(shared.pid) & (1 << CAP_SYS_ADMIN):
     r = shared.exec(["hostname", "renamed-by-container"])
     print(r.output.strip(), "| exit code", r.exit_code)
 else:
-    print("skipped: this container shares the host's user namespace")
+    print("skipped: this container holds CAP_SYS_ADMIN, it could rename the host")
 shared.remove(force=True)
 print("the host's name is unchanged:", socket.gethostname() == HOSTNAME)
 """),
     ("md", r"""
 **What happened.** `uts_namespaces(7)`: the host name and NIS domain name (what `uname(2)`
 returns) are per UTS namespace, so `sethostname(2)` inside changed only the container's. pycont
-sets it to `--hostname`, or to the container's short id, as docker does. With `uts="host"` the
-container reads the host's name; it could not change it, although it runs as root, because
-`sethostname(2)` needs `CAP_SYS_ADMIN` **in the user namespace that owns the UTS namespace**
-(`user_namespaces(7)`) — and the container's root holds its capabilities in its own user namespace
-only. Which brings us to the user namespace.
+sets it to `--hostname`, or to the container's short id, as docker does (it sets it before it
+drops the capabilities). With `uts="host"` the container reads the host's name; it could not
+change it, although it runs as root, because `sethostname(2)` needs `CAP_SYS_ADMIN`
+(`capabilities(7)`), one of the capabilities pycont, like Docker, takes from a container's root:
+what keeps a container in is chapter 10's subject. That is also why `--cap-add SYS_ADMIN` and
+`--uts host` must never meet: that container could rename the host. In a container with a user
+namespace of its own (rootless, below), `CAP_SYS_ADMIN` would not be enough either: it must be
+held **in the user namespace that owns the UTS namespace** (`user_namespaces(7)`), the host's
+initial one. Which brings us to the user namespace.
 
 ---
 ## USER — user and group IDs, and capabilities
@@ -328,11 +370,58 @@ with open("/proc/self/uid_map") as f:
     ("md", r"""
 **What happened.** `user_namespaces(7)`: a user namespace maps user and group IDs inside it to IDs
 outside it; `/proc/<pid>/uid_map` lists the ranges as *first ID inside, first ID outside,
-count*. pycont runs as root here, so it writes the **identity map** `0 0 4294967295` (every ID to
-itself — the same map the host's initial namespace has): files keep their owners. Yet the
-namespace is new, and that matters: the container's root holds its capabilities **over the
-namespaces its user namespace owns** — its network, its host name, its mounts — and not over the
-host's, as the UTS experiment showed.
+count*. The container's map is the host's own, `0 0 4294967295` (every ID to itself), because,
+run as root, the container **has no user namespace of its own**: the inodes above are the same.
+That is Docker's default too. Its root is uid 0 of the host, and the kernel checks its file
+permissions as the host root's. What holds it in is what the MNT and UTS experiments ran into:
+its **capabilities** (14 kept, `CAP_SYS_ADMIN` not among them), a **seccomp** filter on its
+system calls and **masked paths** in `/proc` and `/sys` — chapter 10 shows each one.
+
+### `userns="private"` as root: a new namespace that maps every ID to itself
+
+A user namespace can be asked for (`userns="private"`). As root, pycont then writes the
+**identity map** `0 0 4294967295`: the namespace is new, but every ID inside is the same ID
+outside. Does that protect the host's files? The next cell gives such a container a host folder
+holding a file only root may read (mode `0600`), and has it create a file of its own:
+"""),
+    ("code", r"""
+def identity_mapped():
+    # A userns="private" container given a root-only host file; what it reads and makes.
+    lab = tempfile.mkdtemp(prefix="pycont-ch02-")
+    try:
+        with open(os.path.join(lab, "secret.txt"), "w") as f:
+            f.write("the host root's secret\n")
+        os.chmod(os.path.join(lab, "secret.txt"), 0o600)  # owner root; nobody else may read it
+        script = ("readlink /proc/self/ns/user; cat /proc/self/uid_map; cat /lab/secret.txt; "
+                  "touch /root/made-inside")
+        c = pycont.run("busybox", ["sh", "-c", script], name="ch02-userns", userns="private",
+                       volumes=[f"{lab}:/lab"])
+        link, uid_map, secret = c.output.splitlines()
+        print("a user namespace of its own:", link != ns_link("self", Namespace.USER))
+        print("uid_map inside:", " ".join(uid_map.split()))
+        print("it read the root-only host file:", secret)
+        upper = c.inspect()["GraphDriver"]["Data"]["UpperDir"]
+        print("the file it made belongs, on the host, to uid",
+              os.stat(f"{upper}/root/made-inside").st_uid)
+        c.remove()
+    finally:
+        shutil.rmtree(lab)
+
+
+if os.geteuid() == 0:
+    identity_mapped()
+else:
+    print("skipped: rootless, every container has a user namespace with the map of the next cell")
+"""),
+    ("md", r"""
+**What happened.** `user_namespaces(7)`, `capabilities(7)`: a capability held in a user namespace
+lets its holder bypass file permission checks (`CAP_DAC_OVERRIDE`) on every file whose owner and
+group are **mapped** in that namespace. With the identity map every ID is mapped, so the
+container's root reads and owns the host's files exactly as host root does: this namespace
+isolates nothing for file permissions. (It is in pycont to show that; Docker does not offer it.)
+Protection needs a map where root inside is **somebody else** outside: Docker's
+`--userns-remap` maps the container's IDs onto a subordinate range of `/etc/subuid` (root inside
+is uid 100000 outside, say), and a rootless runtime maps root onto the user who runs it.
 
 ### Rootless: root inside, an ordinary user outside
 
@@ -343,8 +432,6 @@ from the host.
 """),
     ("code", r"""
 import pathlib
-import shutil
-import tempfile
 import textwrap
 
 ROOTLESS = textwrap.dedent('''
@@ -361,16 +448,30 @@ ROOTLESS = textwrap.dedent('''
 ''')
 
 
+def readable_copy(pkg):
+    # uid 1000 may not read this notebook's interpreter and its packages (root's), so it runs a
+    # copy: pycont and the one module a container's start needs (pyseccomp) side by side, as a
+    # pip install would put them, where pycont's helpers (python -I -S) find them.
+    import pyseccomp
+
+    shutil.copytree(pathlib.Path(pycont.__file__).parent, os.path.join(pkg, "pycont"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(pyseccomp.__file__, pkg)
+
+
 def run_as_uid_1000():
     # pycont as uid 1000, with its own store in a temporary folder; None if impossible here.
     if shutil.which("setpriv") is None:
         return None, "setpriv(1) is not installed"
-    store = tempfile.mkdtemp(prefix="pycont-ch02-")
+    lab = tempfile.mkdtemp(prefix="pycont-ch02-")
+    os.chmod(lab, 0o755)
+    store, pkg = os.path.join(lab, "store"), os.path.join(lab, "pkg")
+    os.mkdir(store)
     os.chown(store, 1000, 1000)
-    env = {"PATH": "/usr/bin:/bin", "HOME": store, "PYCONT_ROOT": store,
-           "PYTHONPATH": str(pathlib.Path(pycont.__file__).resolve().parents[1])}
+    env = {"PATH": "/usr/bin:/bin", "HOME": store, "PYCONT_ROOT": store, "PYTHONPATH": pkg}
     why = "no Python interpreter that uid 1000 may run"
     try:
+        readable_copy(pkg)
         for python in (os.path.realpath(shutil.which("python3") or "/usr/bin/python3"),
                        "/usr/bin/python3"):
             r = subprocess.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups",
@@ -379,7 +480,7 @@ def run_as_uid_1000():
                 return r.stdout, ""
             why = (r.stderr.strip().splitlines() or ["?"])[-1]
     finally:
-        shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(lab, ignore_errors=True)
     return None, why
 
 
@@ -394,7 +495,9 @@ else:
 maps `0 1000 1` (`user_namespaces(7)` requires both from an unprivileged writer). Inside, `id`
 says root; on the host, the file it created belongs to uid 1000. This is how rootless podman and
 rootless docker work, and why a breakout from such a container lands as an ordinary user.
-(Rootless runtimes usually map more IDs with `newuidmap(1)` and `/etc/subuid`.)
+(Rootless runtimes usually map more IDs with `newuidmap(1)` and `/etc/subuid`.) Of the three
+maps of this section, this one is the only one that protects the host: a breakout from the
+default container, or from the identity-mapped one, lands as the host's root.
 
 ---
 ## CGROUP — the root of the cgroup tree it sees
@@ -445,7 +548,7 @@ comparing `/proc/<pid>/ns/*` inodes.
 from IPython.display import Markdown
 
 FLAG = {value: name for name, value in vars(kernel).items() if name.startswith("CLONE_NEW")}
-SHARE = {"user": '`userns="host"`', "mnt": "never", "uts": '`uts="host"`',
+SHARE = {"user": '`userns="host"` (as root: the default)', "mnt": "never", "uts": '`uts="host"`',
          "ipc": '`ipc="host"`', "net": '`network="host"`', "pid": '`pid="host"`',
          "cgroup": '`cgroupns="host"`'}
 rows = ["| namespace | /proc/PID/ns/ | clone flag | isolates | ch02-box vs host | to share |",
@@ -506,8 +609,9 @@ answer1 = os.stat(f"/proc/{box.pid}/ns/net").st_ino
         r"""
 ### Exercise 2 — share exactly two
 
-Start a detached container named **`ch02-ex2`** (busybox, `sleep 1000`) that shares **exactly**
-the UTS and IPC namespaces with the host, and no other.
+Start a detached container named **`ch02-ex2`** (busybox, `sleep 1000`) that shares the UTS and
+IPC namespaces with the host, and no other besides those a default container shares (as root,
+the user namespace: compare the *ch02-box* column of the summary table).
 """,
         r"""
 # your code here
@@ -521,7 +625,8 @@ def _shared_by_ex2():
     return {ns.procname for ns in Namespace if ns_inode(c.pid, ns) == ns_inode("self", ns)}
 
 
-course.check("exercise 2", lambda: _shared_by_ex2() == {"uts", "ipc"},
+DEFAULT_SHARED = {ns.procname for ns in Namespace if ns_inode(box.pid, ns) == ns_inode("self", ns)}
+course.check("exercise 2", lambda: _shared_by_ex2() == DEFAULT_SHARED | {"uts", "ipc"},
              "pycont.run('busybox', ['sleep', '1000'], name='ch02-ex2', detach=True, ...) with the "
              "two options of the summary table; remove a wrong try with pycont.get('ch02-ex2')"
              ".remove(force=True)")
@@ -585,12 +690,17 @@ QUESTIONNAIRE = r"""
    reach the Internet?
 4. A tmpfs mounted inside a container does not appear in the host's mount table. Which two things
    make sure of that?
-5. With `uts="host"`, the container's root could not rename the host. Why not?
+5. With `uts="host"`, the container's root could not rename the host. Why not? What must never
+   be combined with `uts="host"`?
 6. What does the uid map `0 1000 1` mean, and who owns, on the host, a file that this
    container's root creates?
 7. What does a process inside a cgroup namespace see in `/proc/self/cgroup`, and why is that
    useful?
-8. Why did `pid="host"` need `userns="host"` here?
+8. When does `pid="host"` need `userns="host"`, and why does it change nothing as root?
+9. Run as root, a pycont or Docker container has no user namespace of its own. Who is its root on
+   the host, and what holds it in instead?
+10. `userns="private"` as root gives the container a new user namespace with the map
+    `0 0 4294967295`. Why does that protect none of the host's files, and what map would?
 
 <details><summary>Answers</summary>
 
@@ -605,16 +715,28 @@ QUESTIONNAIRE = r"""
 4. The container has its own mount namespace, and pycont made all mounts private
    (`MS_REC|MS_PRIVATE`) so that no mount event propagates between the namespaces
    (`mount_namespaces(7)`).
-5. `sethostname(2)` needs `CAP_SYS_ADMIN` in the user namespace that owns the UTS namespace. The
-   host's UTS namespace is owned by the host's initial user namespace, and the container's root
-   has capabilities only in its own user namespace (`user_namespaces(7)`).
+5. `sethostname(2)` needs `CAP_SYS_ADMIN` (`capabilities(7)`), and a container's root does not
+   hold it: pycont, like Docker, keeps 14 capabilities, `CAP_SYS_ADMIN` not among them (chapter
+   10). Never give `--cap-add SYS_ADMIN` (or `--privileged`) to a container with `--uts host`: it
+   could rename the host. (With a user namespace of its own, rootless, the capability would also
+   have to be held in the user namespace that owns the host's UTS namespace, the initial one,
+   `user_namespaces(7)`.)
 6. One ID is mapped: uid 0 inside is uid 1000 outside. Files created by the container's root are
    owned by uid 1000 on the host.
 7. Its own cgroup appears as `/`: the host's cgroup layout is hidden, and tools inside manage a
    tree rooted at the container (`cgroup_namespaces(7)`).
-8. The container must mount a `/proc` for the PID namespace it shares, and mounting proc requires
-   `CAP_SYS_ADMIN` in the user namespace that owns that PID namespace — the host's, not the
-   container's own (`user_namespaces(7)`).
+8. When the container has a user namespace of its own (`userns="private"`, or rootless): it must
+   mount a `/proc` for the PID namespace it shares, and mounting proc requires `CAP_SYS_ADMIN` in
+   the user namespace that owns that PID namespace — the host's, not the container's own
+   (`user_namespaces(7)`; pycont then binds the host's `/proc` instead, Docker refuses). As root
+   a container has no user namespace of its own anyway: `userns="host"` is the default.
+9. The host's root, uid 0 (its `uid_map` is the host's own). It is held in by its capabilities
+   (Docker's 14, no `CAP_SYS_ADMIN`: no mount, no `sethostname`), a seccomp filter on its system
+   calls, and masked or read-only paths in `/proc` and `/sys` (chapter 10).
+10. Every ID inside is the same ID outside, so every file's owner is mapped, and the container's
+    root bypasses file permission checks on all of them, as host root does (`user_namespaces(7)`,
+    `capabilities(7)`). A map that makes root inside an unprivileged ID outside protects: the
+    rootless `0 1000 1`, or Docker's `--userns-remap` onto a subordinate range of `/etc/subuid`.
 </details>
 """
 READING = r"""
@@ -628,6 +750,8 @@ READING = r"""
   [`uts_namespaces(7)`](https://man7.org/linux/man-pages/man7/uts_namespaces.7.html),
   [`user_namespaces(7)`](https://man7.org/linux/man-pages/man7/user_namespaces.7.html),
   [`cgroup_namespaces(7)`](https://man7.org/linux/man-pages/man7/cgroup_namespaces.7.html).
+- [`capabilities(7)`](https://man7.org/linux/man-pages/man7/capabilities.7.html) — `CAP_SYS_ADMIN`
+  and the others; chapter 10 shows which ones a container keeps.
 - [`proc(5)`](https://man7.org/linux/man-pages/man5/proc.5.html) — `/proc/<pid>/mountinfo`,
   `uid_map`, `cgroup`, `/proc/sysvipc/`.
 - Tools to cross-check: [`lsns(8)`](https://man7.org/linux/man-pages/man8/lsns.8.html),

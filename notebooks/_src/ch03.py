@@ -568,8 +568,12 @@ print("/proc/cpuinfo inside lists all the host's CPUs:",
 print("MemTotal inside is the host's:", meminfo.splitlines()[0] == host_total.strip())
 print("yet the cgroup allows", cpus_allowed(box), "CPU and",
       reading(box).memory_limit // MIB, "MiB")
-print("/sys/fs/cgroup inside the container:",
-      box.exec(["ls", "/sys/fs/cgroup"]).output.split() or "empty")
+print("/sys/fs/cgroup inside the container:", box.exec(["ls", "/sys/fs/cgroup"]).output.split())
+limit = ("/sys/fs/cgroup/memory.max" if cgroups.detect() == "v2"
+         else "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+print("its memory limit, read inside:", box.exec(["cat", limit]).output.strip())
+r = box.exec(["sh", "-c", f"echo -1 > {limit}"])  # v1's "no limit"; v2 would say "max"
+print("raising it from inside:", r.output.strip().split(": ")[-1], "| exit code", r.exit_code)
 box.remove(force=True)
 
 r = pycont.run("busybox", ["nproc"], cpuset_cpus="0", rm=True, name="ch03-nproc")
@@ -582,11 +586,12 @@ counters, and procfs is not cgroup-aware: every container reads the host's numbe
 `sched_getaffinity(2)`, so it does see `--cpuset-cpus`, but not `--cpus`.) A program that sizes
 itself from these files — a thread pool per CPU, a cache of half the "total" memory — will
 overcommit and then be throttled or OOM-killed. Well-behaved runtimes read the cgroup files
-instead (the JVM's container support, Go's `GOMAXPROCS` since 1.25); docker mounts the
-container's own cgroup read-only at `/sys/fs/cgroup` for them (pycont does not, as the empty
-folder shows). **LXCFS** goes further: a FUSE filesystem that bind-mounts over
-`/proc/cpuinfo`, `/proc/meminfo`, `/proc/uptime`… files computed from the container's cgroup, so
-that even `free` and `top` inside tell the truth.
+instead (the JVM's container support, Go's `GOMAXPROCS` since 1.25). For them, pycont, as
+docker, mounts the container's own cgroup at `/sys/fs/cgroup`, through its cgroup namespace
+(chapter 02): the folder lists its controllers, and the limit reads 64 MiB. Read-only: a
+container that could write there could lift its own limits (chapter 10). **LXCFS** goes further:
+a FUSE filesystem that bind-mounts over `/proc/cpuinfo`, `/proc/meminfo`, `/proc/uptime`… files
+computed from the container's cgroup, so that even `free` and `top` inside tell the truth.
 
 ---
 ## 7. The v1 and v2 file names side by side
@@ -829,7 +834,8 @@ QUESTIONNAIRE = r"""
    Buffered writes reach the disk later, from the kernel's writeback threads; v1 cannot charge
    those to the container's cgroup (v2's cgroup writeback can).
 7. `/proc/meminfo` is not cgroup-aware: it shows the machine's memory. Read the cgroup's
-   `memory.max` / `memory.limit_in_bytes` instead, or mount LXCFS over `/proc/meminfo`.
+   `memory.max` / `memory.limit_in_bytes` instead (a container sees its own cgroup, read-only,
+   at `/sys/fs/cgroup`), or mount LXCFS over `/proc/meminfo`.
 8. The freezer stops the processes inside the kernel, all at once, invisibly to them and their
    parents, and nothing can fork meanwhile; `SIGSTOP` is a signal, delivered process by process
    (new children escape it), visible to parents through `wait(2)` and to `ps` as state `T`.

@@ -35,9 +35,10 @@ At the end of this chapter you will have:
 """
 ALLOWS = r"""
 OverlayFS is mounted with `mount(2)`, which needs `CAP_SYS_ADMIN`. The by-hand experiments
-(sections 1–4) mount inside a container that shares the host's user namespace
-(`--userns host`), so they need pycont to run as **root**; a real container (section 5) also works
-rootless, with an overlay mounted in its own user namespace. The next cell asks the probe, removes
+(sections 1–4) mount inside a container run by root, in the host's user namespace (pycont's
+default as root, as Docker's), and given that capability back with `--cap-add SYS_ADMIN`: they
+need pycont to run as **root**. A real container (section 5) also works rootless, with an overlay
+mounted in its own user namespace. The next cell asks the probe, removes
 what an interrupted run of this chapter left behind, and defines helpers that print folders
 like `ls -l` (without owners and dates, which change).
 """
@@ -134,12 +135,15 @@ print("mount -t overlay overlay -o", lab_stack.options(), lab_stack.merged)
 """),
     ("md", r"""
 Now mount it. Not in this notebook's kernel: a mount there would go into the host's mount
-table. Instead, inside a container (it has its own mount namespace, chapter 02) that runs as the
-host's root (`--userns host`) and sees the lab folder as `/lab` (`-v`, a bind mount, chapter 07).
-`lower2` is on top.
+table. Instead, inside a container (it has its own mount namespace, chapter 02) that sees the lab
+folder as `/lab` (`-v`, a bind mount, chapter 07). Its root is the host's root (as root, pycont
+gives a container no user namespace, chapter 02), but like Docker's it lacks `CAP_SYS_ADMIN`, so
+`mount` would be refused (`capabilities(7)`, chapter 10): `--cap-add SYS_ADMIN` gives it back,
+and Docker's seccomp profile, which pycont applies, then allows `mount(2)` too. `lower2` is on
+top.
 """),
     ("code", r"""
-%%container --rm --name ch04-mount --userns host -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-mount --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
 mount -t overlay overlay -o lowerdir=/lab/lower2:/lab/lower1,upperdir=/lab/upper,workdir=/lab/work /lab/merged
 echo "mounted:"
 grep ' /lab/merged ' /proc/self/mountinfo | grep -o 'lowerdir=[^,]*,upperdir=[^,]*,workdir=[^,]*'
@@ -172,7 +176,7 @@ Mount the same layers again, and change two **lower** files through the merged v
 line to `a.txt`, and one byte to the 1 MB `big.bin`.
 """),
     ("code", r"""
-%%container --rm --name ch04-copyup --userns host -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-copyup --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
 mount -t overlay overlay -o lowerdir=/lab/lower2:/lab/lower1,upperdir=/lab/upper,workdir=/lab/work /lab/merged
 echo "changed through the merged view" >> /lab/merged/a.txt
 printf x >> /lab/merged/big.bin
@@ -199,7 +203,7 @@ layer. `lower1` is unchanged: any number of containers can share it.
 Delete `b.txt`, which lives in `lower2`, through the merged view:
 """),
     ("code", r"""
-%%container --rm --name ch04-whiteout --userns host -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-whiteout --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
 mount -t overlay overlay -o lowerdir=/lab/lower2:/lab/lower1,upperdir=/lab/upper,workdir=/lab/work /lab/merged
 rm /lab/merged/b.txt
 echo "the merged view now:"
@@ -232,7 +236,7 @@ Delete the whole `docs` folder and make a new `docs` with one new file. If overl
 again. Look:
 """),
     ("code", r"""
-%%container --rm --name ch04-opaque --userns host -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-opaque --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
 mount -t overlay overlay -o lowerdir=/lab/lower2:/lab/lower1,upperdir=/lab/upper,workdir=/lab/work /lab/merged
 rm -r /lab/merged/docs
 mkdir /lab/merged/docs
@@ -256,17 +260,20 @@ is an empty file `docs/.wh..wh..opq`.
 ### In a user namespace: `user.overlay.*` and `userxattr`
 
 `trusted.*` attributes can only be set with `CAP_SYS_ADMIN` in the host's *initial* user
-namespace (`xattr(7)`). pycont's containers run in their own user namespace (chapter 02), so their
-root cannot. Since Linux 5.11 an overlay can be mounted inside a user namespace, with the mount
-option **`userxattr`**: overlay then keeps its marks in `user.overlay.*` instead. Try both, in a
-container with its own user namespace (no `--userns host`), each with a fresh upper directory:
+namespace (`xattr(7)`). The containers above had it: run by root, they have no user namespace of
+their own. A container that has one — rootless, always; as root, with `--userns private`
+(chapter 02) — cannot, whatever capabilities it holds in its own namespace. Since Linux 5.11 an
+overlay can be mounted inside a user namespace, with the mount option **`userxattr`**: overlay
+then keeps its marks in `user.overlay.*` instead. Try both, in a container with its own user
+namespace (`--userns private`, and `--cap-add SYS_ADMIN` to mount), each with a fresh upper
+directory:
 """),
     ("code", r"""
 for d in ("upper-u", "work-u", "upper-x", "work-x"):  # u: with userxattr, x: without
     os.makedirs(f"{LAB}/{d}")
 """),
     ("code", r"""
-%%container --rm --name ch04-userns -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-userns --userns private --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
 echo "1) without userxattr:"
 mount -t overlay overlay -o lowerdir=/lab/lower1,upperdir=/lab/upper-x,workdir=/lab/work-x /lab/merged
 rm -r /lab/merged/docs && echo "   docs removed"
@@ -285,9 +292,10 @@ print("user.overlay.opaque =", os.getxattr(docs, "user.overlay.opaque"))
 **What happened.** Without `userxattr`, the container's root could mount the overlay, but overlay
 could not write its `trusted.*` marks (the kernel log says *"failed to set xattr on upper … try
 mounting with 'userxattr' option"*), so deleting a lower directory failed with `EIO`. With
-`userxattr`, the same directory became opaque through `user.overlay.opaque`. pycont mounts every
-container that has its own user namespace with `userxattr` (look for it in section 5); when a
-layer is unpacked it sets both marks, so any container can use it.
+`userxattr`, the same directory became opaque through `user.overlay.opaque`. pycont mounts the
+root of every container that has its own user namespace (rootless, or `--userns private`) with
+`userxattr`; as root, by default, without it (section 5 shows which). When a layer is unpacked it
+sets both marks, so any container can use it.
 
 What did we change, in `docker diff` terms? `pycont.overlay.changes` reads an upper directory
 against its lower ones — the code behind `pycont diff` — and works on our hand-made overlay too:
@@ -355,8 +363,10 @@ copied up whole, then changed; the image's copy is untouched. `/bin/vi` is a whi
 folders that hold changes (`/bin`, `/etc`, `/root`) are in the upper directory too, as copies of
 the image's. `pycont diff` (`docker diff`) is `Container.diff()`: it reads the upper directory
 against the image's layers with `pycont.overlay.changes`. The overlay is mounted in the
-container's mount namespace (with `userxattr`: the container has its own user namespace), so
-`MergedDir` looks empty from the host; the **image layer**, the lower directory, is shared, never
+container's mount namespace, so `MergedDir` looks empty from the host. Run by root, the
+container has no user namespace of its own, so its overlay is mounted without `userxattr` and
+keeps its marks in `trusted.overlay.*` (rootless, it would say `userxattr`: its root cannot set
+`trusted.*`, section 4); the **image layer**, the lower directory, is shared, never
 written.
 
 Now remove the container:
@@ -396,7 +406,7 @@ try to create a file in `/lab/merged`. Set `answer1` to the text `shared.txt` sh
 `answer1_writable` to whether creating the file worked.
 """,
         (r"""
-%%container --rm --name ch04-ex1 --userns host -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-ex1 --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
 # your commands here
 """, r"""
 answer1 = None           # the text of /lab/merged/shared.txt, a str
@@ -409,7 +419,7 @@ course.check("exercise 1",
              "lowerdir is the top one; what can an overlay with no upper directory write to?")
 """,
         (r"""
-%%container --rm --name ch04-ex1 --userns host -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-ex1 --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
 mount -t overlay overlay -o lowerdir=/lab/lower1:/lab/lower2 /lab/merged
 cat /lab/merged/shared.txt
 touch /lab/merged/new.txt
@@ -463,19 +473,22 @@ answer3 = None  # an xattr name, a str
         r"""
 def _opaque():
     folder = os.path.join(EX_UPPER, "usr/sbin")
-    return (answer3 == "user.overlay.opaque" and os.path.isdir(folder)
+    with open(f"/proc/{ex.pid}/mountinfo") as f:  # the container's root: userxattr or not?
+        root = next(line for line in f if line.split()[4] == "/")
+    expected = "user.overlay.opaque" if "userxattr" in root else "trusted.overlay.opaque"
+    return (answer3 == expected and os.path.isdir(folder)
             and os.getxattr(folder, answer3) == b"y")
 
 
 course.check("exercise 3", _opaque,
              "ex.exec(['sh', '-c', 'rm -r /usr/sbin && mkdir /usr/sbin']), then "
-             "os.listxattr(os.path.join(EX_UPPER, 'usr/sbin')); remember which overlay option a "
-             "container with its own user namespace is mounted with")
+             "os.listxattr(os.path.join(EX_UPPER, 'usr/sbin')); is the container's overlay mounted "
+             "with userxattr (section 5)?")
 """,
         r"""
 ex.exec(["sh", "-c", "rm -r /usr/sbin && mkdir /usr/sbin"])
 answer3 = next(n for n in os.listxattr(os.path.join(EX_UPPER, "usr/sbin")) if n.endswith("opaque"))
-# "user.overlay.opaque": the container's overlay is mounted with userxattr
+# as root "trusted.overlay.opaque": no user namespace, no userxattr (rootless: "user.overlay.opaque")
 """,
     ),
     exercise(
@@ -522,7 +535,7 @@ QUESTIONNAIRE = r"""
 3. How does overlay record that a container deleted a file of its image? How does an OCI image
    layer record the same thing?
 4. Why is a whiteout not enough when a directory is deleted and created again?
-5. What does the mount option `userxattr` change, and why do pycont's containers need it?
+5. What does the mount option `userxattr` change, and which of pycont's containers need it?
 6. Where is a container's read/write layer on the host, and what happens to it on `rm`?
 7. Why can a hundred containers of the same image start fast and take little disk?
 
@@ -539,7 +552,10 @@ QUESTIONNAIRE = r"""
    (`trusted.overlay.opaque=y`, or `user.overlay.opaque=y`): lookups do not go below it.
 5. Overlay keeps its metadata (opaque, redirects, origin) in `user.overlay.*` xattrs instead of
    `trusted.overlay.*`. Only the initial user namespace's `CAP_SYS_ADMIN` may set `trusted.*`;
-   a container's root in its own user namespace may set `user.*`.
+   a container's root in its own user namespace may set `user.*`. So the containers that have a
+   user namespace of their own need it: every rootless one, and as root those run with
+   `--userns private`. A container run by root has none by default (as with Docker) and uses
+   `trusted.*`.
 6. In `<root>/containers/<id>/upper` (`inspect()["GraphDriver"]["Data"]["UpperDir"]`); removing
    the container deletes it, and everything written there.
 7. Every container stacks the same read-only image layers, unpacked once on the host; each only

@@ -268,10 +268,13 @@ echo "again" > /host/reply.txt
 **What happened.** A bind mount makes a host folder appear at another place (here, inside the
 container's root): the same inodes, no copy. `:ro` adds a second step, a *remount* of that bind
 mount with `MS_RDONLY` (`mount(2)`): reads work, writes fail with `EROFS`, *Read-only file system*,
-even for the container's root. Bind mounts are how you give a container its configuration or
-your source code; they are also a hole in the isolation (a container with the host's `/` mounted
-read-write *is* the host), so mount the least you can, read-only where you can. The owner, uid 0,
-is the container's root: as root, pycont maps container ids to the same host ids (chapter 02).
+even for the container's root, which cannot remount it read-write either: that needs
+`CAP_SYS_ADMIN`, which a container lacks (chapter 10). Bind mounts are how you give a container
+its configuration or your source code; they are also a hole in the isolation (a container with
+the host's `/` mounted read-write *is* the host), so mount the least you can, read-only where you
+can. The owner, uid 0,
+is the container's root: run by root, a container has no user namespace, so its root is the
+host's (chapter 02); rootless, the file would belong to the user who runs pycont.
 
 ---
 ## 5. The main process ends: the container ends
