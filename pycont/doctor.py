@@ -25,5 +25,9 @@ def doctor_text(p: Probe) -> str:
         out.append(f"{'✔' if answer.ok else '✘'} {label}: {answer.reason}")
         if answer.detail:
             out.append(f"    {answer.detail}")
+    from pycont.security import seccomp
+
+    ok, why = seccomp.available()
+    out.append(f"{'✔' if ok else '✘'} seccomp profile: {why}")
     out += ["", f"probed in {p.elapsed * 1000:.0f} ms"]
     return "\n".join(out)

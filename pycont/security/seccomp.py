@@ -42,6 +42,7 @@ from pycont.security.seccomp_format import (
 
 __all__ = [
     "DOCKER_DENIED_EXAMPLES",
+    "available",
     "default_profile",
     "install",
     "load_profile",
@@ -269,6 +270,19 @@ def _libseccomp() -> ctypes.CDLL:
             detail="libseccomp.so.2 not found: install libseccomp2 (Debian/Ubuntu) "
             "or libseccomp (Fedora), or run with --security-opt seccomp=unconfined",
         ) from err
+
+
+def available() -> tuple[bool, str]:
+    """Whether Docker's profile can be built here (libseccomp and the binding load), and what
+    was found or what is missing, in one line (``pycont doctor`` prints it)."""
+    try:
+        lib = _libseccomp()
+        _binding()
+    except Unsupported as err:
+        return False, f"{err.detail}"
+    lib.seccomp_version.restype = ctypes.POINTER(ctypes.c_uint * 3)
+    version = ".".join(str(n) for n in lib.seccomp_version().contents)
+    return True, f"libseccomp {version} with pyseccomp: containers get Docker's default profile"
 
 
 def _site_packages() -> list[str]:

@@ -335,6 +335,8 @@ def test_doctor_text() -> None:
     assert lines[2].startswith("mode: rootless: ")
     assert "✘ root: refused <EPERM>" in lines
     assert "    a detail" in lines
+    # whether Docker's seccomp profile can be built here: one line, whichever the answer
+    assert sum(line[2:].startswith("seccomp profile: ") for line in lines) == 1
     assert lines[-1] == "probed in 123 ms"
 
 
