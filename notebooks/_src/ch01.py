@@ -319,7 +319,9 @@ for line in lines:
    it runs anything of its own: all it will ever start is counted and limited there. (Rootless,
    `write(/proc/<pid>/uid_map …)` would follow: `user_namespaces(7)`, who the child's root is on
    the host.)
-4. `prctl(PR_SET_PDEATHSIG, SIGKILL)` — `prctl(2)`: if the shim dies, the container dies with it.
+4. `prctl(PR_SET_DUMPABLE, 0)` and `prctl(PR_SET_PDEATHSIG, SIGKILL)` — `prctl(2)`: until its
+   `execve`, the child is a copy of the host's Python, so nothing in the container may read its
+   `/proc/<pid>/exe` or trace it; and if the shim dies, the container dies with it.
 5. `unshare(CLONE_NEWCGROUP)`, `sethostname`, bringing `lo` up — the cgroup namespace, the
    container's host name, its loopback device.
 6. `mount(... MS_REC|MS_PRIVATE)` then `mount("pycont-overlay", … "overlay" …)` —

@@ -69,7 +69,13 @@ def container_init(
 ) -> NoReturn:
     """PID 1 of the container (or its first process in a joined PID namespace)."""
     try:
+        # A host interpreter until execve(2), waiting for ``start`` in the container's PID
+        # namespace (shared with others in a pod): nobody there may read its /proc/<pid>/exe or
+        # ptrace it (prctl(2) PR_SET_DUMPABLE; the exec makes the command dumpable again).
+        # After "go": create has written our uid/gid maps by then, and /proc/<pid>/uid_map of a
+        # non-dumpable process belongs to root, which an unprivileged create could not open.
         _wait_go(p.go_r)
+        k.set_dumpable(False)
         # proc(5): the host's /proc is still mounted here, and its "self" names us by our pid
         # there: the one the hooks' state must carry.
         state = {**state, "pid": int(os.readlink("/proc/self"))}

@@ -48,6 +48,11 @@ def container_init(
         if os.read(go_r, 1) != b"1":  # EOF: the shim died before it let us go
             os._exit(125)
         os.close(go_r)
+        # A host interpreter in the container's namespaces until execve(2): not dumpable, so
+        # nothing there may open its /proc/<pid>/exe or ptrace it (prctl(2); exec resets it).
+        # Only now: /proc/<pid>/uid_map of a non-dumpable process belongs to root, and a
+        # rootless shim has just written ours.
+        k.set_dumpable(False)
         k.set_pdeathsig(signal.SIGKILL)  # the shim died: take the container down with it
         private = set(nsset.private())
         if Namespace.CGROUP in private:
