@@ -157,6 +157,12 @@ class Kernel(Protocol):
         cannot be ptraced, so a container cannot reach it while it joins."""
         ...
 
+    def load_seccomp(self, program: bytes, flags: int = 0) -> None:
+        """Install a seccomp BPF program (struct sock_filter instructions, 8 bytes each) in this
+        process: seccomp(2) SECCOMP_SET_MODE_FILTER with ``flags``, or prctl(2) PR_SET_SECCOMP
+        when there are none. Needs CAP_SYS_ADMIN or no_new_privs."""
+        ...
+
     def set_link_up(self, name: str) -> None:
         """Bring a network device up (``ip link set NAME up``)."""
         ...

@@ -63,8 +63,8 @@ _libc.capset.restype = ctypes.c_int
 
 # glibc has no pivot_root wrapper and its clone() wants a new stack: use syscall(2).
 _SYSCALLS = {
-    "x86_64": {"clone": 56, "pivot_root": 155},
-    "aarch64": {"clone": 220, "pivot_root": 41},
+    "x86_64": {"clone": 56, "pivot_root": 155, "seccomp": 317},
+    "aarch64": {"clone": 220, "pivot_root": 41, "seccomp": 277},
 }
 _NR = _SYSCALLS.get(os.uname().machine, _SYSCALLS["x86_64"])
 
@@ -76,6 +76,16 @@ PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2  # prctl(2)'s mode
+SECCOMP_SET_MODE_FILTER = 1  # seccomp(2)'s operation
+
+
+class _SockFprog(ctypes.Structure):
+    # <linux/filter.h>: struct sock_fprog { unsigned short len; struct sock_filter *filter; }
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -174,6 +184,20 @@ class LinuxKernel:
         if ret == -1 and ctypes.get_errno() == errno.EINVAL:
             return
         _check(ret, "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)")
+
+    def load_seccomp(self, program: bytes, flags: int = 0) -> None:
+        buf = ctypes.create_string_buffer(program, len(program))
+        prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+        if flags:
+            op = "seccomp(SECCOMP_SET_MODE_FILTER)"
+            ret = _libc.syscall(_NR["seccomp"], SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog))
+        else:
+            op = "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)"
+            ret = _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0)
+        if ret == -1:
+            err = ctypes.get_errno()
+            hint = "needs CAP_SYS_ADMIN or no_new_privs" if err == errno.EACCES else ""
+            raise KernelError(op, err, None, hint)
 
     def set_dumpable(self, dumpable: bool) -> None:
         self._prctl(PR_SET_DUMPABLE, int(dumpable), f"PR_SET_DUMPABLE, {int(dumpable)}")

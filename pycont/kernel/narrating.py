@@ -92,6 +92,12 @@ class NarratingKernel:
     def clear_ambient(self) -> None:
         self._do("prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)", self.inner.clear_ambient)
 
+    def load_seccomp(self, program: bytes, flags: int = 0) -> None:
+        self._do(
+            f"seccomp(SECCOMP_SET_MODE_FILTER, {flags}, {{{len(program) // 8} BPF instructions}})",
+            lambda: self.inner.load_seccomp(program, flags),
+        )
+
     def set_dumpable(self, dumpable: bool) -> None:
         self._do(
             f"prctl(PR_SET_DUMPABLE, {int(dumpable)})", lambda: self.inner.set_dumpable(dumpable)

@@ -78,6 +78,9 @@ class RecordingKernel:
     def clear_ambient(self) -> None:
         self._record("prctl", "PR_CAP_AMBIENT_CLEAR_ALL")
 
+    def load_seccomp(self, program: bytes, flags: int = 0) -> None:
+        self._record("seccomp", "SECCOMP_SET_MODE_FILTER", flags, len(program) // 8)
+
     def set_dumpable(self, dumpable: bool) -> None:
         self._record("prctl", "PR_SET_DUMPABLE", dumpable)
 

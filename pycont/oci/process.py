@@ -102,7 +102,7 @@ def exec_process(
     if proc.no_new_privileges:
         k.set_no_new_privs()
     if seccomp is not None and not proc.no_new_privileges:
-        _seccomp(seccomp, keep)
+        _seccomp(k, seccomp, keep)
     switch = proc.uid != 0 or proc.gid != 0 or bool(proc.additional_gids)
     # Without PR_SET_KEEPCAPS the uid change below clears every capability of a non-root
     # user anyway (as its execve would); CAP_SETUID/SETGID are kept until then to make it.
@@ -115,7 +115,7 @@ def exec_process(
         except OSError as err:
             raise KernelError(f"set user {proc.uid}:{proc.gid}", err.errno or errno.EPERM) from err
     if seccomp is not None and proc.no_new_privileges:
-        _seccomp(seccomp, keep)
+        _seccomp(k, seccomp, keep)
     env = proc.environ()
     exec_command(list(proc.args), env, err_w)
     os._exit(127)  # exec_command never returns; for the type checker
@@ -130,7 +130,7 @@ def prepare_seccomp(proc: Process, profile: Mapping[str, Any] | None) -> None:
         seccomp.prepare(dict(profile), proc.keep_caps())
 
 
-def _seccomp(profile: Mapping[str, Any], keep: frozenset[str]) -> None:
+def _seccomp(k: Kernel, profile: Mapping[str, Any], keep: frozenset[str]) -> None:
     from pycont.security import seccomp
 
-    seccomp.install(dict(profile), keep)
+    seccomp.install(dict(profile), keep, k)

@@ -136,10 +136,7 @@ class Confinement:
         if sec.no_new_privileges:
             k.set_no_new_privs()
         if self.profile is not None:
-            if say is not None:
-                what = "Docker's default profile" if sec.seccomp == DEFAULT else "a custom profile"
-                say(f"seccomp(SECCOMP_SET_MODE_FILTER): {what}")
-            seccomp.install(self.profile, sec.caps)
+            seccomp.install(self.profile, sec.caps, k)
         if not sec.privileged:  # privileged keeps every capability, newer ones included
             capabilities.apply(k, sec.caps)
 

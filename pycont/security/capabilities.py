@@ -129,7 +129,9 @@ def apply(k: Kernel, keep: frozenset[str]) -> None:
     itself (root in a container of its own may lack some, CAP_SYS_RESOURCE on these CI
     machines): capset(2) cannot raise a set, and --cap-add ALL means every one there is."""
     last = last_cap()
-    mask = to_mask(keep) & ((1 << (last + 1)) - 1) & of_process("self")["CapPrm"]
+    # The bounding set read before any drop: what root's permitted set was made from at its
+    # execve (capabilities(7)), and what an unprivileged test process still has in full.
+    mask = to_mask(keep) & ((1 << (last + 1)) - 1) & of_process("self")["CapBnd"]
     k.clear_ambient()
     for cap in range(last + 1):
         if not mask >> cap & 1:

@@ -30,6 +30,7 @@ from typing import Any
 
 from pycont import paths
 from pycont.errors import KernelError, Unsupported
+from pycont.kernel import Kernel, current
 from pycont.security import _docker_profile as _docker
 from pycont.security.seccomp_format import (
     _ACTIONS,
@@ -63,7 +64,6 @@ _MACHINES = {
     "loongarch64": ("loongarch64", "SCMP_ARCH_LOONGARCH64"),
 }
 # seccomp(2)'s number, needed only for a profile with flags (prctl(2) takes none).
-_NR_SECCOMP = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "i686": 354, "armv7l": 383}
 _NR_SCMP_ERROR = -1  # libseccomp's answer for a name it does not know
 
 # Syscalls Docker's profile denies to a container with the default capabilities (the tests and
@@ -209,11 +209,10 @@ def prepare(profile: dict[str, Any], caps: Iterable[str]) -> bytes | None:
         program = _compile(rules)
         _store(path, program)
     _programs[key] = program
-    _libc_handle()  # ready for install(), in the child
     return program
 
 
-def install(profile: dict[str, Any], caps: Iterable[str]) -> None:
+def install(profile: dict[str, Any], caps: Iterable[str], kernel: Kernel | None = None) -> None:
     """Load the filter into THIS process (single-threaded, just before exec). It needs
     CAP_SYS_ADMIN or no_new_privs (seccomp(2)); this function sets neither. Loads what
     :func:`prepare` compiled; without it, compiles here (never touching the cache folder)."""
@@ -236,7 +235,7 @@ def install(profile: dict[str, Any], caps: Iterable[str]) -> None:
     flags = 0
     for flag in rules.get("flags", ()):
         flags |= _FLAGS[flag]
-    _load(program, flags)
+    (kernel or current()).load_seccomp(program, flags)
 
 
 def mode(pid: int | str = "self") -> int:
@@ -387,51 +386,3 @@ def _store(path: str, program: bytes) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-
-
-class _SockFprog(ctypes.Structure):
-    # struct sock_fprog of <linux/filter.h>: the program for PR_SET_SECCOMP / seccomp(2).
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
-_PR_SET_SECCOMP = 22
-_SECCOMP_MODE_FILTER = 2
-_SECCOMP_SET_MODE_FILTER = 1
-
-
-_libc: ctypes.CDLL | None = None
-
-
-def _libc_handle() -> ctypes.CDLL:
-    global _libc
-    if _libc is None:
-        # Already in every Python process: dlopen(3) finds it loaded, it never reads the disk.
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        ulong, ptr = ctypes.c_ulong, ctypes.c_void_p
-        libc.prctl.restype = ctypes.c_int
-        libc.prctl.argtypes = (ctypes.c_int, ulong, ptr, ulong, ulong)
-        libc.syscall.restype = ctypes.c_long
-        libc.syscall.argtypes = (ctypes.c_long, ulong, ulong, ptr)
-        _libc = libc
-    return _libc
-
-
-def _load(program: bytes, flags: int = 0) -> None:
-    """Hand the program to the kernel: prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), or
-    seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog) when the profile asks for flags."""
-    libc = _libc_handle()
-    buf = ctypes.create_string_buffer(program, len(program))
-    prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
-    if flags:
-        nr = _NR_SECCOMP.get(os.uname().machine)
-        if nr is None:
-            raise Unsupported("seccomp(SECCOMP_SET_MODE_FILTER)", errno.ENOSYS, detail="flags")
-        rc = libc.syscall(nr, _SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog))
-        op = "seccomp(SECCOMP_SET_MODE_FILTER)"
-    else:
-        rc = libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0)
-        op = "prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)"
-    if rc != 0:
-        err = ctypes.get_errno()
-        hint = "needs CAP_SYS_ADMIN or no_new_privs" if err == errno.EACCES else ""
-        raise KernelError(op, err, detail=hint)

@@ -137,3 +137,11 @@ def test_narration_names_each_capability() -> None:
     assert lines[0] == "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL) = 0"
     assert "prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN) = 0" in lines
     assert lines[-1] == "capset(eff=0x20, prm=0x20, inh=0x0) = 0"
+
+
+def test_the_seccomp_load_is_narrated_like_any_call() -> None:
+    lines: list[str] = []
+    k = RecordingKernel()
+    NarratingKernel(k, lines.append).load_seccomp(b"\0" * 8 * 3, 0)
+    assert lines == ["seccomp(SECCOMP_SET_MODE_FILTER, 0, {3 BPF instructions}) = 0"]
+    assert k.calls[-1].args == ("SECCOMP_SET_MODE_FILTER", 0, 3)
