@@ -335,7 +335,8 @@ for line in lines:
 9. The `mount` calls on `/proc/self/fd/4` — the **masked paths** (an empty read-only tmpfs or
    `/dev/null` over `/proc/keys`, `/sys/firmware`…) and the **read-only** ones (`/proc/sys`,
    `/proc/irq`…), Docker's lists. Each target is opened first inside the new root, without
-   following a symlink out of it, and mounted on through its file descriptor.
+   following a symlink out of it, and mounted on through its file descriptor; the path in `<…>`
+   is what that descriptor is, as `strace -y` shows it.
 10. `seccomp(SECCOMP_SET_MODE_FILTER)`, then `prctl(PR_CAPBSET_DROP, …)` and `capset` — a filter
    on the system calls the command may make, and the capabilities cut to Docker's 14. These last
    steps are what keep the container's root from undoing the rest: chapter 10.

@@ -4,6 +4,7 @@ the exact sequence of calls behind ``pycont run``."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import Callable
 
@@ -47,7 +48,7 @@ class NarratingKernel:
         self, source: str, target: str, fstype: str = "", flags: int = 0, data: str = ""
     ) -> None:
         text = (
-            f'mount("{source or "none"}", "{target}", '
+            f'mount("{_with_path(source) or "none"}", "{_with_path(target)}", '
             f"{f'{chr(34)}{fstype}{chr(34)}' if fstype else 'NULL'}, "
             f"{describe_flags(flags, 'mount')}, {f'{chr(34)}{data}{chr(34)}' if data else 'NULL'})"
         )
@@ -117,3 +118,14 @@ class NarratingKernel:
 
     def rmdir(self, path: str) -> None:
         self._do(f"rmdir({json.dumps(path)})", lambda: self.inner.rmdir(path))
+
+
+def _with_path(path: str) -> str:
+    """``/proc/self/fd/4</proc/keys>``, as ``strace -y`` shows a descriptor: pycont mounts on
+    targets it opened first without following symlinks (rootfs.open_inside), by their fd."""
+    if not path.startswith("/proc/self/fd/"):
+        return path
+    try:
+        return f"{path}<{os.readlink(path)}>"
+    except OSError:
+        return path
