@@ -215,8 +215,9 @@ pycont.run("busybox", ["true"], rm=True, name="ch07-vol", volumes=["ch07-data:/d
 print("\n".join(line for line in lines if "volumes" in line))
 """),
     ("md", r"""
-`/proc/self/fd/N` is the folder `/data` inside the new root, opened without following symlinks,
-so an image cannot send the mount elsewhere with a symlink. While a container uses a volume, the
+`/proc/self/fd/N` is the folder `/data` inside the new root (`<…>` shows it, as `strace -y`
+does), opened without following symlinks, so an image cannot send the mount elsewhere with a
+symlink. While a container uses a volume, the
 volume cannot be removed:
 """),
     ("code", r"""
