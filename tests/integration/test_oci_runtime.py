@@ -21,7 +21,8 @@ from pycont.images.busybox import _find_static_busybox, busybox_entries
 from pycont.images.layers import write_tar
 from tests.helpers import cgroup_dirs, process_gone, requires, wait_for
 
-pytestmark = requires("root")
+# cgroup_v2: the v2 VM (tests/vm/run_v2.py) runs these too: the OCI face on a pure v2 tree.
+pytestmark = [pytest.mark.cgroup_v2, requires("root")]
 
 OCI = [sys.executable, "-m", "pycont.oci.cli"]
 DOCKER_CAPS = [
