@@ -12,7 +12,6 @@ import json
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
 
 from pycont.errors import PycontError, StartError
 from pycont.kernel._base import (
@@ -114,9 +113,10 @@ class Confinement:
     reach (:meth:`prepare`, before pivot_root or setns: it reads the seccomp profile and loads
     libseccomp), applied as the very last step before exec (:meth:`apply`)."""
 
-    def __init__(self, sec: SecurityOptions, profile: dict[str, Any] | None) -> None:
+    def __init__(self, sec: SecurityOptions, program: bytes | None, flags: int = 0) -> None:
         self.sec = sec
-        self.profile = profile  # its filter compiled by seccomp.prepare, None: unconfined
+        self.program = program  # the compiled seccomp filter; None: unconfined
+        self.flags = flags
 
     @classmethod
     def prepare(cls, sec: SecurityOptions) -> Confinement:
@@ -124,8 +124,7 @@ class Confinement:
             return cls(sec, None)
         profile = seccomp.default_profile() if sec.seccomp == DEFAULT else sec.seccomp
         assert isinstance(profile, dict)
-        seccomp.prepare(profile, sec.caps)
-        return cls(sec, profile)
+        return cls(sec, seccomp.prepare(profile, sec.caps), seccomp.flags_of(profile))
 
     def apply(self, k: Kernel, say: Callable[[str], None] | None = None) -> None:
         """In this order: no_new_privs (prctl(2)); the seccomp filter, loaded while this
@@ -135,8 +134,9 @@ class Confinement:
         sec = self.sec
         if sec.no_new_privileges:
             k.set_no_new_privs()
-        if self.profile is not None:
-            seccomp.install(self.profile, sec.caps, k)
+        if self.program is not None:
+            # Compiled in prepare(): nothing left to resolve or read, only the syscall.
+            k.load_seccomp(self.program, self.flags)
         if not sec.privileged:  # privileged keeps every capability, newer ones included
             capabilities.apply(k, sec.caps)
 

@@ -24,6 +24,14 @@ ACCEPTED = (
 )
 
 
+def _split(opt: str) -> tuple[str, str, str]:
+    """``KEY=VALUE``, or docker's older ``KEY:VALUE``: whichever separator comes first, so a
+    profile path with a colon in it stays whole."""
+    eq, colon = opt.find("="), opt.find(":")
+    sep = ":" if colon != -1 and (eq == -1 or colon < eq) else "="
+    return opt.partition(sep)
+
+
 def _default_caps() -> frozenset[str]:
     from pycont.security import capabilities
 
@@ -63,7 +71,7 @@ class SecurityOptions:
         seccomp: str | dict[str, Any] = UNCONFINED if privileged else DEFAULT
         nnp = False
         for opt in security_opt:
-            key, sep, value = opt.replace(":", "=", 1).partition("=")
+            key, sep, value = _split(opt)
             if opt in _NO_OPS:
                 continue
             if key == "seccomp" and sep and value:

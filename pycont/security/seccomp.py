@@ -63,7 +63,6 @@ _MACHINES = {
     "riscv64": ("riscv64", "SCMP_ARCH_RISCV64"),
     "loongarch64": ("loongarch64", "SCMP_ARCH_LOONGARCH64"),
 }
-# seccomp(2)'s number, needed only for a profile with flags (prctl(2) takes none).
 _NR_SCMP_ERROR = -1  # libseccomp's answer for a name it does not know
 
 # Syscalls Docker's profile denies to a container with the default capabilities (the tests and
@@ -232,10 +231,15 @@ def install(profile: dict[str, Any], caps: Iterable[str], kernel: Kernel | None 
                 "pivot_root, so that install() loads nothing from the container",
             )
         program = _compile(rules)
+    (kernel or current()).load_seccomp(program, flags_of(profile))
+
+
+def flags_of(profile: dict[str, Any]) -> int:
+    """The profile's SECCOMP_FILTER_FLAG_* bits, for seccomp(2)."""
     flags = 0
-    for flag in rules.get("flags", ()):
+    for flag in profile.get("flags") or ():
         flags |= _FLAGS[flag]
-    (kernel or current()).load_seccomp(program, flags)
+    return flags
 
 
 def mode(pid: int | str = "self") -> int:

@@ -26,8 +26,7 @@ LIMITED = {"memory": "64m", "pids_limit": 64}
 
 
 def sh(script: str, **options: object) -> pycont.Container:
-    c = pycont.run("busybox", ["sh", "-c", script], timeout=60, **options)
-    return c
+    return pycont.run("busybox", ["sh", "-c", script], timeout=60, **options)
 
 
 def status_field(output: str, name: str) -> str:
@@ -142,7 +141,7 @@ def test_privileged_keeps_every_capability_and_no_filter() -> None:
     assert sys_line.split()[5].startswith("rw")
 
 
-def test_read_only_root_refuses_writes_but_volumes_stay_writable(tmp_path: object) -> None:
+def test_read_only_root_refuses_writes_but_volumes_stay_writable() -> None:
     with tempfile.TemporaryDirectory(prefix="pycont-test-ro-") as host:
         c = sh(
             "touch /x; echo root=$?; touch /data/y; echo vol=$?",

@@ -28,7 +28,7 @@ def test_defaults() -> None:
     assert spec.security.caps == capabilities.DOCKER_DEFAULT and spec.security.seccomp == "default"
 
 
-def test_security_flags() -> None:
+def test_security_flags(tmp_path: Path) -> None:
     spec = RunSpec.from_options(
         "busybox",
         cap_add=["net_admin"],
@@ -40,8 +40,14 @@ def test_security_flags() -> None:
     assert "CAP_NET_ADMIN" in sec.caps and "CAP_CHOWN" not in sec.caps
     assert sec.no_new_privileges and sec.seccomp == "unconfined" and sec.read_only
     assert SecurityOptions.from_json(sec.to_json()) == sec
+    old_form = RunSpec.from_options("busybox", security_opt=["seccomp:unconfined"]).security
+    assert old_form.seccomp == "unconfined"
     everything = RunSpec.from_options("busybox", privileged=True).security
     assert everything.privileged and everything.seccomp == "unconfined" and not everything.masked
+    profile = tmp_path / "a:b.json"
+    profile.write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')
+    custom = RunSpec.from_options("busybox", security_opt=[f"seccomp={profile}"]).security
+    assert custom.seccomp == {"defaultAction": "SCMP_ACT_ALLOW"}
     for bad, says in (
         ({"cap_add": ["FLY"]}, "unknown capability"),
         ({"security_opt": ["apparmor=docker-default"]}, "invalid --security-opt"),
