@@ -19,6 +19,7 @@ from typing import Any
 
 from pycont import kernel as _kernel
 from pycont.errors import KernelError, StartError, UsageError
+from pycont.fsutil import write_atomic
 from pycont.kernel import (
     CLONE_NEWCGROUP,
     CLONE_NEWIPC,
@@ -36,7 +37,8 @@ from pycont.oci.bundle import IdMapping, Spec
 from pycont.oci.hooks import run_hooks
 from pycont.oci.init import HOOKS_REQUEST, InitPipes, container_init
 from pycont.oci.process import prepare_seccomp
-from pycont.oci.state import OCI_VERSION, State, StateDir, start_time, write_atomic
+from pycont.oci.state import OCI_VERSION, State, StateDir
+from pycont.procfs import running_start_time
 from pycont.runtime import protocol
 
 __all__ = ["NAMESPACE_FLAGS", "create"]
@@ -98,7 +100,7 @@ def create(
             id=cid,
             pid=pid,
             bundle=bundle,
-            started_at=start_time(pid) or 0,
+            started_at=running_start_time(pid),
             created=datetime.datetime.now(datetime.UTC).isoformat(),
             annotations=dict(spec.annotations),
             cgroup=cg.to_json(),

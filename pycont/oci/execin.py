@@ -16,6 +16,7 @@ from typing import Any
 
 from pycont import kernel as _kernel
 from pycont.errors import InvalidState, KernelError, PycontError, StartError, UsageError
+from pycont.fsutil import write_atomic
 from pycont.kernel import Kernel
 from pycont.oci import console
 from pycont.oci.bundle import Process, parse_process
@@ -29,7 +30,7 @@ from pycont.oci.process import (
     prepare_seccomp,
     set_limits,
 )
-from pycont.oci.state import StateDir, write_atomic
+from pycont.oci.state import StateDir
 from pycont.runtime import protocol
 
 __all__ = ["exec_in"]

@@ -19,7 +19,8 @@ from pycont.kernel import Kernel
 from pycont.oci import bundle as bundle_mod
 from pycont.oci import cgroup as cgroup_mod
 from pycont.oci.hooks import run_hooks
-from pycont.oci.state import State, StateDir, start_time
+from pycont.oci.state import State, StateDir
+from pycont.procfs import running_start_time
 
 __all__ = ["delete", "kill", "parse_signal", "pause", "resume", "start", "state"]
 
@@ -44,7 +45,7 @@ def start(root: str, cid: str) -> None:
             ready, _, _ = select.select([fd], [], [], 0.1)
             if ready and os.read(fd, 1):
                 break
-            if start_time(st.pid) != st.started_at:
+            if running_start_time(st.pid) != st.started_at:
                 raise InvalidState(f"cannot start container {cid}: its init has exited")
     finally:
         os.close(fd)
@@ -140,7 +141,7 @@ def delete(root: str, cid: str, force: bool = False, k: Kernel | None = None) ->
 def _wait_gone(st: State, timeout: float = 10.0) -> None:
     """Until the init has exited (a zombie counts: its parent, conmon, reaps it)."""
     deadline = time.monotonic() + timeout
-    while start_time(st.pid) == st.started_at:
+    while running_start_time(st.pid) == st.started_at:
         if time.monotonic() > deadline:
             raise KernelError(f"wait for the init of {st.id} to exit", 110)
         time.sleep(0.01)

@@ -17,29 +17,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pycont.errors import ContainerNotFound, NameConflict
+from pycont.fsutil import write_json
 from pycont.oci.bundle import check_id
 from pycont.oci.cgroup import from_json
+from pycont.procfs import running_start_time
 
-__all__ = ["DEFAULT_ROOT", "OCI_VERSION", "State", "StateDir", "start_time"]
+__all__ = ["DEFAULT_ROOT", "OCI_VERSION", "State", "StateDir"]
 
 DEFAULT_ROOT = "/run/pycont-oci"
 OCI_VERSION = "1.0.2"  # the runtime-spec version this runtime implements
-
-
-def start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (proc(5)): when the process started, in clock ticks since
-    boot. A pid may be reused; pid + start time names one process. None: no such process, or a
-    zombie (it has exited; its parent has not reaped it yet)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    # comm (field 2) may hold spaces and parentheses: split after its last ')'.
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[19])
 
 
 @dataclass
@@ -49,7 +35,7 @@ class State:
     id: str
     pid: int
     bundle: str
-    started_at: int  # the init's start time (start_time(pid))
+    started_at: int  # the init's start time (procfs.running_start_time)
     created: str  # ISO time
     annotations: dict[str, str] = field(default_factory=dict)
     cgroup: dict[str, Any] = field(default_factory=dict)  # OciCgroup.to_json()
@@ -91,7 +77,7 @@ class StateDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
     def save(self, state: State) -> None:
-        write_atomic(self.state_path, json.dumps(asdict(state), indent=1) + "\n")
+        write_json(self.state_path, asdict(state))
 
     def load(self) -> State:
         try:
@@ -109,7 +95,7 @@ class StateDir:
     def status(self, state: State) -> str:
         """created | running | paused | stopped, from the kernel (runtime.md's states; paused
         is runc's: the cgroup is frozen)."""
-        if start_time(state.pid) != state.started_at:
+        if running_start_time(state.pid) != state.started_at:
             return "stopped"
         if os.path.exists(self.fifo):
             return "created"
@@ -137,14 +123,3 @@ class StateDir:
         if state.annotations:
             out["annotations"] = state.annotations
         return out
-
-
-def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
-    """Write a file whole or not at all: a reader never sees half of it (rename(2))."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
