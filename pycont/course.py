@@ -28,7 +28,14 @@ NEEDS: dict[str, tuple[str, Callable[[Any], tuple[bool, str]]]] = {
     "root": ("root", lambda p: (p.root.ok, p.root.reason)),
     "cgroups": ("cgroup limits", lambda p: (p.cgroup_writable.ok, p.cgroup_writable.reason)),
     "overlay": ("overlay", lambda p: (p.overlay.ok, p.overlay.reason)),
+    "vm": ("a VM (qemu)", lambda _p: _vm_available()),
 }
+
+
+def _vm_available() -> tuple[bool, str]:
+    from pycont.vm.launch import available
+
+    return available()
 
 
 def check(label: str, ok: object, hint: str) -> None:
@@ -112,7 +119,7 @@ class Chapter:
         return lines
 
     def allowed(self, need: str) -> bool:
-        """Whether ``need`` ("namespaces", "root", "cgroups", "overlay") is met here."""
+        """Whether ``need`` ("namespaces", "root", "cgroups", "overlay", "vm") is met here."""
         from pycont.kernel.probe import probe
 
         return NEEDS[need][1](probe())[0]
@@ -124,6 +131,12 @@ class Chapter:
 
         return [c.name for c in containers(all=True) if c.name.startswith(self.prefix)]
 
+    def vms(self) -> list[str]:
+        """Names of this chapter's VMs that exist (any status)."""
+        from pycont.vm.machine import vms
+
+        return [v.name for v in vms(all=True) if v.name.startswith(self.prefix)]
+
     def left(self) -> dict[str, list[str]]:
         """What of this chapter exists now, by kind; empty lists when it is all gone."""
         from pycont import volumes
@@ -132,6 +145,7 @@ class Chapter:
         refs = {i.reference for i in Store().images()}
         return {
             "containers": self.containers(),
+            "vms": self.vms(),
             "volumes": [v for v in volumes.names() if v in self.volumes],
             "images": [r for r in self.images if r in refs],
             "paths": [p for p in self.paths if os.path.lexists(p)],
@@ -148,6 +162,12 @@ class Chapter:
                 with contextlib.suppress(ContainerNotFound):  # a --rm one may go by itself
                     c.remove(force=True)
                     removed.append(c.name)
+        from pycont.vm.machine import vms
+
+        for v in vms(all=True):
+            if v.name.startswith(self.prefix):
+                v.remove(force=True)
+                removed.append(f"VM {v.name}")
         if self.also is not None:
             self.also()
         for name in self.volumes:

@@ -2,6 +2,8 @@
 
 ``%%container [options] IMAGE`` runs the cell as a shell script in a new container and streams
 its output into the notebook; it stands for ``pycont.run(IMAGE, ["sh", "-c", CELL], ...)``.
+``%%vm [options] IMAGE`` does the same in a new VM (the image booted under its own kernel by
+qemu): ``pycont.vm.run(IMAGE, ["sh", "-c", CELL], ...)``.
 ``%pycont ARGS`` runs the CLI (``pycont ARGS``) with its output in the notebook. Loading the
 extension also shows containers and probes as HTML tables (:func:`pycont.display.register`).
 Errors a user makes print one line, without a traceback.
@@ -26,6 +28,8 @@ from pycont.errors import PycontError
 
 # Containers started from this kernel and not detached: removed when the kernel shuts down.
 _started: list[Any] = []
+# VMs started by %%vm cells without -d and without --rm: the same.
+_started_vms: list[Any] = []
 
 
 def _cleanup() -> None:
@@ -33,6 +37,9 @@ def _cleanup() -> None:
         with contextlib.suppress(PycontError, OSError):
             if not c.config.detach:
                 c.remove(force=True)
+    for v in _started_vms:
+        with contextlib.suppress(PycontError, OSError):
+            v.remove(force=True)
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -125,6 +132,99 @@ class ContainerRunner:
         return code
 
 
+def _vm_parser() -> argparse.ArgumentParser:
+    from pycont.cli import Parser
+    from pycont.cli.vms import add_vm_run_flags
+
+    p = Parser(prog="%%vm")
+    add_vm_run_flags(p)
+    p.add_argument("image")
+    return p
+
+
+class BudgetedOutput:
+    """``on_output`` for a VM's output: shown up to ``budget`` characters, then only counted,
+    and the tail shown at the end (as :func:`stream_output` does for a container's pipe)."""
+
+    def __init__(self, out: Any, budget: int = OUTPUT_BUDGET) -> None:
+        self.out = out
+        self.budget = budget
+        self.total = 0
+        self.tail = ""
+
+    def __call__(self, text: str) -> None:
+        room = max(0, self.budget - self.total)
+        self.total += len(text)
+        if room:
+            self.out.write(text[:room])
+        self.tail = (self.tail + text[room:])[-OUTPUT_TAIL:]
+
+    def close(self) -> None:
+        if self.total > self.budget:
+            print(
+                f"\n[pycont] output throttled: {self.total - self.budget:,} more characters "
+                f"were not shown (cell budget {self.budget:,}); the last {len(self.tail):,}:",
+                file=self.out,
+            )
+            self.out.write(self.tail)
+
+
+class VMRunner:
+    """The logic behind ``%%vm``, kept apart from IPython so it can be tested alone."""
+
+    def __init__(self, out: Any = None) -> None:
+        self.out = out
+
+    def run(self, line: str, cell: str) -> int:
+        import secrets
+
+        import pycont.vm as vm
+        from pycont.cli.vms import boot_options
+        from pycont.vm.machine import parse_cpus, parse_memory
+
+        try:
+            a = _vm_parser().parse_args(shlex.split(line))
+            options = boot_options(a)
+            # checked here too, so that a bad value is a usage error of the cell's line
+            parse_cpus(a.cpus)
+            if a.memory is not None:
+                parse_memory(a.memory)
+        except (PycontError, ValueError) as err:  # ValueError: shlex, an unclosed quote
+            raise IPythonUsageError(f"%%vm: {err}") from None
+        except SystemExit:  # --help printed the flags: nothing to run
+            return 0
+        out = self.out or sys.stdout
+        argv = ["sh", "-c", cell]
+        if a.detach:
+            v = vm.boot(a.image, argv, **options)
+            print(f"{v.name} ({v.short_id}) started in the background", file=out)
+            return 0
+        if a.name is None and not a.rm:
+            # run() returns the VM only once it has ended: a name known beforehand lets an
+            # interrupted cell find (and remove) the VM that run() killed.
+            options["name"] = f"vm_cell_{secrets.token_hex(4)}"
+        shown = BudgetedOutput(out)
+        try:
+            v = vm.run(a.image, argv, timeout=a.timeout, on_output=shown, **options)
+        except KeyboardInterrupt:
+            # run() has killed the VM (and removed it with --rm); boot() leaves nothing
+            if not a.rm:
+                with contextlib.suppress(PycontError, OSError):
+                    vm.get(options["name"]).remove(force=True)
+            shown.close()
+            print("interrupted: VM killed", file=out)
+            return 130
+        shown.close()
+        if not a.rm:
+            _started_vms.append(v)
+        if v.exit_code is None:
+            print(f"[VM ended without an exit code: {v.exit_reason}]", file=out)
+            return 125
+        if v.exit_code:
+            print(f"[exit code {v.exit_code}]", file=out)
+        return v.exit_code
+
+
 @magics_class
 class PycontMagics(Magics):
     @cell_magic
@@ -133,6 +233,14 @@ class PycontMagics(Magics):
 
         Run the cell as a shell script in a container (pycont.run(IMAGE, ["sh", "-c", CELL]))."""
         ContainerRunner().run(line, cell)
+
+    @cell_magic
+    def vm(self, line: str, cell: str) -> None:
+        """%%vm [--rm] [--name N] [-m MEM] [--cpus N] [-e K=V] [-d] [--timeout S] IMAGE
+
+        Run the cell as a shell script in a new VM: the image booted under its own kernel
+        (pycont.vm.run(IMAGE, ["sh", "-c", CELL], rm=..., memory=..., cpus=...))."""
+        VMRunner().run(line, cell)
 
     @no_var_expand  # keep docker templates such as {{.State.Pid}} as they are
     @line_magic

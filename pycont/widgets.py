@@ -1,4 +1,4 @@
-"""Live plots of containers against their limits, with sliders that change the limits.
+"""Live plots of containers (and VMs) against their limits, with sliders that change the limits.
 
 A :class:`Dashboard` draws the sampler's history (pycont.monitor) with matplotlib into an image
 widget, a few times a second, from its own thread: CPU % with the ``--cpus`` limit as a dashed
@@ -7,170 +7,49 @@ line and every sampling interval in which the kernel throttled it shaded; memory
 the OOM killer struck. A slider per limit the container has calls ``Container.update`` (docker
 update) while it runs. When it stops, the widget is replaced in place by a static PNG, so the
 notebook reads on GitHub and passes nbval. Nothing here ever prints from a background thread.
+
+A VM (pycont.vm.VM) shares the axes: its qemu process on the host, its guest's own view dotted,
+against the RAM and vCPUs it was booted with. These are fixed at boot: no slider, a label.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from pycont.monitor import Sample, Sampler
+from pycont.monitor import Sampler, VMLike
+from pycont.plots import (  # noqa: F401 - _moving_mean, _throttled_spans: importable here too
+    COLOURS,
+    CPU_CAPTION,
+    MIB,
+    _moving_mean,
+    _throttled_spans,
+    render_png,
+)
 
 if TYPE_CHECKING:
     from pycont.runtime.container import Container
 
-MIB = 1 << 20
-CPU_CAPTION = (
-    "CPU %: a 0.5 s mean of 0.1 s windows. The --cpus quota holds per 100 ms period; a window "
-    "that does not line up with the periods can read a little above the limit."
-)
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
-
-
-def render_png(sampler: Sampler, names: Sequence[str], window: float = 30.0) -> bytes:
-    """The two panels (CPU, memory) of the given containers as PNG bytes."""
-    # A bare Figure renders with Agg on its own: no pyplot, and the learner's backend stays.
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 4.6), dpi=80)
-    cpu_ax, mem_ax = fig.subplots(2, 1, sharex=True)
-    t_end = 0.0
-    capped = False
-    for i, name in enumerate(names):
-        colour = COLOURS[i % len(COLOURS)]
-        try:
-            hist = sampler.history(name)
-            track = sampler.tracks[name]
-        except KeyError:
-            continue
-        if not hist:
-            continue
-        t = [s.t for s in hist]
-        t_end = max(t_end, t[-1])
-        capped = capped or any(s.cpu_limit_percent is not None for s in hist)
-        # One sample per 100 ms is one CFS period: single readings swing around the quota.
-        # A 0.5 s moving mean shows what the limit does.
-        cpu = _moving_mean([s.cpu_percent for s in hist], 5)
-        cpu_ax.plot(t, cpu, color=colour, label=name)
-        limits = [s.cpu_limit_percent for s in hist]
-        if any(v is not None for v in limits):
-            cpu_ax.step(
-                t,
-                [v if v is not None else float("nan") for v in limits],
-                color=colour,
-                linestyle="--",
-                linewidth=1,
-                where="post",
-                label=f"{name} --cpus limit",
-            )
-        # Every sampling interval in which the kernel throttled it (cpu.stat nr_throttled rose).
-        for start, end in _throttled_spans(hist, sampler.interval):
-            cpu_ax.axvspan(start, end, color=colour, alpha=0.12, linewidth=0)
-        if any(s.throttled for s in hist):
-            cpu_ax.fill_between([], [], color=colour, alpha=0.12, label=f"{name} throttled")
-        mem_ax.plot(t, [s.memory / MIB for s in hist], color=colour, label=name)
-        # The kernel's high-water mark (memory.max_usage_in_bytes / memory.peak) sees what
-        # happens between two samples, the last allocation before an OOM kill too.
-        peaks = [s.memory_peak / MIB for s in hist]
-        peak_end = max(track.peak, hist[-1].memory_peak) / MIB
-        mem_ax.step(
-            [*t, t[-1]] if peak_end > peaks[-1] else t,
-            [*peaks, peak_end] if peak_end > peaks[-1] else peaks,
-            color=colour,
-            linestyle=":",
-            linewidth=1,
-            where="post",
-            label=f"{name} peak (kernel's high-water mark)",
-        )
-        mem_limits = [s.memory_limit / MIB if s.memory_limit else float("nan") for s in hist]
-        if any(v == v for v in mem_limits):  # not all NaN
-            mem_ax.step(
-                t,
-                mem_limits,
-                color=colour,
-                linestyle="--",
-                linewidth=1,
-                where="post",
-                label=f"{name} --memory limit",
-            )
-        for t_oom in track.oom_times:
-            # At the peak: what the container had when the kernel killed it.
-            before = [s.memory_peak for s in hist if s.t <= t_oom]
-            at = max(before[-1] if before else 0, track.peak if t_oom >= t[-1] else 0) / MIB
-            mem_ax.axvline(t_oom, color="red", linewidth=1.5)
-            mem_ax.plot([t_oom], [at], marker="X", color="red", markersize=9)
-            mem_ax.annotate(
-                f"OOM kill at {at:.1f} MiB",
-                (t_oom, at),
-                xytext=(-4, -12),
-                textcoords="offset points",
-                ha="right",
-                color="red",
-                fontsize=9,
-            )
-    cpu_ax.set_ylabel("CPU % (100 = 1 CPU)")
-    cpu_ax.set_ylim(bottom=0)
-    mem_ax.set_ylabel("memory (MiB)")
-    mem_ax.set_ylim(bottom=0)
-    mem_ax.set_xlabel("seconds")
-    if t_end > window:
-        cpu_ax.set_xlim(t_end - window, t_end)
-    for ax in (cpu_ax, mem_ax):
-        ax.grid(alpha=0.3)
-        handles, _ = ax.get_legend_handles_labels()
-        if handles:
-            ax.legend(loc="best", fontsize=8, framealpha=0.7)
-    if capped:
-        # The quota is enforced per 100 ms CFS period; a reading covers a sampling window that
-        # does not line up with the periods, so it can hold a little more than one quota.
-        fig.text(0.01, 0.005, CPU_CAPTION, fontsize=7.5, color="#555555", va="bottom")
-    fig.tight_layout(rect=(0, 0.04 if capped else 0, 1, 1))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def _throttled_spans(hist: Sequence[Sample], interval: float) -> list[tuple[float, float]]:
-    """(start, end) of each run of sampling intervals in which the container was throttled;
-    a sample covers the interval that ends at its time."""
-    spans: list[tuple[float, float]] = []
-    prev_t = hist[0].t - interval if hist else 0.0
-    for s in hist:
-        if s.throttled:
-            if spans and spans[-1][1] == prev_t:
-                spans[-1] = (spans[-1][0], s.t)
-            else:
-                spans.append((prev_t, s.t))
-        prev_t = s.t
-    return spans
-
-
-def _moving_mean(values: list[float], n: int) -> list[float]:
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v
-        if i >= n:
-            total -= values[i - n]
-        out.append(total / min(i + 1, n))
-    return out
+# The drawing lives in pycont.plots; these names stay importable from here.
+__all__ = ["COLOURS", "CPU_CAPTION", "Dashboard", "render_png", "vm_label"]
 
 
 class Dashboard:
-    """Live CPU and memory of ``containers`` against their limits.
+    """Live CPU and memory of ``containers`` (and VMs) against their limits.
 
     >>> dash = Dashboard([c]).show()   # live; sliders change the limits
+    >>> Dashboard([c, v]).show()       # a container and a VM on the same axes
     >>> dash.stop()                    # the widget becomes a static picture
     >>> Dashboard([c]).run(10)         # both, blocking for 10 seconds
     """
 
     def __init__(
         self,
-        containers: Sequence[Container],
+        containers: Sequence[Container | VMLike],
         *,
         interval: float = 0.1,
         redraw: float = 0.5,
@@ -207,7 +86,11 @@ class Dashboard:
 
         ncpu = os.cpu_count() or 1
         rows = []
-        for c in self.containers:
+        for obj in self.containers:
+            if hasattr(obj, "guest_stats"):
+                rows.append(w.HBox([w.Label(vm_label(cast("VMLike", obj)))]))
+                continue
+            c = cast("Container", obj)
             lim = c.limits()
             row: list[Any] = [w.Label(c.name, layout=w.Layout(width="10em"))]
             if lim.nano_cpus:
@@ -318,3 +201,12 @@ class Dashboard:
         finally:
             png = self.stop()
         return png
+
+
+def vm_label(vm: VMLike) -> str:
+    """ "web: VM, -m 128m, 1 vCPU (fixed at boot)": qemu's -m and -smp cannot change while the
+    guest runs (a VM's RAM and CPUs are its hardware), so a VM gets this instead of sliders."""
+    mem = vm.memory
+    size = f"{mem // (1 << 30)}g" if mem % (1 << 30) == 0 else f"{mem // MIB}m"
+    cpus = f"{vm.cpus} vCPU" + ("s" if vm.cpus != 1 else "")
+    return f"{vm.name}: VM, -m {size}, {cpus} (fixed at boot)"

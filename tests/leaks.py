@@ -29,7 +29,9 @@ SHIM_MARKERS = (
     "pycont/runtime/forkserver.py",
     "pycont.runtime.shim",
     "pycont-shim",
+    "process=pycont-vm",  # a VM's qemu: -name pycont-vm-NAME,process=pycont-vm
 )
+VM_DIR = "/var/lib/pycont/vms"
 NAME = "pycont"
 NETDEV_PREFIXES = ("pc", "pycont")
 
@@ -168,6 +170,17 @@ def state_leaks() -> list[str]:
         except OSError:
             continue
         leaks.extend(f"state: {os.path.join(d, n)}" for n in names)
+    # VMs: a folder per VM (its console, initrd and agent socket) and a link per name
+    vm_roots = [VM_DIR, *([os.path.join(os.path.abspath(env_root), "vms")] if env_root else [])]
+    for d in dict.fromkeys(vm_roots):
+        for sub in ("", "names"):
+            try:
+                names = sorted(os.listdir(os.path.join(d, sub)))
+            except OSError:
+                continue
+            leaks.extend(
+                f"VM state: {os.path.join(d, sub, n)}" for n in names if sub or n != "names"
+            )
     return leaks
 
 

@@ -74,6 +74,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "load",
     ),
     "volumes": ("volume",),
+    "vms": ("vm",),
     "system": ("system", "doctor"),
 }
 VERB_NAMES = frozenset(v for verbs in GROUPS.values() for v in verbs)

@@ -79,8 +79,13 @@ def _code(source: str, cell_id: str) -> dict[str, Any]:
     }
 
 
-def write_notebook(path: str, name: str, marker: str) -> None:
-    """Three cells: a title, the dashboard over a detached busy loop, and the stop cell."""
+def write_notebook(path: str, name: str, marker: str, vm_name: str | None = None) -> None:
+    """Three cells: a title, the dashboard over a detached busy loop (and, with ``vm_name``, a
+    VM booted from the same image), and the stop cell."""
+    boot = [
+        "import pycont.vm",
+        f"v = pycont.vm.boot('busybox', ['sleep', '300'], name={vm_name!r}, memory='128m')",
+    ]
     start = "\n".join(
         [
             "%load_ext pycont",
@@ -88,12 +93,14 @@ def write_notebook(path: str, name: str, marker: str) -> None:
             f"sh -c 'while :; do :; done' {marker}",
             "import pycont, pycont.widgets",
             f"c = pycont.get({name!r})",
-            "dash = pycont.widgets.Dashboard([c]).show()",
+            *(boot if vm_name else []),
+            f"dash = pycont.widgets.Dashboard([c{', v' if vm_name else ''}]).show()",
         ]
     )
     stop = "\n".join(
         [
             "png = dash.stop()",
+            *(["v.remove(force=True)"] if vm_name else []),
             "c.remove(force=True)",
             'print(f"stopped: a static PNG of {len(png)} bytes; container removed")',
         ]
@@ -232,8 +239,8 @@ class Lab:
             )
         ]
 
-    def pixels(self, img: Any) -> dict[str, Any] | None:
-        result = self.d.execute_script(IMG_PIXELS_JS, img, list(CPU_COLOUR))
+    def pixels(self, img: Any, colour: tuple[int, int, int] = CPU_COLOUR) -> dict[str, Any] | None:
+        result = self.d.execute_script(IMG_PIXELS_JS, img, list(colour))
         return dict(result) if result else None
 
 

@@ -25,6 +25,47 @@ from tests.helpers import (
 )
 
 
+def vm_ids() -> set[str]:
+    from pycont.vm.machine import vms_dir
+
+    try:
+        return {e for e in os.listdir(vms_dir()) if e != "names"}
+    except FileNotFoundError:
+        return set()
+
+
+@pytest.fixture(autouse=True)
+def cleanup_vms(pycont_root: str) -> Iterator[None]:
+    """VMs a test booted are removed after it, and their qemu must be gone."""
+    before = vm_ids()
+    yield
+    new = vm_ids() - before
+    if not new:
+        return
+    from pycont.vm.errors import VMError
+    from pycont.vm.machine import VM, vms_dir
+
+    for vid in sorted(new):
+        with contextlib.suppress(VMError):
+            VM(os.path.join(vms_dir(), vid)).remove(force=True)
+    assert not vm_ids() - before, f"VM folders left: {sorted(vm_ids() - before)}"
+    for vid in new:
+        wait_for(
+            lambda vid=vid: not any(vid in line for line in _qemu_cmdlines()),
+            timeout=30,
+            what=f"the qemu of VM {vid[:12]} to end",
+        )
+
+
+def _qemu_cmdlines() -> list[str]:
+    out = []
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{e}/cmdline", "rb") as f:
+                out.append(f.read().decode(errors="replace"))
+    return [c for c in out if "process=pycont-vm" in c]
+
+
 @pytest.fixture(autouse=True)
 def cleanup_containers(pycont_root: str) -> Iterator[None]:
     before = container_ids()
