@@ -25,6 +25,22 @@ from tests.helpers import (
 )
 
 
+@pytest.fixture(scope="module")
+def needs_vm() -> None:
+    """Skip, with the reason, where no VM can boot (no qemu, no kernel, or already a guest)."""
+    from pycont.vm.errors import VMError
+    from pycont.vm.guest import in_guest
+    from pycont.vm.launch import boot_kernel, find_qemu
+
+    if in_guest():
+        pytest.skip("inside the VM harness's guest: a nested TCG boot takes minutes")
+    try:
+        find_qemu()
+        boot_kernel()
+    except VMError as err:
+        pytest.skip(f"no VM on this machine: {err}")
+
+
 def vm_ids() -> set[str]:
     from pycont.vm.machine import vms_dir
 

@@ -15,26 +15,11 @@ import sys
 
 import pytest
 
-from pycont.vm.errors import VMError
 from pycont.vm.machine import vms_dir
 from tests.helpers import REPO, cli
 from tests.integration.conftest import _qemu_cmdlines, vm_ids
 
-pytestmark = pytest.mark.vm
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _needs_qemu() -> None:
-    from pycont.vm.guest import in_guest
-    from pycont.vm.launch import boot_kernel, find_qemu
-
-    if in_guest():
-        pytest.skip("inside the VM harness's guest: a nested TCG boot takes minutes")
-    try:
-        find_qemu()
-        boot_kernel()
-    except VMError as err:
-        pytest.skip(f"no VM on this machine: {err}")
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("needs_vm")]
 
 
 def our_qemus() -> list[str]:

@@ -26,21 +26,7 @@ from tests.helpers import wait_for
 from tests.integration.conftest import _qemu_cmdlines, vm_ids
 from tests.integration.test_extension import Recorder
 
-pytestmark = pytest.mark.vm
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _needs_qemu() -> None:
-    from pycont.vm.guest import in_guest
-    from pycont.vm.launch import boot_kernel, find_qemu
-
-    if in_guest():
-        pytest.skip("inside the VM harness's guest: a nested TCG boot takes minutes")
-    try:
-        find_qemu()
-        boot_kernel()
-    except VMError as err:
-        pytest.skip(f"no VM on this machine: {err}")
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("needs_vm")]
 
 
 @pytest.fixture(scope="module")

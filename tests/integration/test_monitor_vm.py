@@ -21,29 +21,14 @@ import pycont
 import pycont.vm as vm
 from pycont.monitor import Sampler
 from pycont.plots import COLOURS
-from pycont.vm.errors import VMError
 from pycont.widgets import Dashboard, vm_label
 from tests.helpers import requires, wait_for
 
-pytestmark = [pytest.mark.vm, requires("root", "overlay")]
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("needs_vm"), requires("root", "overlay")]
 
 MiB = 1 << 20
 SPIN = "while :; do :; done"
 COUNT = "i=0; while [ $i -lt 2000000 ]; do i=$((i+1)); done; sleep 30"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _needs_qemu() -> None:
-    from pycont.vm.guest import in_guest
-    from pycont.vm.launch import boot_kernel, find_qemu
-
-    if in_guest():
-        pytest.skip("inside the VM harness's guest: a nested TCG boot takes minutes")
-    try:
-        find_qemu()
-        boot_kernel()
-    except VMError as err:
-        pytest.skip(f"no VM on this machine: {err}")
 
 
 @pytest.fixture
