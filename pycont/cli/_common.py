@@ -239,15 +239,21 @@ def created_ago(ts: float) -> str:
     return f"{ago(ts)} ago" if ts else "N/A"
 
 
-def each(names: Sequence[str], action: Callable[[Any], object]) -> int:
-    """Apply ``action`` to each named container, print what it returns (the name when None);
-    like docker, go on after an error and exit 1."""
-    from pycont.runtime.container import get
+def each(
+    names: Sequence[str],
+    action: Callable[[Any], object],
+    find: Callable[[str], Any] | None = None,
+) -> int:
+    """Apply ``action`` to each named container (or what ``find`` finds by name: a VM), print
+    what it returns (the name when None); like docker, go on after an error and exit 1."""
+    if find is None:
+        from pycont.runtime.container import get
 
+        find = get
     rc = 0
     for name in names:
         try:
-            out = action(get(name))
+            out = action(find(name))
             print(name if out is None else out)
         except PycontError as err:
             print(f"Error response from daemon: {err}", file=sys.stderr)

@@ -167,19 +167,11 @@ def vm_inspect(v: VM) -> dict[str, Any]:
 
 
 def _each(names: Sequence[str], action: Callable[[VM], object]) -> int:
-    """Apply ``action`` to each named VM and print the name; as docker, an error on one name
-    prints a line and makes the exit code 1, the others still go on."""
+    """:func:`pycont.cli._common.each` over VMs."""
+    from pycont.cli._common import each
     from pycont.vm.machine import get
 
-    rc = 0
-    for name in names:
-        try:
-            out = action(get(name))
-            print(name if out is None else out)
-        except PycontError as err:
-            print(f"Error response from daemon: {err}", file=sys.stderr)
-            rc = 1
-    return rc
+    return each(names, action, get)
 
 
 # -- verbs -----------------------------------------------------------------------------------
