@@ -138,7 +138,9 @@ GROW_1MB = "x=$(head -c 1048576 /dev/zero | tr '\\0' a); y=; while :; do y=$y$x;
 
 def test_the_peak_is_the_kernels_high_water_mark(name: str, sampler: Sampler) -> None:
     # y=$y$x builds a new, longer copy before the old one is freed: the usage read at 10 Hz
-    # stays near half the limit, while the kernel's high-water mark climbs to it.
+    # mostly stays near half the limit, while the kernel's high-water mark climbs to it. A
+    # sample may still land on the last allocation before the kill, so the peak is never
+    # below a sample, not always above every one.
     c = detached(name, GROW_1MB, memory="32m")
     sampler.watch(c)
     sampler.start()
@@ -148,7 +150,7 @@ def test_the_peak_is_the_kernels_high_water_mark(name: str, sampler: Sampler) ->
     assert c.wait(timeout=30) == 137
     assert track.oom_times
     assert 24 * MiB <= track.peak <= 32 * MiB, (track.peak, [s.memory_peak for s in history])
-    assert track.peak > max(s.memory for s in history)
+    assert track.peak >= max(s.memory for s in history)
     assert all(s.memory_peak >= s.memory for s in history)
 
 

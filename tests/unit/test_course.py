@@ -87,7 +87,7 @@ def test_chapter_removes_only_its_own_paths(
     assert f"left: {mine}" in capsys.readouterr().out
     chapter.clean()
     assert capsys.readouterr().out.strip() == "✓ nothing is left from chapter 42"
-    assert chapter.left() == {"containers": [], "volumes": [], "images": [], "paths": []}
+    assert chapter.left() == {"containers": [], "vms": [], "volumes": [], "images": [], "paths": []}
 
 
 def test_chapter_refuses_an_unknown_need(fake_probe: FakeProbe) -> None:
