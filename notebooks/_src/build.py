@@ -51,10 +51,10 @@ CHAPTERS = [
     ("06", "Dockerfile and build", None),
     ("07", "Lifecycle and volumes", "07-lifecycle-and-volumes.ipynb"),
     ("08", "Networks and Compose", None),
-    ("09", "Containers vs virtual machines", None),
+    ("09", "Containers vs virtual machines", "09-containers-vs-vms.ipynb"),
     ("10", "What keeps a container in, and who runs it", "10-security.ipynb"),
 ]
-SOURCES = ["ch00", "ch01", "ch02", "ch03", "ch04", "ch05", "ch07", "ch10"]
+SOURCES = ["ch00", "ch01", "ch02", "ch03", "ch04", "ch05", "ch07", "ch09", "ch10"]
 
 # nbval's comment markers, turned into the tags nbval reads the same way.
 MARKERS = {

@@ -19,7 +19,13 @@ from __future__ import annotations
 import time
 
 from pycont.compare._density import measure_density
-from pycont.compare._measure import measure_cpu, measure_memory, measure_sizes, measure_start
+from pycont.compare._measure import (
+    measure_cpu,
+    measure_memory,
+    measure_sizes,
+    measure_start,
+    sizes_of,
+)
 from pycont.compare._record import record, recorded, recorded_path
 from pycont.compare._results import (
     Comparison,
@@ -57,6 +63,7 @@ __all__ = [
     "recorded",
     "recorded_path",
     "run_all",
+    "sizes_of",
 ]
 
 

@@ -3,6 +3,7 @@
 The course's VM, from an image in the store (:mod:`pycont.vm.launch`, :mod:`pycont.vm.machine`)::
 
     import pycont.vm
+    ok, why = pycont.vm.available()              # qemu, a kernel, and the accelerator
     v = pycont.vm.boot("busybox", ["sleep", "60"], memory="128m", cpus=1)
     v.exec(["uname", "-r"]).stdout, v.guest_stats(), v.host_memory()
     v.remove(force=True)
@@ -42,6 +43,7 @@ __all__ = [
     "KernelFiles",
     "VMError",
     "VMResult",
+    "available",
     "boot",
     "boot_kernel",
     "build_initramfs",
@@ -57,6 +59,7 @@ _LAZY = {
     "get": "pycont.vm.machine",
     "boot": "pycont.vm.launch",
     "run": "pycont.vm.launch",
+    "available": "pycont.vm.launch",
     "GuestStats": "pycont.vm.agent",
     "ExecResult": "pycont.vm.agent",
 }

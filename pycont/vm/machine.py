@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycont import paths, procfs
 from pycont.errors import InvalidState, NameConflict, UsageError
@@ -37,6 +37,9 @@ from pycont.fsutil import read_json, remove_tree, write_json
 from pycont.vm import console
 from pycont.vm.agent import Agent, ExecResult, GuestStats
 from pycont.vm.errors import VMError
+
+if TYPE_CHECKING:
+    from pycont.vm.hostview import HostMemory
 
 MIB = 1 << 20
 # Debian's generic kernel does not boot in 64 MiB (measured: it stops before /init).
@@ -222,7 +225,7 @@ class VM:
         self._running("guest stats")
         return self.agent.stats(timeout)
 
-    def host_memory(self) -> Any:
+    def host_memory(self) -> HostMemory:
         """What the qemu process costs the host: RSS, PSS, peak (pycont.vm.hostview)."""
         from pycont.vm.hostview import host_memory
 
