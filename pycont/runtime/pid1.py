@@ -142,10 +142,20 @@ class Confinement:
 
 
 def _restore_signals() -> None:
-    # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across execve(2),
-    # so undo it as subprocess does (restore_signals=True).
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    # An ignored signal stays ignored across execve(2), and the signal mask is kept
+    # (signal(7)): the command would inherit Python's SIGPIPE/SIGXFSZ, the fork server's
+    # SIGINT, or SIGHUP from a caller under nohup(1) -- and a shell cannot trap a signal that
+    # was ignored when it started (POSIX, "trap"). The command starts as docker's does: every
+    # disposition default, nothing blocked.
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            if signal.getsignal(sig) == signal.SIG_IGN:
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):  # glibc's reserved real-time signals
+            continue
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
 def exec_command(
