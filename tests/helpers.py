@@ -117,9 +117,13 @@ def register_root(path: str) -> str:
 
 
 def cli(
-    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+    *args: str,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], object] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m pycont ARGS`` in a new process, as a user types it; PYCONT_ROOT inherited."""
+    """``python -m pycont ARGS`` in a new process, as a user types it; PYCONT_ROOT inherited.
+    ``preexec_fn``: what the parent leaves to the CLI (an ignored signal, a blocked one)."""
     full = dict(os.environ)
     full["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, full.get("PYTHONPATH")) if p)
     full.update(env or {})
@@ -130,6 +134,7 @@ def cli(
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=preexec_fn,  # noqa: PLW1509 - single-threaded child set-up, on purpose
     )
 
 

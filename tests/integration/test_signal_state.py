@@ -7,13 +7,11 @@ that could not fire, because the container's sh inherited SIGHUP ignored."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 
 import pycont
-from tests.helpers import REPO, requires
+from tests.helpers import cli, requires
 
 pytestmark = requires("root", "overlay")
 
@@ -28,16 +26,7 @@ def _like_nohup() -> None:
 
 
 def _cli_under_nohup(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "pycont", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=_like_nohup,  # noqa: PLW1509 - single-threaded child set-up, on purpose
-    )
+    return cli(*args, preexec_fn=_like_nohup)
 
 
 def test_run_from_a_caller_with_hup_ignored_and_usr1_blocked(name: str) -> None:
