@@ -22,8 +22,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 
-def run(modname: str) -> int:
-    """Execute ``modname``'s notebook with the solutions in; return how many checks fail."""
+def with_solutions(modname: str) -> tuple[nbformat.NotebookNode, dict[int, int], str]:
+    """``modname``'s notebook with the solutions in, its check cells (exercise -> cell index)
+    and its file name."""
     nb, cells, file = notebook(modname)
     mod = sys.modules[modname]
     checks = {}
@@ -33,6 +34,12 @@ def run(modname: str) -> int:
             nb.cells[i].source = mod.EXERCISES[n - 1].solutions[j].strip("\n")
         elif cell.role is not None:  # ("check", n)
             checks[cell.role[1]] = i
+    return nb, checks, file
+
+
+def run(modname: str) -> int:
+    """Execute ``modname``'s notebook with the solutions in; return how many checks fail."""
+    nb, checks, file = with_solutions(modname)
     if not checks:
         return 0
     t0 = time.monotonic()

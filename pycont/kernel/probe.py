@@ -15,10 +15,12 @@ from __future__ import annotations
 import dataclasses
 import errno
 import fcntl
+import json
 import os
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,7 @@ __all__ = [
     "Probe",
     "cgroup_layout",
     "in_initial_userns",
+    "lab_note",
     "kvm_answer",
     "no_new_privs_answer",
     "own_cgroup_dir",
@@ -66,6 +69,27 @@ MODE_SUMMARY = {
     "no cgroup limits unless delegated",
     "unprivileged": "unprivileged: no user namespaces, no isolation",
 }
+# Set by pycont.vm.labkernel: in the lab VM (JSON: why, accelerator, kernel), or the reason the
+# lab VM could not start the kernel (plain text). Read here so every summary says where it ran.
+ENV_LAB = "PYCONT_LAB_VM"
+ENV_LAB_FAILED = "PYCONT_LAB_FAILED"
+
+
+def lab_note(env: Mapping[str, str] | None = None) -> str:
+    """Where this kernel runs, when not simply on its host: '' on a host of its own."""
+    env = os.environ if env is None else env
+    raw = env.get(ENV_LAB)
+    if raw:
+        try:
+            info = json.loads(raw)
+            accel = str(info["accel"]).split(":")[0]
+            return f"in pycont's lab VM ({info['kernel']}, {accel}) because {info['reason']}"
+        except (ValueError, KeyError, TypeError):
+            return "in pycont's lab VM"
+    failed = env.get(ENV_LAB_FAILED)
+    if failed:
+        return f"pycont's lab VM could not start here ({failed})"
+    return ""
 
 
 # (field name, human label) of every Answer of a Probe, in the order they are shown.
@@ -103,7 +127,9 @@ class Probe:
 
     @property
     def mode_summary(self) -> str:
-        return MODE_SUMMARY.get(self.mode, self.mode)
+        summary = MODE_SUMMARY.get(self.mode, self.mode)
+        note = lab_note()
+        return f"{summary}; {note}" if note else summary
 
     def answers(self) -> list[tuple[str, Answer]]:
         """(label, answer) pairs in display order."""

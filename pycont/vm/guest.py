@@ -189,12 +189,16 @@ def run_in_guest(
     scratch_size: str = "4G",
     hide: Sequence[str] = HIDE,
     keep: Sequence[str] = (),
+    extra_modules: Sequence[str] = (),
+    extra_args: Sequence[str] = (),
 ) -> VMResult:
     """Boot the VM, run ``command`` (a shell line, or an argv list) in ``cwd``, power off.
 
     ``hide`` lists host paths the guest does not see (default: the host's pycont store, so
     that the guest starts with none). ``keep`` lists host paths under /tmp or /run that the
     guest shows anyway, above its own /tmp and /run (e.g. a checkout in /tmp).
+    ``extra_modules`` are loaded after the base ones (e.g. ``virtio_net``), ``extra_args`` go
+    to qemu as they are (e.g. a ``-netdev``).
 
     ``scratch`` is what the guest's /tmp is: ``tmpfs`` (RAM; on the 6.1 kernel it has no
     ``user.*`` xattrs, which rootless overlay and its tests use) or ``ext4``: a sparse
@@ -207,14 +211,14 @@ def run_in_guest(
     if scratch not in ("tmpfs", "ext4"):
         raise VMError(f"scratch {scratch!r}: tmpfs or ext4")
     kernel = kernel or ensure_kernel(cache_dir)
-    extra: list[str] = []
-    modules: tuple[str, ...] = MODULES
+    extra: list[str] = list(extra_args)
+    modules: tuple[str, ...] = MODULES + tuple(extra_modules)
     remove_stale_temps()
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
         (Path(tmp) / "owner.pid").write_text(f"{os.getpid()}\n")
         if scratch == "ext4":
-            extra = scratch_disk(Path(tmp) / "scratch.img", scratch_size, machine)
-            modules = MODULES + EXT4_MODULES
+            extra += scratch_disk(Path(tmp) / "scratch.img", scratch_size, machine)
+            modules += EXT4_MODULES
         initrd = build_initramfs(
             Path(tmp) / "initrd.cpio",
             STAGE1,

@@ -1,0 +1,290 @@
+"""The lab VM: where the course runs when this machine grants no isolation.
+
+On Binder a learner is uid 1000 with ``no_new_privs`` and, often, no user namespaces: no
+container can be made there. pycont then boots its own small VM (Debian's kernel under qemu,
+TCG when there is no usable KVM), in which it is root with a pure cgroup v2 hierarchy, and
+runs the whole Jupyter kernel inside it. Every cell of every chapter is then a real kernel
+experiment: namespaces, cgroup limits, overlay mounts, read back from /proc and /sys exactly as
+on a root host, because inside the VM it *is* a root host.
+
+Why the whole kernel and not a proxy of ``pycont.run``: the chapters look at the kernel state
+themselves (``/proc/PID/ns``, cgroup files, overlay's upper dir); a proxy would give the learner
+containers in one machine and a notebook that inspects another.
+
+The guest sees the host's files read-only over virtio-9p (the same Python, the same venv, the
+same checkout), writes land in the guest's RAM; the kernel's five ZMQ ports are forwarded from
+the host's loopback by qemu's user-mode network with ``restrict=on`` (the guest reaches nothing
+else: not the host, not the outside).
+
+:func:`choose_backend` decides, from the probe or ``PYCONT_BACKEND=local|vm``;
+:func:`lab_info` tells code inside the guest that it is there and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pycont.kernel.probe import ENV_LAB
+from pycont.vm.errors import VMError
+
+ENV_BACKEND = "PYCONT_BACKEND"  # local | vm: force the backend
+BACKENDS = ("local", "vm")
+GUEST_IP = "10.0.2.15"  # qemu user-mode network's first guest address (slirp's default)
+GUEST_STORE = "/tmp/pycont-lab"  # PYCONT_ROOT in the guest: its own /tmp, never the host's
+KERNEL_PORTS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+NET_MODULES = ("virtio_net",)
+# Host variables the kernel in the guest keeps (the rest is the guest's own).
+PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "MPLBACKEND", "MPLCONFIGDIR")
+# Not JPY_PARENT_PID: ipykernel polls that pid and would exit, since the guest has no such pid.
+PASS_PREFIXES = ("JUPYTER_", "IPYTHON", "PYCONT_")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where containers run: ``local`` (this kernel) or ``vm`` (pycont's lab VM)."""
+
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    """What the code in the lab VM knows about it (from the environment the launcher set)."""
+
+    reason: str  # why the host's own kernel was not used
+    accel: str  # "tcg" or "kvm", and why
+    kernel: str  # the guest's kernel release
+    memory: str
+    cpus: int
+
+    def label(self) -> str:
+        accel = self.accel.split(":")[0]
+        return f"ran in pycont's lab VM ({self.kernel}, {accel}) because {self.reason}"
+
+
+def lab_info(env: Mapping[str, str] | None = None) -> LabInfo | None:
+    """The lab VM this process runs in, or None on a host of its own."""
+    raw = (os.environ if env is None else env).get(ENV_LAB)
+    if not raw:
+        return None
+    try:
+        return LabInfo(**json.loads(raw))
+    except (ValueError, TypeError):
+        return None
+
+
+def forced_backend(env: Mapping[str, str] | None = None) -> str | None:
+    """``PYCONT_BACKEND`` when set: local or vm; a clear error for anything else."""
+    value = (os.environ if env is None else env).get(ENV_BACKEND, "").strip()
+    if not value:
+        return None
+    if value not in BACKENDS:
+        raise VMError(f"{ENV_BACKEND}={value!r}: accepted values are local and vm")
+    return value
+
+
+def lab_available() -> tuple[bool, str]:
+    """(True, what it boots) when qemu, a cached kernel and a static busybox are all here.
+
+    Nothing is downloaded: on Binder, ``binder/postBuild`` fetched the kernel at build time.
+    """
+    from pycont.vm.initramfs import find_busybox
+    from pycont.vm.kernel import cached_kernels, default_cache_dir
+    from pycont.vm.launch import find_qemu
+
+    try:
+        qemu = find_qemu()
+        find_busybox(install=False)
+    except VMError as e:
+        return False, str(e)
+    kernels = cached_kernels(default_cache_dir())
+    if not kernels:
+        return False, f"no kernel in {default_cache_dir()}: run ensure_kernel() once"
+    return True, f"{os.path.basename(qemu)} with kernel {kernels[0].version}"
+
+
+def choose_backend(
+    env: Mapping[str, str] | None = None,
+    probe_fn: Callable[[], Any] | None = None,
+    available_fn: Callable[[], tuple[bool, str]] = lab_available,
+) -> Backend:
+    """Where this session's containers run, and why (one line a learner can read).
+
+    Local where this user can make containers with limits (root, or rootless with a
+    delegated cgroup); the lab VM where the host allows no user namespaces or no cgroup
+    limits and the VM can boot; local (degraded, labelled) when neither.
+    """
+    env = os.environ if env is None else env
+    forced = forced_backend(env)
+    if forced:
+        return Backend(forced, f"{ENV_BACKEND}={forced}")
+    if lab_info(env):
+        return Backend("local", "this is pycont's lab VM: root, cgroup v2")
+    if probe_fn is None:
+        from pycont.kernel.probe import probe
+
+        probe_fn = probe
+    p = probe_fn()
+    if p.mode == "root":
+        return Backend("local", "root on this host: namespaces and cgroup limits")
+    if p.mode == "rootless" and p.cgroup_writable.ok:
+        return Backend("local", "rootless with a delegated cgroup")
+    if p.mode == "rootless":
+        why = f"this machine gives this user no cgroup limits ({p.cgroup_writable.reason})"
+    else:
+        why = f"this machine allows no user namespaces ({p.user_namespaces.reason})"
+    ok, what = available_fn()
+    if ok:
+        return Backend("vm", why)
+    return Backend("local", f"{why}; no lab VM either ({what})")
+
+
+def guest_connection(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The kernel's connection file as seen in the guest: same ports, every address."""
+    if info.get("transport", "tcp") != "tcp":
+        raise VMError(f"kernel transport {info.get('transport')!r}: the lab VM forwards tcp only")
+    missing = [k for k in KERNEL_PORTS if not info.get(k)]
+    if missing:
+        raise VMError(f"connection file has no {', '.join(missing)}")
+    return {**info, "ip": "0.0.0.0"}  # noqa: S104 - the guest's only other address is slirp's
+
+
+def netdev_args(info: Mapping[str, Any], machine: str = "microvm") -> list[str]:
+    """qemu's user-mode NIC: isolated (restrict=on), with the kernel's ports forwarded."""
+    host_ip = info.get("ip") or "127.0.0.1"
+    fwd = ",".join(f"hostfwd=tcp:{host_ip}:{info[k]}-{GUEST_IP}:{info[k]}" for k in KERNEL_PORTS)
+    dev = "virtio-net-device" if machine == "microvm" else "virtio-net-pci"
+    return ["-netdev", f"user,id=lab,restrict=on,{fwd}", "-device", f"{dev},netdev=lab"]
+
+
+def guest_env(env: Mapping[str, str], info: LabInfo) -> dict[str, str]:
+    """The kernel's environment in the guest: the host's Python settings, the lab's marks."""
+    out = {k: env[k] for k in PASS_ENV if k in env}
+    out.update({k: v for k, v in env.items() if k.startswith(PASS_PREFIXES)})
+    out.pop(ENV_BACKEND, None)
+    out["PYCONT_ROOT"] = GUEST_STORE
+    out[ENV_LAB] = json.dumps(info.__dict__)
+    return out
+
+
+def kernel_command(python: str, connection: Mapping[str, Any]) -> str:
+    """The guest's shell lines: network up, connection file written, ipykernel started."""
+    bb = "/run/vm-guest/busybox"
+    conn = json.dumps(dict(connection))
+    return "\n".join(
+        [
+            f"{bb} ip link set eth0 up && {bb} ip addr add {GUEST_IP}/24 dev eth0 "
+            "|| { echo 'lab VM: no network for the kernel'; exit 125; }",
+            f"{bb} ip route add default dev eth0 2>/dev/null",
+            "mkdir -p /run/lab",
+            f"printf '%s' {shlex.quote(conn)} >/run/lab/kernel.json",
+            "echo PYCONT-VM-KERNEL",
+            f"exec {shlex.quote(python)} -m ipykernel_launcher -f /run/lab/kernel.json",
+        ]
+    )
+
+
+def keep_paths(paths: list[str]) -> list[str]:
+    """The folders under /tmp or /run among ``paths`` (the guest has its own /tmp and /run:
+    a checkout, a HOME or a venv there must be shown again), as their top folders."""
+    tops = set()
+    for path in paths:
+        parts = os.path.abspath(path).split("/")
+        if len(parts) > 2 and parts[1] in ("tmp", "run") and parts[2]:
+            tops.add("/".join(parts[:3]))
+    return sorted(tops)
+
+
+def guest_cpus() -> int:
+    """CPUs for the guest: what this process may use (affinity, cgroup CPU quota), at most 2."""
+    from pycont.kernel.mounts import cgroup_layout, own_cgroup_dir
+
+    n = len(os.sched_getaffinity(0))
+    try:
+        with open("/proc/self/mountinfo") as f:
+            layout = cgroup_layout(f.read())
+        with open("/proc/self/cgroup") as f:
+            own = own_cgroup_dir(layout, f.read(), "cpu")
+        if own and layout.controllers.get("cpu") == "v1":
+            with open(f"{own}/cpu.cfs_quota_us") as f, open(f"{own}/cpu.cfs_period_us") as g:
+                quota, period = f.read().strip(), g.read().strip()
+            quota = "max" if quota == "-1" else quota
+        elif own:
+            with open(f"{own}/cpu.max") as f:
+                quota, period = f.read().split()[:2]
+        else:
+            quota = "max"
+        if quota != "max":
+            n = min(n, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass  # no readable quota: the affinity mask is the answer
+    return max(1, min(n, 2))
+
+
+def run_kernel(
+    connection_file: str,
+    reason: str,
+    *,
+    python: str | None = None,
+    memory: str = "1G",
+    cpus: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> int | None:
+    """Boot the lab VM and run an IPython kernel in it until it shuts down.
+
+    Returns the kernel's exit code, or None when the VM never started the kernel (the caller
+    then runs it here, labelled). Blocks for the kernel's whole life.
+    """
+    from pycont.vm.guest import run_in_guest
+    from pycont.vm.kernel import cached_kernels, default_cache_dir
+    from pycont.vm.qemu import choose_accel
+
+    with open(connection_file) as f:
+        host_conn = json.load(f)
+    conn = guest_connection(host_conn)
+    kernels = cached_kernels(default_cache_dir())
+    if not kernels:
+        raise VMError(f"no kernel in {default_cache_dir()}")
+    kernel = kernels[0]
+    accel = choose_accel(kernel)
+    cpus = cpus or guest_cpus()
+    info = LabInfo(
+        reason=reason,
+        accel=f"{accel.name.upper()}: {accel.reason}",
+        kernel=kernel.version,
+        memory=memory,
+        cpus=cpus,
+    )
+    result = run_in_guest(
+        kernel_command(python or sys.executable or "python3", conn),
+        cwd=os.getcwd(),
+        env=guest_env(os.environ, info),
+        kernel=kernel,
+        memory=memory,
+        smp=cpus,
+        accel=accel,
+        timeout=30 * 24 * 3600.0,  # a kernel's session: the launcher's life, not a test's
+        on_output=log,
+        cgroup_leaf="/lab.slice/kernel.scope",
+        keep=keep_paths([os.getcwd(), os.path.expanduser("~"), sys.prefix, _package_dir()]),
+        extra_modules=NET_MODULES,
+        extra_args=netdev_args(host_conn),
+    )
+    if "KERNEL" not in result.marks:
+        if log:
+            log(f"lab VM did not start the kernel (exit {result.exit_code})\n")
+        return None
+    return result.exit_code
+
+
+def _package_dir() -> str:
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
