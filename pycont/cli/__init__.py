@@ -75,6 +75,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "volumes": ("volume",),
     "vms": ("vm",),
+    "lab": ("lab",),
     "system": ("system", "doctor"),
 }
 VERB_NAMES = frozenset(v for verbs in GROUPS.values() for v in verbs)

@@ -10,10 +10,11 @@ goes through :func:`resolve`.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pycont.errors import ImageNotFound
+from pycont.errors import ImageNotFound, PycontError
 from pycont.images.oci import DEFAULT_PATH
 from pycont.images.reference import Reference
 
@@ -92,6 +93,26 @@ class Image:
     user: str = ""
 
 
+# Set by the lab VM (pycont.vm.lab): the host's image store, read-only under the guest's own.
+ENV_HOST_IMAGES = "PYCONT_LAB_HOST_IMAGES"
+
+
+def _from_host_store(name: Reference, store: Store) -> bool:
+    """In the lab VM: copy image ``name`` from the host's store when the host has it."""
+    host = os.environ.get(ENV_HOST_IMAGES)
+    if not host or not os.path.isfile(os.path.join(host, "index.json")):
+        return False
+    if os.path.realpath(host) == os.path.realpath(store.root):
+        return False
+    from pycont.images.registry import pull
+
+    try:
+        pull(f"dir:{host}:{name}", store)
+    except PycontError:
+        return False  # not there, or unreadable: the usual "no such image" follows
+    return True
+
+
 def resolve(ref: str, store: Store | None = None) -> Image:
     """The image called ``ref`` (a reference or an image id prefix); built-ins are built on
     first use. ImageNotFound (one line) when there is no such image."""
@@ -102,6 +123,8 @@ def resolve(ref: str, store: Store | None = None) -> Image:
         rec = store.get(ref)
     except ImageNotFound:
         parsed = Reference.parse(ref)
+        if _from_host_store(parsed, store):
+            return resolve(ref, store)
         builder = _BUILTIN.get(parsed.canonical)
         if builder is None:
             raise ImageNotFound(

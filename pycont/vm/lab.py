@@ -24,14 +24,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pycont import paths
+from pycont.images import ENV_HOST_IMAGES
 from pycont.kernel.probe import ENV_LAB
 from pycont.vm.errors import VMError
+
+if TYPE_CHECKING:
+    from pycont.vm.qemu import VMResult
 
 ENV_BACKEND = "PYCONT_BACKEND"  # local | vm: force the backend
 BACKENDS = ("local", "vm")
@@ -166,11 +172,16 @@ def netdev_args(info: Mapping[str, Any], machine: str = "microvm") -> list[str]:
     return ["-netdev", f"user,id=lab,restrict=on,{fwd}", "-device", f"{dev},netdev=lab"]
 
 
-def guest_env(env: Mapping[str, str], info: LabInfo) -> dict[str, str]:
+def guest_env(env: Mapping[str, str], info: LabInfo, host_images: str) -> dict[str, str]:
     """The kernel's environment in the guest: the host's Python settings, the lab's marks."""
     out = {k: env[k] for k in PASS_ENV if k in env}
+    # this interpreter's bin first: `pycont`, `jupyter` and `python` are the launcher's own
+    bindir = os.path.dirname(sys.executable)
+    if bindir and bindir not in out.get("PATH", "").split(":"):
+        out["PATH"] = ":".join(p for p in (bindir, out.get("PATH", "")) if p)
     out.update({k: v for k, v in env.items() if k.startswith(PASS_PREFIXES)})
     out.pop(ENV_BACKEND, None)
+    out[ENV_HOST_IMAGES] = host_images  # resolve() copies an image the guest lacks from there
     out["PYCONT_ROOT"] = GUEST_STORE
     out[ENV_LAB] = json.dumps(info.__dict__)
     return out
@@ -230,27 +241,27 @@ def guest_cpus() -> int:
     return max(1, min(n, 2))
 
 
-def run_kernel(
-    connection_file: str,
+def boot_lab(
+    command: str,
     reason: str,
     *,
-    python: str | None = None,
     memory: str = "1G",
     cpus: int | None = None,
-    log: Callable[[str], None] | None = None,
-) -> int | None:
-    """Boot the lab VM and run an IPython kernel in it until it shuts down.
+    on_output: Callable[[str], None] | None = None,
+    timeout: float = 30 * 24 * 3600.0,
+    extra_modules: Sequence[str] = (),
+    extra_args: Sequence[str] = (),
+) -> VMResult:
+    """Boot the lab VM, run the shell lines ``command`` in it as root, power off.
 
-    Returns the kernel's exit code, or None when the VM never started the kernel (the caller
-    then runs it here, labelled). Blocks for the kernel's whole life.
+    The guest sees this process's files, cwd, HOME, Python and pycont (kept when under /tmp),
+    its environment marks it as the lab (``PYCONT_LAB_VM``), its store is its own and the
+    host's images are copied in on first use.
     """
     from pycont.vm.guest import run_in_guest
     from pycont.vm.kernel import cached_kernels, default_cache_dir
     from pycont.vm.qemu import choose_accel
 
-    with open(connection_file) as f:
-        host_conn = json.load(f)
-    conn = guest_connection(host_conn)
     kernels = cached_kernels(default_cache_dir())
     if not kernels:
         raise VMError(f"no kernel in {default_cache_dir()}")
@@ -264,18 +275,42 @@ def run_kernel(
         memory=memory,
         cpus=cpus,
     )
-    result = run_in_guest(
-        kernel_command(python or sys.executable or "python3", conn),
+    return run_in_guest(
+        command,
         cwd=os.getcwd(),
-        env=guest_env(os.environ, info),
+        env=guest_env(os.environ, info, paths.images_dir()),
+        hide=(),  # the host's store is shown read-only: its images are copied on first use
         kernel=kernel,
         memory=memory,
         smp=cpus,
         accel=accel,
-        timeout=30 * 24 * 3600.0,  # a kernel's session: the launcher's life, not a test's
-        on_output=log,
+        timeout=timeout,
+        on_output=on_output,
         cgroup_leaf="/lab.slice/kernel.scope",
         keep=keep_paths([os.getcwd(), os.path.expanduser("~"), sys.prefix, _package_dir()]),
+        extra_modules=extra_modules,
+        extra_args=extra_args,
+    )
+
+
+def run_kernel(
+    connection_file: str,
+    reason: str,
+    *,
+    python: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> int | None:
+    """Boot the lab VM and run an IPython kernel in it until it shuts down.
+
+    Returns the kernel's exit code, or None when the VM never started the kernel (the caller
+    then runs it here, labelled). Blocks for the kernel's whole life.
+    """
+    with open(connection_file) as f:
+        host_conn = json.load(f)
+    result = boot_lab(
+        kernel_command(python or sys.executable or "python3", guest_connection(host_conn)),
+        reason,
+        on_output=log,
         extra_modules=NET_MODULES,
         extra_args=netdev_args(host_conn),
     )
@@ -283,6 +318,38 @@ def run_kernel(
         if log:
             log(f"lab VM did not start the kernel (exit {result.exit_code})\n")
         return None
+    return result.exit_code
+
+
+class ConsoleFilter:
+    """The guest's console as a command's output: boot messages and pycont's marks left out."""
+
+    _NOISE = re.compile(r"^(PYCONT-VM-[A-Z]+( -?\d+)?|\[\s*\d+\.\d+\] .*)$")
+
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self.write = write
+        self.pending = ""
+
+    def __call__(self, text: str) -> None:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if not self._NOISE.match(line):
+                self.write(line + "\n")
+
+    def flush(self) -> None:
+        if self.pending and not self._NOISE.match(self.pending):
+            self.write(self.pending)
+        self.pending = ""
+
+
+def run_command(argv: Sequence[str], reason: str, write: Callable[[str], object]) -> int:
+    """``pycont lab CMD``: CMD in a fresh lab VM; its output to ``write``, its exit code back."""
+    out = ConsoleFilter(write)
+    result = boot_lab(shlex.join(argv), reason, on_output=out)
+    out.flush()
+    if result.exit_code is None:
+        raise VMError("the lab VM ended without the command's exit code")
     return result.exit_code
 
 

@@ -4,6 +4,8 @@ the kernel's connection and network as the guest sees them, the labels every sum
 from __future__ import annotations
 
 import json
+import os
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -13,6 +15,7 @@ from pycont.vm.errors import VMError
 from pycont.vm.lab import (
     GUEST_STORE,
     KERNEL_PORTS,
+    ConsoleFilter,
     LabInfo,
     choose_backend,
     guest_connection,
@@ -127,12 +130,14 @@ def test_guest_env_keeps_python_settings_and_drops_the_parent_pid() -> None:
         "PYCONT_BACKEND": "vm",
         "SECRET_TOKEN": "x",
     }
-    out = guest_env(env, INFO)
-    assert out["PATH"] == env["PATH"] and out["HOME"] == env["HOME"]
+    out = guest_env(env, INFO, "/home/jovyan/.local/share/pycont/images")
+    assert out["PATH"] == f"{os.path.dirname(sys.executable)}:{env['PATH']}"  # our pycont first
+    assert out["HOME"] == env["HOME"]
     assert "JPY_PARENT_PID" not in out  # ipykernel would exit: no such pid in the guest
     assert "PYCONT_BACKEND" not in out and "SECRET_TOKEN" not in out
     assert out["JUPYTER_PLATFORM_DIRS"] == "1"
     assert out["PYCONT_ROOT"] == GUEST_STORE
+    assert out["PYCONT_LAB_HOST_IMAGES"] == "/home/jovyan/.local/share/pycont/images"
     assert json.loads(out["PYCONT_LAB_VM"])["kernel"] == INFO.kernel
 
 
@@ -167,3 +172,22 @@ def test_kernelspec_and_cli(tmp_path, capsys) -> None:
     )
     assert (installed / "logo-64x64.png").exists()
     assert str(installed) in capsys.readouterr().out
+
+
+def test_console_filter_keeps_the_commands_output_only() -> None:
+    got: list[str] = []
+    out = ConsoleFilter(got.append)
+    out("[    0.428137] PCI: Fatal: No config\nPYCONT-VM-UP\nPYCONT-VM-READY\nhel")
+    out("lo\n[   3.1] reboot: Power down\nPYCONT-VM-EXIT 3\nno newline")
+    out.flush()
+    assert got == ["hello\n", "no newline"]
+
+
+def test_pycont_lab_needs_a_command(capsys) -> None:
+    from pycont.cli import main as cli
+
+    assert cli(["lab"]) == 125
+    assert capsys.readouterr().err == (
+        "pycont: pycont lab needs a command to run in the lab VM, e.g. "
+        "pycont lab pycont run --rm busybox echo hi\n"
+    )
