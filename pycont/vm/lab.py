@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -199,7 +200,8 @@ def kernel_command(python: str, connection: Mapping[str, Any]) -> str:
             "mkdir -p /run/lab",
             f"printf '%s' {shlex.quote(conn)} >/run/lab/kernel.json",
             "echo PYCONT-VM-KERNEL",
-            f"exec {shlex.quote(python)} -m ipykernel_launcher -f /run/lab/kernel.json",
+            f"exec {shlex.quote(python)} -m ipykernel_launcher -f /run/lab/kernel.json "
+            "--IPKernelApp.kernel_class=pycont.vm.coursekernel.CourseKernel",
         ]
     )
 
@@ -287,6 +289,9 @@ def boot_lab(
         timeout=timeout,
         on_output=on_output,
         cgroup_leaf="/lab.slice/kernel.scope",
+        # /tmp (the guest's store) on ext4: the 6.1 kernel's tmpfs has no user.* xattrs, which
+        # overlay in a user namespace needs (chapter 04, rootless); a sparse file, gone after
+        scratch="ext4" if _mkfs_ext4() else "tmpfs",
         keep=keep_paths([os.getcwd(), os.path.expanduser("~"), sys.prefix, _package_dir()]),
         extra_modules=extra_modules,
         extra_args=extra_args,
@@ -351,6 +356,10 @@ def run_command(argv: Sequence[str], reason: str, write: Callable[[str], object]
     if result.exit_code is None:
         raise VMError("the lab VM ended without the command's exit code")
     return result.exit_code
+
+
+def _mkfs_ext4() -> bool:
+    return bool(shutil.which("mkfs.ext4") or os.path.exists("/sbin/mkfs.ext4"))
 
 
 def _package_dir() -> str:

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from pycont.kernel.probe import ENV_LAB_FAILED as ENV_FAILED
 
 KERNEL_NAME = "pycont"
+# the kernel without a Python version in language_info (see pycont.vm.coursekernel)
+KERNEL_CLASS = "--IPKernelApp.kernel_class=pycont.vm.coursekernel.CourseKernel"
 DISPLAY_NAME = "Python 3 (pycont)"
 
 
@@ -64,7 +66,7 @@ def _log(text: str) -> None:
 
 def _exec_local(connection_file: str, extra_env: dict[str, str] | None = None) -> None:
     env = {**os.environ, **(extra_env or {})}
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file]
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file, KERNEL_CLASS]
     os.execve(sys.executable, argv, env)
 
 

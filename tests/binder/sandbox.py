@@ -28,6 +28,7 @@ import ctypes
 import errno
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -128,6 +129,9 @@ def main(argv: list[str]) -> int:
     from pycont.cgroups import for_container
     from pycont.cgroups.limits import Limits
 
+    # SIGTERM (a CI timeout, kill) ends the sandbox through its finally: no cgroup, process
+    # or folder is left behind
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     home = ""
     cg = for_container(f"pycont-binder-{os.getpid()}")
     cg.create()
@@ -147,9 +151,10 @@ def main(argv: list[str]) -> int:
         )
         try:
             code = proc.wait()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
             proc.terminate()
-            code = proc.wait()
+            proc.wait()
+            raise
         peak = cg.stats().memory_peak
         if peak:
             print(f"sandbox: peak memory {peak / 2**20:.0f} MiB of {ns.memory}", file=sys.stderr)

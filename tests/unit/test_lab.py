@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -145,7 +146,8 @@ def test_kernel_command_writes_the_connection_and_execs_ipykernel() -> None:
     script = kernel_command("/opt/py dir/bin/python", guest_connection(CONN))
     assert "ip addr add 10.0.2.15/24 dev eth0" in script
     assert script.splitlines()[-1] == (
-        "exec '/opt/py dir/bin/python' -m ipykernel_launcher -f /run/lab/kernel.json"
+        "exec '/opt/py dir/bin/python' -m ipykernel_launcher -f /run/lab/kernel.json "
+        "--IPKernelApp.kernel_class=pycont.vm.coursekernel.CourseKernel"
     )
     assert '"ip": "0.0.0.0"' in script
 
@@ -191,3 +193,21 @@ def test_pycont_lab_needs_a_command(capsys) -> None:
         "pycont: pycont lab needs a command to run in the lab VM, e.g. "
         "pycont lab pycont run --rm busybox echo hi\n"
     )
+
+
+def import_build():
+    src = str(Path(__file__).resolve().parents[2] / "notebooks" / "_src")
+    if src not in sys.path:
+        sys.path.insert(0, src)
+    import build
+
+    return build
+
+
+def test_the_course_kernel_reports_what_the_chapters_are_committed_with() -> None:
+    from pycont.vm.coursekernel import CourseKernel
+    from pycont.vm.labkernel import KERNEL_CLASS
+
+    build = import_build()
+    assert CourseKernel.language_info == build.LANGUAGE_INFO  # no "version": nothing to differ
+    assert KERNEL_CLASS.endswith("=pycont.vm.coursekernel.CourseKernel")
