@@ -29,5 +29,23 @@ def doctor_text(p: Probe) -> str:
 
     ok, why = seccomp.available()
     out.append(f"{'✔' if ok else '✘'} seccomp profile: {why}")
+    out.append(f"backend: {_backend_line(p)}")
     out += ["", f"probed in {p.elapsed * 1000:.0f} ms"]
     return "\n".join(out)
+
+
+def _backend_line(p: Probe) -> str:
+    """Where the course's kernel runs here (pycont.vm.lab decides), and how to get there."""
+    from pycont.errors import PycontError
+    from pycont.vm.lab import choose_backend
+
+    try:
+        b = choose_backend(probe_fn=lambda: p)
+    except PycontError as err:
+        return str(err)
+    if b.name == "vm":
+        return (
+            f"pycont's lab VM ({b.reason}): the course's kernel, Python 3 (pycont), runs "
+            "there; in a terminal, pycont lab COMMAND"
+        )
+    return f"this host ({b.reason})"

@@ -12,8 +12,9 @@ Run as root (it needs root only to set the sandbox up). COMMAND then runs:
   libc falls back to ``clone``). ``--userns`` lifts the user-namespace and mount rules: a
   rootless host (user namespaces allowed, no cgroup delegated);
 - in its own mount namespace where /sys/fs/cgroup is read-only, /dev/kvm is /dev/null (Binder
-  has no KVM), and /root is a readable tmpfs holding only /root/.pyenv, so that uid 1000 can
-  run this checkout's virtualenv (whose interpreter lives there on these machines);
+  has no KVM), and /root is a readable tmpfs holding only what uid 1000 needs from it: the
+  interpreter this checkout's venv points to (/root/.pyenv on these machines) and the checkout
+  itself if it lives there;
 - in a cgroup named ``pycont-binder-<pid>`` with Binder's limits: 1 CPU, 2 GB.
 
 The last line on stderr is the sandbox's peak memory against its limit. The exit status is
@@ -87,6 +88,14 @@ def _seccomp_filter(userns: bool) -> object:
     return filt
 
 
+def _under_root() -> list[str]:
+    """The folders under /root that COMMAND needs: the base interpreter, this checkout."""
+    wanted = {os.path.realpath(sys.base_prefix), REPO}
+    under = sorted(p for p in wanted if p.startswith("/root/"))
+    # a folder inside another kept one comes with it
+    return [p for p in under if not any(p != q and p.startswith(q + "/") for q in under)]
+
+
 def _enter(cgroup_procs: list[str], filt: object) -> None:
     """In the child, before exec: cgroup, mount namespace, user, no_new_privs, seccomp."""
     for procs in cgroup_procs:
@@ -101,12 +110,21 @@ def _enter(cgroup_procs: list[str], filt: object) -> None:
         _mount("none", point, None, flags)
     if os.path.exists("/dev/kvm"):
         _mount("/dev/null", "/dev/kvm", None, MS_BIND)
-    if os.path.isdir("/root/.pyenv"):
-        # keep the interpreter reachable, hide the rest of root's home
-        _mount("/root/.pyenv", "/mnt", None, MS_BIND | MS_REC)
+    keep = _under_root()
+    if keep:
+        # /root is mode 700: show what uid 1000 needs from it (the interpreter this checkout's
+        # venv points to, the checkout itself) on a tmpfs, hide the rest of root's home
+        held = []
+        _mount("tmpfs", "/mnt", "tmpfs", 0, "mode=0755,size=1m")  # holds them meanwhile
+        for i, path in enumerate(keep):
+            hold = f"/mnt/pycont-binder-{i}"
+            os.mkdir(hold)
+            _mount(path, hold, None, MS_BIND | MS_REC)
+            held.append(hold)
         _mount("tmpfs", "/root", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
-        os.mkdir("/root/.pyenv")
-        _mount("/mnt", "/root/.pyenv", None, MS_BIND | MS_REC)
+        for path, hold in zip(keep, held, strict=True):
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            _mount(hold, path, None, MS_BIND | MS_REC)
     os.setgroups([])
     os.setresgid(GID, GID, GID)
     os.setresuid(UID, UID, UID)

@@ -337,6 +337,10 @@ def test_doctor_text() -> None:
     assert "    a detail" in lines
     # whether Docker's seccomp profile can be built here: one line, whichever the answer
     assert sum(line[2:].startswith("seccomp profile: ") for line in lines) == 1
+    # where the course's kernel runs: this fake rootless probe has no delegated cgroup, so the
+    # lab VM where this machine can boot one, else this host with both reasons
+    backend = next(line for line in lines if line.startswith("backend: "))
+    assert backend.startswith(("backend: pycont's lab VM (", "backend: this host ("))
     assert lines[-1] == "probed in 123 ms"
 
 
