@@ -93,9 +93,21 @@ def remove(shell: Any = None) -> None:
         shell.ast_transformers[:] = [t for t in shell.ast_transformers if not isinstance(t, _Guard)]
 
 
-def active(shell: Any = None) -> bool:
+def current(shell: Any = None) -> tuple[str, str] | None:
+    """(need, here) of the guard on this session, or None when cells run unguarded."""
     if shell is None:
-        from IPython import get_ipython
-
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return None
         shell = get_ipython()
-    return shell is not None and any(isinstance(t, _Guard) for t in shell.ast_transformers)
+    if shell is None:
+        return None
+    for t in shell.ast_transformers:
+        if isinstance(t, _Guard):
+            return t.need, t.here
+    return None
+
+
+def active(shell: Any = None) -> bool:
+    return current(shell) is not None

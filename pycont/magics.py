@@ -16,15 +16,30 @@ import atexit
 import codecs
 import contextlib
 import os
+import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
 from pycont.errors import PycontError
+
+# {NAME} alone, not inside a docker template's {{...}}.
+_NAME_IN_BRACES = re.compile(r"(?<!\{)\{([A-Za-z_]\w*)\}(?!\})")
+
+
+def expand_names(line: str, namespace: Mapping[str, Any]) -> str:
+    """``{NAME}`` -> the value of the notebook variable NAME (``%pycont push {REGISTRY}/app``).
+
+    IPython's own expansion would also turn ``{{.State.Pid}}`` into ``{.State.Pid}``, so
+    ``%pycont`` opts out of it and does only this: anything that is not a defined name in
+    single braces stays as typed."""
+    return _NAME_IN_BRACES.sub(lambda m: str(namespace.get(m[1], m[0])), line)
+
 
 # Containers started from this kernel and not detached: removed when the kernel shuts down.
 _started: list[Any] = []
@@ -247,7 +262,10 @@ class PycontMagics(Magics):
     def pycont(self, line: str) -> None:
         """%pycont ARGS: the pycont CLI, with its output here (e.g. %pycont ps -a).
 
-        Stands for ``pycont ARGS`` in a terminal; ``stats`` prints one reading (--no-stream)."""
+        Stands for ``pycont ARGS`` in a terminal; ``stats`` prints one reading (--no-stream).
+        ``{NAME}`` is the value of the variable NAME (:func:`expand_names`)."""
+        if self.shell is not None:
+            line = expand_names(line, self.shell.user_ns)
         try:
             args = shlex.split(line)
         except ValueError as err:  # an unclosed quote

@@ -6,6 +6,7 @@ spaces and parentheses itself: every field after it is found by splitting after 
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 
@@ -67,3 +68,37 @@ def cmdline(pid: int) -> str:
 def pids() -> list[int]:
     """Every process the caller's PID namespace shows."""
     return [int(e) for e in os.listdir("/proc") if e.isdigit()]
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets process ``pid`` holds open (its fds read ``socket:[N]``)."""
+    found = set()
+    with contextlib.suppress(FileNotFoundError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    found.add(int(link[8:-1]))
+    return found
+
+
+def tcp_listeners() -> dict[int, set[int]]:
+    """Listening TCP sockets of this network namespace: port -> their inodes (IPv4 and IPv6).
+
+    proc(5), /proc/net/tcp: ``local_address`` is ADDR:PORT in hex, ``st`` 0A is LISTEN, and
+    the tenth field is the socket's inode, which ties it to the process holding it."""
+    found: dict[int, set[int]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and fields[3] == "0A":
+                    port = int(fields[1].rsplit(":", 1)[1], 16)
+                    found.setdefault(port, set()).add(int(fields[9]))
+    return found
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports process ``pid`` listens on."""
+    mine = socket_inodes(pid)
+    return {port for port, inodes in tcp_listeners().items() if inodes & mine}

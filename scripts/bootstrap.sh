@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
 # Shared set-up for scripts/course.sh and scripts/test.sh. Idempotent: a second run only checks.
 #
-#   1. as root, apt-get install the Debian packages pycont and the course use, if any is missing;
-#   2. create a virtualenv at .venv in the repo (python3.11 from PATH, else /usr/bin/python3);
-#   3. pip install -e '.[dev]' into it, unless .venv/.pycont-stamp is newer than pyproject.toml.
+#   bash scripts/bootstrap.sh course   # what the course needs (scripts/course.sh)
+#   bash scripts/bootstrap.sh [dev]    # the whole toolchain of the tests (scripts/test.sh)
 #
-# Run it (`bash scripts/bootstrap.sh`) or source it (`. scripts/bootstrap.sh`): the work happens
-# in a subshell either way, so a sourcing shell keeps its options and its fds.
+#   1. as root, apt-get install the Debian packages of that mode, if any is missing;
+#   2. create a virtualenv at .venv in the repo (python3.11 from PATH, else /usr/bin/python3);
+#   3. pip install -e '.[notebook]' (course) or -e '.[dev]' (dev) into it, unless that mode's
+#      stamp in .venv is newer than pyproject.toml ('.[dev]' holds '.[notebook]': a dev venv
+#      serves the course too);
+#   4. scripts/lab-setup.sh: the "pycont" kernelspec the notebooks name, and the course's
+#      JupyterLab settings (no news pop-up), both inside the venv.
+#
+# Run it, or source it with its mode (`. scripts/bootstrap.sh dev`): the work happens in a
+# subshell either way, so a sourcing shell keeps its options and its fds.
 
-# What the course and the whole test suite use: the busybox image's binary, the peers the
-# benchmarks and interop tests compare with, a registry server, qemu for the cgroup v2 VM, and
-# Chromium for the browser test.
-PYCONT_APT_PACKAGES=(busybox-static iproute2 util-linux procps psmisc crun runc time libseccomp2 libcap2-bin
-    docker-registry skopeo umoci podman qemu-system-x86 chromium chromium-driver)
+# What the chapters use (binder/apt.txt is the same list for Binder's Ubuntu, checked by
+# tests/unit/test_binder.py): the busybox image's static binary, ps, util-linux's lsns, setpriv,
+# ipcmk and unshare, capsh, the libseccomp that pyseccomp loads, chapter 05's registry,
+# chapter 10's podman and chapter 09's qemu.
+PYCONT_COURSE_APT_PACKAGES=(busybox-static procps util-linux libcap2-bin libseccomp2
+    docker-registry podman qemu-system-x86)
+# What the whole test suite adds: the peers the benchmarks and interop tests compare with, image
+# tools, the cgroup v2 VM's mkfs, and Chromium for the browser tests.
+PYCONT_DEV_APT_PACKAGES=("${PYCONT_COURSE_APT_PACKAGES[@]}" iproute2 psmisc crun runc time
+    skopeo umoci e2fsprogs chromium chromium-driver)
 
 pycont_bootstrap() (
     # Errors are checked explicitly (die) as well: set -e is void when the caller writes
@@ -23,6 +35,20 @@ pycont_bootstrap() (
     cd "$repo"
 
     log() { printf 'bootstrap: %s\n' "$*" >&2; }
+    die() { log "$*"; exit 1; }
+
+    mode=${1:-dev}
+    case "$mode" in
+        course)
+            packages=("${PYCONT_COURSE_APT_PACKAGES[@]}")
+            extra=notebook
+            ;;
+        dev)
+            packages=("${PYCONT_DEV_APT_PACKAGES[@]}")
+            extra=dev
+            ;;
+        *) die "unknown mode '$mode' (course or dev)" ;;
+    esac
     is_installed() {
         [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
     }
@@ -46,7 +72,6 @@ pycont_bootstrap() (
         [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
         return "$rc"
     }
-    die() { log "$*"; exit 1; }
 
     # Two bootstraps at once (course and tests) must not build the same venv together.
     if command -v flock >/dev/null 2>&1; then
@@ -57,7 +82,7 @@ pycont_bootstrap() (
     # --- 1. Debian packages -------------------------------------------------------------------
     if command -v dpkg-query >/dev/null 2>&1; then
         missing=()
-        for pkg in "${PYCONT_APT_PACKAGES[@]}"; do
+        for pkg in "${packages[@]}"; do
             is_installed "$pkg" || missing+=("$pkg")
         done
         if [ "${#missing[@]}" -gt 0 ]; then
@@ -99,23 +124,32 @@ pycont_bootstrap() (
     fi
 
     # --- 3. pycont and its tools --------------------------------------------------------------
-    stamp="$venv/.pycont-stamp"
-    if [ ! -e "$stamp" ] || [ ! "$stamp" -nt "$repo/pyproject.toml" ]; then
-        log "pip install -e '.[dev]' (a few minutes the first time)"
-        PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q -e "${repo}[dev]" \
+    # One stamp per extra; the dev one keeps its old name (.pycont-stamp), so that a venv made
+    # before the modes existed is not installed again.
+    stamp_of() {
+        if [ "$1" = dev ]; then echo "$venv/.pycont-stamp"; else echo "$venv/.pycont-stamp-$1"; fi
+    }
+    fresh() { [ -e "$1" ] && [ "$1" -nt "$repo/pyproject.toml" ]; }
+    stamp=$(stamp_of "$extra")
+    if ! fresh "$stamp" && ! { [ "$extra" = notebook ] && fresh "$(stamp_of dev)"; }; then
+        log "pip install -e '.[$extra]' (a few minutes the first time)"
+        PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q -e "${repo}[$extra]" \
             --config-settings editable_mode=compat \
-            || die "pip install -e '.[dev]' failed"
+            || die "pip install -e '.[$extra]' failed"
         touch "$stamp"
     fi
     # Byte-compile pycont: with PYTHONDONTWRITEBYTECODE set (as on these machines) every CLI
     # start and every helper would otherwise compile the package again (~25 ms each).
     "$venv/bin/python" -m compileall -q "$repo/pycont" >/dev/null || die "compileall failed"
+
+    # --- 4. the kernelspec and the JupyterLab settings ----------------------------------------
+    bash "$repo/scripts/lab-setup.sh" "$venv/bin/python" || die "scripts/lab-setup.sh failed"
 )
 
 # Run when executed; when sourced, run too, but hand the status back instead of exiting the caller.
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-    pycont_bootstrap
+    pycont_bootstrap "$@"
     exit
 else
-    pycont_bootstrap
+    pycont_bootstrap "$@"
 fi

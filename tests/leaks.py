@@ -11,6 +11,7 @@ runs even when the package or the venv is broken.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -158,11 +159,25 @@ def process_leaks() -> list[str]:
     return leaks
 
 
+def _session_roots(roots: list[str]) -> list[str]:
+    """The course's chapter sessions under these pycont roots (pycont.course.session): each
+    is a pycont root of its own, <root>/sessions/chNN-<tag>."""
+    found = []
+    for root in roots:
+        with contextlib.suppress(OSError):
+            top = os.path.join(root, "sessions")
+            found += [os.path.join(top, n) for n in sorted(os.listdir(top))]
+    return found
+
+
 def state_leaks() -> list[str]:
     dirs = list(STATE_DIRS)
     env_root = os.environ.get("PYCONT_ROOT")
     if env_root:
         dirs.append(os.path.join(os.path.abspath(env_root), "containers"))
+    roots = ["/var/lib/pycont", *([os.path.abspath(env_root)] if env_root else [])]
+    sessions = _session_roots(list(dict.fromkeys(roots)))
+    dirs += [os.path.join(s, "containers") for s in sessions]
     leaks: list[str] = []
     for d in dict.fromkeys(dirs):
         try:
@@ -172,6 +187,7 @@ def state_leaks() -> list[str]:
         leaks.extend(f"state: {os.path.join(d, n)}" for n in names)
     # VMs: a folder per VM (its console, initrd and agent socket) and a link per name
     vm_roots = [VM_DIR, *([os.path.join(os.path.abspath(env_root), "vms")] if env_root else [])]
+    vm_roots += [os.path.join(s, "vms") for s in sessions]
     for d in dict.fromkeys(vm_roots):
         for sub in ("", "names"):
             try:

@@ -13,11 +13,15 @@ cell and its folded solution), the clean-up, the questionnaire, further reading.
 
 ``--keep-outputs`` rebuilds the markdown of notebooks that are already executed and keeps every
 code cell whose source did not change, with its outputs: adding a chapter then needs no re-run
-of the others. It names the code cells that did change (execute that notebook again).
+of the others. It names the code cells that did change (execute that notebook again). It also
+copies each dashboard's picture into the markdown cell after it (``PICTURE``): run it once more
+after executing a chapter that has one.
 
 ``--check`` builds every notebook in memory and compares it with the committed one, outputs and
 execution counts aside: cell types, sources, tags and ids. It exits 1 naming the notebook and its
 first differing cell, so that a notebook edited by hand out of step with its source is caught.
+It also checks README.md's chapter table, which every build writes (titles, files, and the
+Binder badges from ``skeleton.BINDER_REPO``).
 
 nbval markers are cell tags, never comments: a code cell whose source starts with
 ``# NBVAL_IGNORE_OUTPUT`` (or another ``# NBVAL_...`` line) loses that line and gets the tag.
@@ -26,6 +30,7 @@ nbval markers are cell tags, never comments: a code cell whose source starts wit
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -38,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 NOTEBOOKS = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from skeleton import TAGS, Exercise  # noqa: E402  (found through the path set above)
+from skeleton import TAGS, Exercise, binder_badge  # noqa: E402  (found through the path above)
 
 # (number, title, file or None while it is not written yet)
 CHAPTERS = [
@@ -55,6 +60,33 @@ CHAPTERS = [
     ("10", "What keeps a container in, and who runs it", "10-security.ipynb"),
 ]
 SOURCES = ["ch00", "ch01", "ch02", "ch03", "ch04", "ch05", "ch07", "ch09", "ch10"]
+
+# The course's kernel (python -m pycont.vm.labkernel install) as every notebook names it, and the
+# language_info it reports. JupyterLab writes both into a notebook it opens, from the running
+# kernel; any difference marks the notebook modified, and autosave then rewrites the file.
+# language_info carries no Python version: a learner's 3.11.x (or Binder's) must not differ.
+KERNELSPEC = {"display_name": "Python 3 (pycont)", "language": "python", "name": "pycont"}
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+}
+
+# After a code cell that draws a dashboard: its picture from the committed (root) run, as an
+# attachment of the markdown, so that it stays in the text when the cell's own output is
+# replaced: a run where the experiment cannot happen prints one "skipped" line there.
+PICTURE_FILE = "recorded.png"
+PICTURE = (
+    f"*Recorded on a machine that allows this experiment, what the cell above draws:*\n\n"
+    f"![the dashboard as recorded](attachment:{PICTURE_FILE})"
+)
+
+README = NOTEBOOKS.parent / "README.md"
+README_BEGIN = "<!-- chapters: written by notebooks/_src/build.py; edit CHAPTERS there -->"
+README_END = "<!-- /chapters -->"
 
 # nbval's comment markers, turned into the tags nbval reads the same way.
 MARKERS = {
@@ -86,10 +118,34 @@ def nav(file: str) -> str:
 
 
 def toc() -> str:
+    """The index's list of chapters (its ``{{TOC}}``), each with its Binder badge."""
     rows = []
     for num, title, f in CHAPTERS[1:]:
-        rows.append(f"{num}. [{title}]({f})" if f else f"{num}. {title} — *coming soon*")
+        rows.append(
+            f"{num}. [{title}]({f}) {binder_badge(f)}" if f else f"{num}. {title} — *coming soon*"
+        )
     return "\n".join(rows)
+
+
+def readme_table() -> str:
+    """README.md's chapter table: each chapter's notebook and its Binder badge."""
+    rows = ["| | chapter | Binder |", "|---|---|---|"]
+    for num, title, f in CHAPTERS:
+        if f:
+            rows.append(f"| {num} | [{title}](notebooks/{f}) | {binder_badge(f)} |")
+        else:
+            rows.append(f"| {num} | {title} | *coming soon* |")
+    return "\n".join(rows)
+
+
+def readme_with_table(text: str) -> str:
+    """``text`` (README.md) with the part between its chapter markers written again."""
+    try:
+        head, rest = text.split(README_BEGIN + "\n", 1)
+        _, tail = rest.split(README_END, 1)
+    except ValueError:
+        raise SystemExit(f"README.md: no {README_BEGIN!r} ... {README_END!r} block") from None
+    return f"{head}{README_BEGIN}\n{readme_table()}\n{README_END}{tail}"
 
 
 @dataclass
@@ -101,6 +157,7 @@ class Cell:
     source: str
     tags: tuple[str, ...] = ()
     role: tuple[str, int, int] | tuple[str, int] | None = None
+    picture: bool = False  # the recorded picture of the code cell before it (see PICTURE)
 
 
 def code(
@@ -166,6 +223,8 @@ def cells_of(mod: ModuleType) -> list[Cell]:
         cells += [md("## What this machine allows\n\n" + mod.ALLOWS.strip("\n")), setup_cell(mod)]
     for kind, src in mod.SECTIONS:
         cells.append(md(src) if kind == "md" else code(src, kind))
+        if kind != "md" and "Dashboard(" in src:
+            cells.append(Cell("markdown", PICTURE, picture=True))
     exercises: list[Exercise] = getattr(mod, "EXERCISES", [])
     if exercises:
         intro = getattr(mod, "EXERCISES_INTRO", "").strip("\n")
@@ -197,24 +256,32 @@ def notebook(modname: str) -> tuple[nbformat.NotebookNode, list[Cell], str]:
     mod = importlib.import_module(modname)
     cells = cells_of(mod)
     nb_cells = []
-    for i, cell in enumerate(cells):
+    n = 0
+    for cell in cells:
         if cell.kind == "markdown":
             nbc = nbformat.v4.new_markdown_cell(cell.source)
         else:
             nbc = nbformat.v4.new_code_cell(cell.source)
             if cell.tags:
                 nbc.metadata["tags"] = list(cell.tags)
-        nbc["id"] = f"{mod.FILE[:2]}-{i:03d}"  # stable ids: clean diffs between builds
+        if cell.picture:  # named after its code cell: the cells after it keep their ids
+            nbc["id"] = f"{nb_cells[-1]['id']}-picture"
+        else:
+            nbc["id"] = f"{mod.FILE[:2]}-{n:03d}"  # stable ids: clean diffs between builds
+            n += 1
         nb_cells.append(nbc)
     nb = nbformat.v4.new_notebook(cells=nb_cells)
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["language_info"] = json.loads(json.dumps(LANGUAGE_INFO))  # a deep copy
     nbformat.validate(nb)
     return nb, cells, mod.FILE
+
+
+def _png_of(cell: nbformat.NotebookNode) -> str | None:
+    """The last PNG a code cell's outputs show (a dashboard's static picture), base64."""
+    outs = cell.get("outputs", [])
+    pngs = [o["data"]["image/png"] for o in outs if "image/png" in o.get("data", {})]
+    return pngs[-1] if pngs else None
 
 
 def keep_outputs(nb: nbformat.NotebookNode, path: Path) -> list[str]:
@@ -238,7 +305,15 @@ def keep_outputs(nb: nbformat.NotebookNode, path: Path) -> list[str]:
             nb.cells[i] = prev
         else:
             changed.append(cell["id"])
-    nb.metadata = old.metadata
+    for i, cell in enumerate(nb.cells):
+        if cell.get("id", "").endswith("-picture"):
+            png = _png_of(nb.cells[i - 1])
+            if png:
+                cell["attachments"] = {PICTURE_FILE: {"image/png": png}}
+    nb.metadata = old.metadata  # the widgets' saved state among it
+    # whatever kernel executed it: the course's kernelspec, the versionless language_info
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["language_info"] = json.loads(json.dumps(LANGUAGE_INFO))
     return changed
 
 
@@ -279,6 +354,10 @@ def differs(modname: str) -> str | None:
             )
     if len(nb.cells) != len(old.cells):
         return f"{file}: {len(old.cells)} cells, its source makes {len(nb.cells)}"
+    for i, cell in enumerate(old.cells):
+        if cell.get("id", "").endswith("-picture") and _png_of(old.cells[i - 1]):
+            if PICTURE_FILE not in cell.get("attachments", {}):
+                return f"{file}: cell {i} has no recorded picture (run build.py --keep-outputs)"
     return None
 
 
@@ -286,8 +365,11 @@ def main(argv: list[str]) -> int:
     keep = "--keep-outputs" in argv
     check = "--check" in argv
     names = [a for a in argv if not a.startswith("--")] or SOURCES
+    readme = README.read_text()
     if check:
         problems = [p for p in map(differs, names) if p]
+        if readme_with_table(readme) != readme:
+            problems.append("README.md: its chapter table is not what build.py writes")
         for p in problems:
             print(p)
         if problems:
@@ -300,6 +382,9 @@ def main(argv: list[str]) -> int:
         return 0
     for name in names:
         print("wrote", build(name, keep).relative_to(NOTEBOOKS.parent))
+    if readme_with_table(readme) != readme:
+        README.write_text(readme_with_table(readme))
+        print("wrote README.md (its chapter table)")
     return 0
 
 

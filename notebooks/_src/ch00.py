@@ -45,11 +45,15 @@ pycont works in one of three modes:
   (`user_namespaces(7)`): inside it you are root over your own namespaces, so containers still get
   every namespace and an overlay root (with the `userxattr` option); cgroup limits need a cgroup
   delegated to you.
-- **unprivileged** — no root and no user namespaces. This is often the case on
-  [Binder](https://mybinder.org). pycont then cannot create namespaces at all: it degrades, and
-  says which call the kernel refused and why, rather than pretending. You can still read the
-  notebooks with their committed outputs; run them on a Linux machine where you are root
-  (`bash scripts/course.sh`) to do the experiments.
+- **unprivileged** — no root and no user namespaces, or no cgroup you may write: this is
+  [Binder](https://mybinder.org). The course's kernel, *Python 3 (pycont)*, which every chapter
+  names, then boots **pycont's lab VM**: Debian's kernel under qemu, which sees this machine's
+  files (read-only: what you write lives in the VM's memory) and in which the kernel is root
+  with cgroup v2. Every experiment then happens for real, in that kernel; the line above says
+  so ("in pycont's lab VM … because …"). It starts in about 20 s and runs Python several times
+  slower than the host (the CPU is emulated). In a terminal, `pycont lab COMMAND` runs one
+  command there. Where not even the VM can start, each experiment prints one "skipped: needs …"
+  line instead of failing, and the recorded pictures in the text show what it does.
 
 The same report is available in a terminal: `pycont doctor`.
 """),
@@ -107,10 +111,21 @@ Every chapter has the same parts:
 5. **Questionnaire** — a few questions to test your understanding; answers are folded.
 6. **Further reading** — man pages and kernel documentation.
 
-Run the cells in order, top to bottom (*Run → Run All Cells* works too). Each chapter gives its
-containers fixed names (`ch01-…`) and removes them at the end; if you stop half way, simply run
-the chapter again from the top: its setup cell (under *What this machine allows*) removes what a previous
-run left behind.
+Run the cells in order, top to bottom (*Run → Run All Cells* works too). Each run of a chapter
+works in a **session** of its own: its setup cell (under *What this machine allows*) makes a
+pycont root folder, `sessions/chNN-<tag>` in pycont's root, and points `PYCONT_ROOT` at it, so
+the chapter's containers (named `ch01-…`), images, volumes and host folders are there and
+nowhere else. Two runs of a chapter at once — in two tabs, or two learners on one machine —
+never see each other's, like two docker daemons each with its own data-root. The clean-up cell
+at the end removes the session; if you stop half way, simply run the chapter again from the
+top: its setup cell removes what a previous run left behind (a session whose kernel has gone),
+and nothing else. To see a chapter's containers from a terminal, `export PYCONT_ROOT=...` with
+the folder `course.root` names, then `pycont ps -a`.
+
+**Start a chapter again.** Running a chapter saves your answers and outputs into its notebook
+(JupyterLab autosaves). To get it back as committed, close it, then at the repository's root run
+`bash scripts/reset-chapter.sh 03` (or `git checkout -- notebooks/03-*.ipynb`; `all` resets
+every chapter), and open it again. Opening a chapter without running it changes nothing.
 """),
     ("md", r"""
 ## Your first container

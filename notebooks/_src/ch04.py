@@ -43,7 +43,6 @@ what an interrupted run of this chapter left behind, and defines helpers that pr
 like `ls -l` (without owners and dates, which change).
 """
 NEEDS = ("root", "overlay")
-LEFTOVERS = "paths=[LAB]"
 SETUP = r"""
 import os
 import stat
@@ -52,8 +51,6 @@ import pycont
 from pycont import overlay
 from pycont.course import Chapter, upper_dir
 from pycont.images import whiteouts
-
-LAB = "/tmp/ch04-lab"  # lower1, lower2, upper, work, merged: bind-mounted as /lab in containers
 
 
 def entry(path, name):
@@ -85,10 +82,11 @@ def tree(top, rel=""):
 def check_mounts():
     # Did anything we mounted leak into the host's mount table? (proc(5): mountinfo)
     with open("/proc/self/mountinfo") as f:
-        print("the host's mount table mentions ch04-lab:", "ch04-lab" in f.read())
+        print("the host's mount table mentions ch04-lab:", LAB in f.read())
 
 """
 START = r"""
+LAB = course.scratch("ch04-lab")  # lower1, lower2, upper, work, merged: /lab in containers
 print("overlay in a user namespace (section 5, rootless):", pycont.probe().overlay_in_userns.ok)
 """
 SECTIONS = [
@@ -102,8 +100,9 @@ OverlayFS (`Documentation/filesystems/overlayfs.rst`) presents a **merged** dire
 - a **work** directory, on the same filesystem as upper, where overlay prepares changes before
   moving them into place atomically.
 
-Make two lower directories in a host folder. Both hold a `shared.txt`; `lower1` also has a
-`docs` folder and a 1 MB file.
+Make two lower directories in a host folder, `LAB` (the chapter's own: it lives in this run's
+session folder, next to its containers). Both hold a `shared.txt`; `lower1` also has a `docs`
+folder and a 1 MB file.
 """),
     ("code", r"""
 for d in ("lower1", "lower1/docs", "lower2", "upper", "work", "merged"):
@@ -140,10 +139,10 @@ folder as `/lab` (`-v`, a bind mount, chapter 07). Its root is the host's root (
 gives a container no user namespace, chapter 02), but like Docker's it lacks `CAP_SYS_ADMIN`, so
 `mount` would be refused (`capabilities(7)`, chapter 10): `--cap-add SYS_ADMIN` gives it back,
 and Docker's seccomp profile, which pycont applies, then allows `mount(2)` too. `lower2` is on
-top.
+top. (In `-v {LAB}:/lab`, IPython replaces `{LAB}` with the variable's value, as in any magic.)
 """),
     ("code", r"""
-%%container --rm --name ch04-mount --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-mount --cap-add SYS_ADMIN -v {LAB}:/lab busybox
 mount -t overlay overlay -o lowerdir=/lab/lower2:/lab/lower1,upperdir=/lab/upper,workdir=/lab/work /lab/merged
 echo "mounted:"
 grep ' /lab/merged ' /proc/self/mountinfo | grep -o 'lowerdir=[^,]*,upperdir=[^,]*,workdir=[^,]*'
@@ -176,7 +175,7 @@ Mount the same layers again, and change two **lower** files through the merged v
 line to `a.txt`, and one byte to the 1 MB `big.bin`.
 """),
     ("code", r"""
-%%container --rm --name ch04-copyup --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-copyup --cap-add SYS_ADMIN -v {LAB}:/lab busybox
 mount -t overlay overlay -o lowerdir=/lab/lower2:/lab/lower1,upperdir=/lab/upper,workdir=/lab/work /lab/merged
 echo "changed through the merged view" >> /lab/merged/a.txt
 printf x >> /lab/merged/big.bin
@@ -203,7 +202,7 @@ layer. `lower1` is unchanged: any number of containers can share it.
 Delete `b.txt`, which lives in `lower2`, through the merged view:
 """),
     ("code", r"""
-%%container --rm --name ch04-whiteout --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-whiteout --cap-add SYS_ADMIN -v {LAB}:/lab busybox
 mount -t overlay overlay -o lowerdir=/lab/lower2:/lab/lower1,upperdir=/lab/upper,workdir=/lab/work /lab/merged
 rm /lab/merged/b.txt
 echo "the merged view now:"
@@ -236,7 +235,7 @@ Delete the whole `docs` folder and make a new `docs` with one new file. If overl
 again. Look:
 """),
     ("code", r"""
-%%container --rm --name ch04-opaque --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-opaque --cap-add SYS_ADMIN -v {LAB}:/lab busybox
 mount -t overlay overlay -o lowerdir=/lab/lower2:/lab/lower1,upperdir=/lab/upper,workdir=/lab/work /lab/merged
 rm -r /lab/merged/docs
 mkdir /lab/merged/docs
@@ -246,9 +245,12 @@ ls /lab/merged/docs
 """),
     ("code", r"""
 tree(f"{LAB}/upper")
-names = os.listxattr(f"{LAB}/upper/docs")
-print("overlay's xattrs on upper/docs:", [n for n in names if n.endswith("overlay.opaque")])
-print("trusted.overlay.opaque =", os.getxattr(f"{LAB}/upper/docs", "trusted.overlay.opaque"))
+opaque = [n for n in os.listxattr(f"{LAB}/upper/docs") if n.endswith("overlay.opaque")]
+print("overlay's xattrs on upper/docs:", opaque)
+for name in opaque:
+    print(f"{name} =", os.getxattr(f"{LAB}/upper/docs", name))
+if not opaque:  # rootless: the container has a user namespace of its own (see below)
+    print("none: a container in a user namespace cannot set trusted.* xattrs")
 print("lower1/docs is unchanged:", sorted(os.listdir(f"{LAB}/lower1/docs")))
 """),
     ("md", r"""
@@ -273,7 +275,7 @@ for d in ("upper-u", "work-u", "upper-x", "work-x"):  # u: with userxattr, x: wi
     os.makedirs(f"{LAB}/{d}")
 """),
     ("code", r"""
-%%container --rm --name ch04-userns --userns private --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-userns --userns private --cap-add SYS_ADMIN -v {LAB}:/lab busybox
 echo "1) without userxattr:"
 mount -t overlay overlay -o lowerdir=/lab/lower1,upperdir=/lab/upper-x,workdir=/lab/work-x /lab/merged
 rm -r /lab/merged/docs && echo "   docs removed"
@@ -406,7 +408,7 @@ try to create a file in `/lab/merged`. Set `answer1` to the text `shared.txt` sh
 `answer1_writable` to whether creating the file worked.
 """,
         (r"""
-%%container --rm --name ch04-ex1 --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-ex1 --cap-add SYS_ADMIN -v {LAB}:/lab busybox
 # your commands here
 """, r"""
 answer1 = None           # the text of /lab/merged/shared.txt, a str
@@ -419,7 +421,7 @@ course.check("exercise 1",
              "lowerdir is the top one; what can an overlay with no upper directory write to?")
 """,
         (r"""
-%%container --rm --name ch04-ex1 --cap-add SYS_ADMIN -v /tmp/ch04-lab:/lab busybox
+%%container --rm --name ch04-ex1 --cap-add SYS_ADMIN -v {LAB}:/lab busybox
 mount -t overlay overlay -o lowerdir=/lab/lower1:/lab/lower2 /lab/merged
 cat /lab/merged/shared.txt
 touch /lab/merged/new.txt

@@ -42,41 +42,24 @@ loopback address only. The next cell removes what an interrupted run of this cha
 (containers, images, the registry and its folder).
 """
 NEEDS = ("namespaces",)
-LEFTOVERS = "images=IMAGES, paths=[REG_DIR], also=stop_registry"
 SETUP = r"""
 import contextlib
 import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
-import time
-import urllib.request
 
 import pycont
-from pycont import procfs
-from pycont.course import Chapter, wait_for
-from pycont.images import Store
-
-REGISTRY = "127.0.0.1:5055"  # the local registry of section 5: loopback only
-IMAGES = ("myapp:v1", "myapp:v2", f"{REGISTRY}/myapp:v2", "myapp:ex")
-REG_DIR = "/tmp/ch05-registry"  # its configuration, storage and log
-store = Store()
-
-
-def stop_registry():
-    # Stop the registry this chapter started (its pid is in REG_DIR), if it still runs, and
-    # wait until it has stopped (a zombie, "Z", has stopped: it waits to be reaped).
-    with contextlib.suppress(OSError, ValueError):
-        with open(f"{REG_DIR}/registry.pid") as f:
-            pid = int(f.read())
-        if f"{REG_DIR}/config.yml" in procfs.cmdline(pid):
-            os.kill(pid, signal.SIGTERM)
-            wait_for(lambda: procfs.state(pid) in ("", "Z", "X"))
+from pycont.course import Chapter
+from pycont.course.registry import LocalRegistry
+from pycont.images import Store, resolve
 """
 START = r"""
+store = Store()  # this run's own store, in its session folder
+resolve("busybox")  # built on first use: section 2 reads it before any container runs
+registry = LocalRegistry(course.scratch("registry"))  # section 5: configuration, storage, log
 print("the image store:", store.root)
 """
 SECTIONS = [
@@ -364,7 +347,12 @@ and tag (OCI distribution-spec). Docker Hub is out of reach here:
     ("md", r"""
 So run a registry here: Debian's `docker-registry` is the CNCF *distribution* registry, the same
 program as docker's `registry:2` image. It listens on the **loopback** address only, keeps its
-storage in a folder of `/tmp`, and is stopped by the clean-up cell.
+storage in this run's session folder, and is stopped by the clean-up cell. Not on docker's port
+5000, nor any fixed port: on a shared machine that may already be another program's — another
+learner's registry — and your pushes would go to it. `LocalRegistry` asks for port 0, so the
+kernel picks a free port; it reads the port back from the kernel (the socket the registry
+process listens on, in `/proc/net/tcp`), and checks, before anything talks to it, that every
+socket listening on that port is its registry's.
 """),
     ("code", r"""
 if shutil.which("docker-registry") is None:  # Debian's package, installed as root. Where
@@ -372,54 +360,28 @@ if shutil.which("docker-registry") is None:  # Debian's package, installed as ro
     # docker-registry); the one below is ours, on the loopback address only.
     subprocess.run(["apt-get", "install", "-y", "-qq", "docker-registry"], check=False,
                    env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), capture_output=True)
-os.makedirs(f"{REG_DIR}/data")
-with open(f"{REG_DIR}/config.yml", "w") as f:
-    f.write(f'''version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: {REG_DIR}/data
-  delete:
-    enabled: true
-http:
-  addr: {REGISTRY}
-''')
-with open(f"{REG_DIR}/registry.log", "wb") as log:
-    registry = subprocess.Popen(["docker-registry", "serve", f"{REG_DIR}/config.yml"],
-                                stdout=log, stderr=subprocess.STDOUT)
-with open(f"{REG_DIR}/registry.pid", "w") as f:
-    f.write(str(registry.pid))
-
-
-def get(path):
-    # One GET to the registry's API; returns (status, body).
-    with urllib.request.urlopen(f"http://{REGISTRY}{path}", timeout=10) as r:
-        return r.status, r.read().decode()
-
-
-for _ in range(100):  # it takes a moment to listen
-    with contextlib.suppress(OSError):
-        print("GET /v2/ ->", get("/v2/"))
-        break
-    time.sleep(0.1)
+registry.start()  # on 127.0.0.1 and a free port; refuses a port another program serves
+course.adopt(registry.pid)  # the clean-up stops it, even if this kernel dies first
+REGISTRY = registry.host  # 127.0.0.1 and the port the kernel picked
+print("GET /v2/ ->", registry.get("/v2/"))
 """),
     ("md", r"""
-To push, name the image after the registry (`docker tag`), then `push`:
+To push, name the image after the registry (`docker tag`), then `push`. In a magic's line,
+`{REGISTRY}` is the variable's value: `127.0.0.1:` and the port.
 """),
     ("code", r"""
-%pycont tag myapp:v2 127.0.0.1:5055/myapp:v2
+%pycont tag myapp:v2 {REGISTRY}/myapp:v2
 """),
     ("code", r"""
 # NBVAL_IGNORE_OUTPUT
-%pycont push 127.0.0.1:5055/myapp:v2
+%pycont push {REGISTRY}/myapp:v2
 """),
     ("code", r"""
 v2 = store.get("myapp:v2")
-print("GET /v2/_catalog         ->", get("/v2/_catalog"))
-print("GET /v2/myapp/tags/list  ->", get("/v2/myapp/tags/list"))
+print("GET /v2/_catalog         ->", registry.get("/v2/_catalog"))
+print("GET /v2/myapp/tags/list  ->", registry.get("/v2/myapp/tags/list"))
 blobs = set()
-for top, _dirs, files in os.walk(f"{REG_DIR}/data/docker/registry/v2/blobs"):
+for top, _dirs, files in os.walk(f"{registry.folder}/data/docker/registry/v2/blobs"):
     if "data" in files:
         blobs.add("sha256:" + os.path.basename(top))
 wanted = {v2.digest, v2.id, *(d["digest"] for d in v2.manifest["layers"])}
@@ -430,7 +392,7 @@ Now remove the image here — both names — and pull it back from the registry:
 """),
     ("code", r"""
 # NBVAL_IGNORE_OUTPUT
-%pycont image rm myapp:v2 127.0.0.1:5055/myapp:v2
+%pycont image rm myapp:v2 {REGISTRY}/myapp:v2
 """),
     ("code", r"""
 print("myapp images here:", [i.reference for i in store.images() if "myapp" in i.reference])
@@ -438,7 +400,7 @@ print("v2's own layer is on disk:", os.path.exists(blob_path(v2.manifest["layers
 """),
     ("code", r"""
 # NBVAL_IGNORE_OUTPUT
-%pycont pull 127.0.0.1:5055/myapp:v2
+%pycont pull {REGISTRY}/myapp:v2
 """),
     ("code", r"""
 pulled = store.get(f"{REGISTRY}/myapp:v2")
@@ -466,8 +428,8 @@ EXERCISES = [
         r"""
 ### Exercise 1 — how many layers?
 
-How many layers does `127.0.0.1:5055/myapp:v2` have, and how many of them does it share with
-`busybox`? Answer from the image's documents, not by counting above.
+How many layers does the image pulled from the registry, `f"{REGISTRY}/myapp:v2"`, have, and
+how many of them does it share with `busybox`? Answer from the image's documents, not by counting above.
 """,
         r"""
 answer1_layers = None  # an int
@@ -492,7 +454,7 @@ answer1_shared = len(set(mine) & set(base))  # 1
         r"""
 ### Exercise 2 — a third version
 
-Build **`myapp:ex`** from `127.0.0.1:5055/myapp:v2`: a container of it that writes
+Build **`myapp:ex`** from `f"{REGISTRY}/myapp:v2"`: a container of it that writes
 `myapp version 3` into `/app/version`, committed as `myapp:ex`. Running `myapp:ex` must print
 `myapp version 3`, and it must share **all three** layers of v2.
 """,
@@ -556,8 +518,8 @@ Only the layer it alone has: everything below it is shared with `myapp:v2` and `
     ),
 ]
 CLEANUP = r"""
-registry.wait(timeout=10)  # reap it: this notebook started it
-print("the registry runs:", registry.poll() is None)
+registry.stop()  # reap it: this notebook started it
+print("the registry runs:", registry.proc.poll() is None)
 """
 QUESTIONNAIRE = r"""
 1. What are the three kinds of documents an image is made of, and which one's digest is the

@@ -32,11 +32,11 @@ At the end of this chapter you will have:
 """
 ALLOWS = r"""
 The containers need namespaces (root, or rootless with user namespaces); `pause` needs a cgroup
-(as root, or with a delegated cgroup). The next cell removes what an interrupted run of this
-chapter left behind: containers, volumes, images and a host folder, all with fixed names.
+(as root, or with a delegated cgroup). The next cell gives this run its own pycont root, a
+session folder that holds its containers, volumes, images and host folder (so the fixed names
+below never meet another run's), and removes what an interrupted run of this chapter left.
 """
 NEEDS = ("namespaces",)
-LEFTOVERS = "volumes=VOLUMES, images=IMAGES, paths=[HOST_DIR]"
 SETUP = r"""
 import contextlib
 import os
@@ -49,16 +49,13 @@ from pycont.images import Store
 from pycont.runtime import state
 from pycont.runtime.state import Status, check_transition
 
-VOLUMES = ("ch07-data", "ch07-ex")
-IMAGES = ("myapp:2.0", "myapp:ch07-ex")
-HOST_DIR = "/tmp/ch07-host"
-store = Store()
-
 
 def exists(name):
     return any(c.name == name for c in pycont.containers(all=True))
 """
 START = r"""
+store = Store()  # this run's own store, in its session folder
+HOST_DIR = course.scratch("ch07-host")  # a host folder for the bind mounts of section 4
 print("a cgroup for each container (pause needs its freezer):", course.allowed("cgroups"))
 """
 SECTIONS = [
@@ -74,14 +71,17 @@ c = pycont.create("busybox", ["sleep", "1000"], name="ch07-life", detach=True)
 print("create  ->", c.status)
 c.start()
 print("start   ->", c.status, "| its main process runs on the host:", c.pid > 0)
-c.pause()
-print("pause   ->", c.status)
-try:
-    c.exec(["true"])
-except pycont.InvalidState as err:
-    print("          exec refused:", err)
-c.unpause()
-print("unpause ->", c.status)
+if course.allowed("cgroups"):
+    c.pause()
+    print("pause   ->", c.status)
+    try:
+        c.exec(["true"])
+    except pycont.InvalidState as err:
+        print("          exec refused:", err)
+    c.unpause()
+    print("unpause ->", c.status)
+else:  # rootless without a delegated cgroup: the container has no cgroup, so no freezer
+    print("pause   -> skipped: no cgroup for the freezer here (the setup cell says why)")
 code = c.stop(timeout=1)
 print("stop    ->", c.status, "| exit code", code)
 try:
@@ -240,7 +240,8 @@ container refers to it.
 ## 4. Bind mounts, and `:ro`
 
 `-v /host/path:/path` bind-mounts **any host folder**: the container and the host see the same
-files, live. Give a container a folder of the host's `/tmp`:
+files, live. Give a container a host folder, `HOST_DIR` (this run's own, in its session
+folder; IPython replaces `{HOST_DIR}` in a magic's line with its value):
 """),
     ("code", r"""
 os.makedirs(HOST_DIR)
@@ -248,7 +249,7 @@ with open(f"{HOST_DIR}/hello.txt", "w") as f:
     f.write("written by the host\n")
 """),
     ("code", r"""
-%%container --rm --name ch07-bind -v /tmp/ch07-host:/host busybox
+%%container --rm --name ch07-bind -v {HOST_DIR}:/host busybox
 cat /host/hello.txt
 echo "written by the container" > /host/reply.txt
 """),
@@ -261,7 +262,7 @@ print("its owner on the host: uid", os.stat(f"{HOST_DIR}/reply.txt").st_uid)
 Now the same folder with `:ro`:
 """),
     ("code", r"""
-%%container --rm --name ch07-bind -v /tmp/ch07-host:/host:ro busybox
+%%container --rm --name ch07-bind -v {HOST_DIR}:/host:ro busybox
 cat /host/hello.txt
 echo "again" > /host/reply.txt
 """),
@@ -407,8 +408,8 @@ pycont.run("busybox", ["sh", "-c", "echo survives > /data/answer.txt"], rm=True,
         r"""
 ### Exercise 2 — read-only configuration
 
-Write the `volumes=` entry that shows the host folder `/tmp/ch07-host` at `/config` in the
-container, **read-only**.
+Write the `volumes=` entry that shows the host folder `HOST_DIR` (section 4) at `/config` in
+the container, **read-only**.
 """,
         r"""
 answer2 = None  # a str, docker's -v syntax
@@ -426,7 +427,7 @@ def _ex2():
 course.check("exercise 2", _ex2, "HOST_PATH:CONTAINER_PATH, then a third part that makes it read-only")
 """,
         r"""
-answer2 = "/tmp/ch07-host:/config:ro"
+answer2 = f"{HOST_DIR}:/config:ro"
 """,
     ),
     exercise(

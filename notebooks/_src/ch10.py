@@ -40,12 +40,13 @@ limit what it uses; this chapter is about what stops it from simply **undoing** 
 """
 ALLOWS = r"""
 Everything here runs as root, as Docker's daemon does: the point is what holds a container's
-root user in. The next cell imports what the chapter uses, removes what an interrupted run left
-(containers named `ch10-…`, a host folder, podman's private store), and starts **`ch10-box`**, a
+root user in. The next cell imports what the chapter uses, gives this run its own session
+folder (its containers named `ch10-…`, a host folder, podman's private store), removes what an
+interrupted run of the chapter left, and starts **`ch10-box`**, a
 container limited to 64 MiB of memory and 64 processes, which section 5 tries to break out of.
 """
 NEEDS = ("namespaces", "root", "cgroups")
-LEFTOVERS = "paths=[HOST_DIR], also=forget_podman"
+LEFTOVERS = "also=forget_podman"
 SETUP = r"""
 import glob
 import json
@@ -60,7 +61,6 @@ from pycont.namespaces import Namespace, ns_inode
 from pycont.security import capabilities, seccomp
 from pycont.security import paths as masked_paths
 
-HOST_DIR = "/tmp/ch10-host"  # a host folder a container is given (section 1)
 MIB = 1 << 20
 SETS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
 
@@ -83,8 +83,8 @@ def show_caps(st):
 
 
 # -- podman, driving pycont's OCI runtime (section 7) ----------------------------------------
-PODMAN_DIR = "/tmp/ch10-podman"  # podman's private store: nothing of the host's podman is used
-PODMAN_SYSTEM_DIRS = ("/var/lib/containers", "/run/containers")  # podman makes them regardless
+# podman makes them regardless of its store: its blob cache, and their parents; deepest first
+PODMAN_SYSTEM_DIRS = ("/var/lib/containers/cache", "/var/lib/containers", "/run/containers")
 BUSYBOX = "docker.io/library/busybox:latest"
 OPERATIONS = ("create", "start", "state", "kill", "delete", "exec", "features")
 
@@ -155,8 +155,15 @@ def forget_podman():
             except OSError:
                 pass
     for d in PODMAN_SYSTEM_DIRS:
-        if d not in before["dirs"]:
+        # podman makes them even for a private store. Take them back only if they were not
+        # there and hold nothing but podman's blob cache: anyone else's podman may use them.
+        if d not in before["dirs"] and only_podman_cache(d):
             shutil.rmtree(d, ignore_errors=True)
+
+
+def only_podman_cache(folder):
+    # Whether `folder` holds no file but podman's blob-info cache (blob-info-cache-v1.boltdb).
+    return all(f.startswith("blob-info-cache") for _, _, files in os.walk(folder) for f in files)
 
 
 def ancestry(pid):
@@ -170,6 +177,8 @@ def ancestry(pid):
     return chain
 """
 START = r"""
+HOST_DIR = course.scratch("ch10-host")  # a host folder a container is given (section 1)
+PODMAN_DIR = course.scratch("podman", short=True)  # podman's private store (runroot: 50 chars)
 box = pycont.run("busybox", ["sleep", "1000"], name="ch10-box", detach=True,
                  memory="64m", pids_limit=64)
 print(box.name, "is", box.status)
@@ -579,7 +588,8 @@ containers, and the shim is what stays.
 """),
     ("md", r"""
 Now let podman be the layers above, and pycont only the OCI runtime. podman gets a private store
-in `/tmp/ch10-podman` and pycont's busybox (`pycont save`, `podman load`); a small wrapper around
+in a folder of this run's own (`PODMAN_DIR`, under `/tmp`: podman wants a short path) and
+pycont's busybox (`pycont save`, `podman load`); a small wrapper around
 `pycont-oci` writes down each operation podman asks for. (If podman or `pycont-oci` is missing
 here, the cells say so and skip.)
 """),

@@ -5,8 +5,9 @@ A chapter module defines, besides ``FILE``:
 - ``GOAL``: markdown, the title, the seed's quote and the goal (``## Goal``);
 - ``ALLOWS``: markdown under "What this machine allows"; ``NEEDS``: what the chapter needs
   (``pycont.course.NEEDS``); ``LEFTOVERS``: optional keyword arguments of ``Chapter`` as Python
-  text (``'volumes=VOLUMES, images=IMAGES'``); ``SETUP``: the chapter's imports and helpers;
-  ``START``: optional code run after the clean-up (start a container the sections look into);
+  text (``'also=stop_it'``, the chapter's own clean-up step); ``SETUP``: the chapter's imports
+  and helpers; ``START``: optional code run once the chapter's session is open (its store, its
+  scratch folders from ``course.scratch()``, a container the sections look into);
 - ``SECTIONS``: the chapter's body, a list of ``(kind, source)``: kind "md", "code",
   "code-ignore-output" or "code-skip" (nbval tags, see ``TAGS``);
 - ``EXERCISES_INTRO``: optional markdown after the standard "how to check your work";
@@ -22,6 +23,14 @@ notebook with every exercise cell replaced by its solution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
+
+# The repository's public GitHub address, "owner/name": the one place the Binder links come from
+# (README.md's chapter table, which build.py writes, and the index). A placeholder until the
+# repository is public: fill it in once, then run build.py (tests/unit/test_binder.py checks it
+# against `git remote get-url origin` when that is on GitHub).
+BINDER_REPO = "OWNER/REPO"
+BINDER_BADGE = "https://mybinder.org/badge_logo.svg"
 
 # kind -> the nbval tag of a code cell (nbval reads tags as it reads "# NBVAL_..." comments).
 TAGS = {
@@ -64,3 +73,14 @@ def exercise(
     cells = (cell,) if isinstance(cell, str) else cell
     solutions = (solution,) if isinstance(solution, str) else solution
     return Exercise(task, cells, check, solutions, note, setup)
+
+
+def binder_url(file: str, repo: str = BINDER_REPO) -> str:
+    """mybinder.org's link that builds this repository and opens ``notebooks/<file>`` in
+    JupyterLab (``labpath``; HEAD: the default branch as it is now)."""
+    return f"https://mybinder.org/v2/gh/{repo}/HEAD?labpath={quote(f'notebooks/{file}', safe='')}"
+
+
+def binder_badge(file: str, repo: str = BINDER_REPO) -> str:
+    """The "launch binder" badge, as markdown, for the notebook ``file``."""
+    return f"[![Binder]({BINDER_BADGE})]({binder_url(file, repo)})"

@@ -145,6 +145,50 @@ def pids_with_env(key: str, value: str) -> set[int]:
     return found
 
 
+def pids_using(path: str) -> set[int]:
+    """Live processes that hold ``path`` or something under it as their root, working folder,
+    executable or an open file, or name it in their command line or environment: what a
+    container (its root is its rootfs), a VM (its disk) or a shim of a private PYCONT_ROOT
+    left behind. Not this process."""
+    prefix = os.path.abspath(path)
+    raw = prefix.encode()
+
+    def under(p: str) -> bool:
+        return p == prefix or p.startswith(prefix + "/")
+
+    found = set()
+    for p in _pids():
+        if p == os.getpid():
+            continue
+        try:
+            links = [os.readlink(f"/proc/{p}/{n}") for n in ("root", "cwd", "exe")]
+            links += [os.readlink(f"/proc/{p}/fd/{fd}") for fd in os.listdir(f"/proc/{p}/fd")]
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                text = f.read()
+            with open(f"/proc/{p}/environ", "rb") as f:
+                text += b"\0" + f.read()
+        except OSError:
+            continue
+        if (any(under(link) for link in links) or raw in text) and alive(p):
+            found.add(p)
+    return found
+
+
+def mounts_under(path: str) -> list[str]:
+    """Mount points at or below ``path`` in this mount namespace (proc_pid_mountinfo(5): the
+    fifth field, with space, tab, newline and backslash escaped as octal)."""
+    prefix = os.path.abspath(path)
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4]
+            for esc, ch in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+                point = point.replace(esc, ch)
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(point)
+    return found
+
+
 def describe(pids: Iterable[int]) -> list[str]:
     out = []
     for p in sorted(pids):

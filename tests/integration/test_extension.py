@@ -284,6 +284,18 @@ def test_pycont_keeps_templates_as_typed(
     assert capsys.readouterr().out == f"exited /{name}\n"
 
 
+def test_pycont_expands_a_notebook_variable_in_braces(
+    ip: Any, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    # as chapter 05 does with %pycont push {REGISTRY}/myapp:v2 (a port picked at run time)
+    ip.run_cell_magic("container", f"--name {name} busybox", "true")
+    capsys.readouterr()
+    ip.user_ns["target"] = name
+    result = ip.run_cell("%pycont inspect -f '{{.Name}} {undefined}' {target}")
+    assert result.success
+    assert capsys.readouterr().out == f"/{name} {{undefined}}\n"
+
+
 def test_pycont_stats_prints_one_reading(
     ip: Any, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:

@@ -8,7 +8,12 @@ and check_solutions.py execute them).
 from __future__ import annotations
 
 import importlib
+import os
+import re
+import signal
+import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +22,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from pycont import course
+from pycont import course, procfs
+from pycont.course.session import Session
 from pycont.kernel import probe as probe_module
 
 SRC = Path(__file__).resolve().parents[2] / "notebooks" / "_src"
@@ -62,8 +68,39 @@ def test_wait_for_returns_the_last_verdict() -> None:
     assert not course.wait_for(lambda: False, timeout=0.1)
 
 
+@pytest.fixture
+def root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """A pycont root of the test's own and no session of this process yet; the chapter's
+    PYCONT_ROOT is undone afterwards (monkeypatch restores the variable)."""
+    monkeypatch.setenv("PYCONT_ROOT", str(tmp_path / "root"))
+    monkeypatch.setattr(course, "_mine", {})
+    yield tmp_path / "root"
+    for session in course._mine.values():
+        session.remove()
+
+
+def _dead_pid() -> tuple[int, int]:
+    """A pid and start time whose process has gone (an interrupted kernel)."""
+    proc = subprocess.Popen(["sleep", "60"])
+    start = procfs.start_time(proc.pid)
+    proc.kill()
+    proc.wait()
+    return proc.pid, start
+
+
+def _session_of(root: Path, number: str, pid: int, start: int, lab: bool = True) -> Session:
+    """A session folder as another run of chapter ``number`` would leave it."""
+    folder = root / "sessions" / f"ch{number}-{os.urandom(3).hex()}"
+    folder.mkdir(parents=True)
+    session = Session(number, str(folder), pid, start)
+    session.save()
+    if lab:
+        os.makedirs(session.scratch("lab"))
+    return session
+
+
 def test_chapter_prints_what_this_machine_allows(
-    fake_probe: FakeProbe, capsys: pytest.CaptureFixture[str]
+    fake_probe: FakeProbe, root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     chapter = course.Chapter("42", needs=("namespaces", "cgroups"))
     assert capsys.readouterr().out.splitlines() == [
@@ -74,20 +111,96 @@ def test_chapter_prints_what_this_machine_allows(
     assert chapter.allowed("namespaces") and not chapter.allowed("cgroups")
 
 
-def test_chapter_removes_only_its_own_paths(
-    fake_probe: FakeProbe, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_chapter_works_in_a_pycont_root_of_its_own(
+    fake_probe: FakeProbe, root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    mine, other = tmp_path / "ch42-lab", tmp_path / "ch43-lab"
-    (mine / "sub").mkdir(parents=True)
-    other.mkdir()
-    steps: list[str] = []
-    chapter = course.Chapter("42", paths=[str(mine)], also=lambda: steps.append("also"))
-    assert not mine.exists() and other.exists()
-    assert steps == ["also"]
-    assert f"left: {mine}" in capsys.readouterr().out
+    chapter = course.Chapter("42")
+    assert os.environ["PYCONT_ROOT"] == chapter.root
+    assert re.fullmatch(rf"{root}/sessions/ch42-[0-9a-f]{{6}}", chapter.root)
+    assert chapter.scratch("lab") == f"{chapter.root}/scratch/lab"
+    record = Session.load(chapter.root)
+    assert record is not None and record.pid == os.getpid() and record.owner_alive()
+    assert os.path.realpath(f"{chapter.root}/cache") == str(root / "cache")  # shared, not copied
+    os.makedirs(chapter.scratch("lab"))
+    assert chapter.left()["paths"] == ["lab"]
+    capsys.readouterr()
     chapter.clean()
     assert capsys.readouterr().out.strip() == "✓ nothing is left from chapter 42"
-    assert chapter.left() == {"containers": [], "vms": [], "volumes": [], "images": [], "paths": []}
+    assert all(not names for names in chapter.left().values())
+    assert not os.path.exists(chapter.root)  # the session ends with the chapter
+    assert os.environ["PYCONT_ROOT"] == str(root)
+
+
+def test_a_second_run_in_the_same_kernel_starts_over_in_the_same_session(
+    fake_probe: FakeProbe, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps: list[str] = []
+    first = course.Chapter("42", also=lambda: steps.append("also"))
+    os.makedirs(first.scratch("lab"))
+    capsys.readouterr()
+    second = course.Chapter("42", also=lambda: steps.append("also"))
+    assert second.root == first.root and os.environ["PYCONT_ROOT"] == first.root
+    assert not os.path.exists(first.scratch("lab"))
+    assert steps == ["also"]  # the earlier run's clean-up step, not one at the first start
+    assert "removed what an earlier run of this chapter left: scratch/lab" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_run_removes_only_the_sessions_of_its_chapter_whose_owner_has_gone(
+    fake_probe: FakeProbe, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parent = os.getppid()  # alive, and not this process: another learner's kernel
+    dead = _session_of(root, "42", *_dead_pid())
+    running = _session_of(root, "42", parent, procfs.start_time(parent))
+    other_chapter = _session_of(root, "43", *_dead_pid())
+    unrecorded = root / "sessions" / "ch42-abcdef"  # no session.json: nothing says whose
+    unrecorded.mkdir()
+    chapter = course.Chapter("42")
+    assert "removed what an earlier run of this chapter left: scratch/lab" in (
+        capsys.readouterr().out
+    )
+    assert not os.path.exists(dead.dir)
+    assert os.path.isdir(running.scratch("lab")) and os.path.isdir(other_chapter.scratch("lab"))
+    assert unrecorded.is_dir()
+    chapter.clean()
+    assert os.path.isdir(running.scratch("lab"))
+
+
+def test_a_short_scratch_folder_outside_the_session_goes_with_it(
+    fake_probe: FakeProbe, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chapter = course.Chapter("42")
+    short = chapter.scratch("podman", short=True)  # podman: a runroot of 50 characters at most
+    assert os.path.isdir(short) and os.path.basename(short).startswith("ch42-podman-")
+    assert len(short) < 40 and short in chapter.left()["paths"]
+    chapter.clean()
+    assert not os.path.exists(short)
+    # one a crashed run made: the next run takes it back
+    dead = _session_of(root, "42", *_dead_pid(), lab=False)
+    left = dead.scratch("podman", short=True)
+    capsys.readouterr()
+    course.Chapter("42")
+    assert left in capsys.readouterr().out and not os.path.exists(left)
+
+
+def test_the_processes_a_chapter_adopts_end_with_it(
+    fake_probe: FakeProbe, root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chapter = course.Chapter("42")
+    mine = subprocess.Popen(["sleep", "60"])
+    chapter.adopt(mine.pid)
+    assert chapter.left()["processes"] == [str(mine.pid)]
+    chapter.clean()
+    assert mine.wait(5) == -signal.SIGTERM
+    # one a crashed run adopted: the next run ends it (a registry outliving its kernel)
+    orphan = subprocess.Popen(["sleep", "60"])
+    dead = _session_of(root, "42", *_dead_pid(), lab=False)
+    dead.adopt(orphan.pid)
+    capsys.readouterr()
+    course.Chapter("42")
+    assert f"process {orphan.pid}" in capsys.readouterr().out
+    assert orphan.wait(5) == -signal.SIGTERM
 
 
 def test_chapter_refuses_an_unknown_need(fake_probe: FakeProbe) -> None:
