@@ -209,7 +209,10 @@ def setup_cell(mod: ModuleType) -> Cell:
     ]
     start = getattr(mod, "START", "").strip("\n")
     if start:
-        parts += [start]
+        # where the chapter cannot run (pycont.degrade), its first experiment says so in one
+        # line, as every later cell does
+        indented = "\n".join(f"    {line}" if line else "" for line in start.splitlines())
+        parts += ["with course.guarded():", indented]
     # What it prints describes the machine it runs on (the probe's reasons), and what an
     # interrupted run left: nbval runs the cell (an exception fails it) but does not compare it.
     return code("\n".join(parts), "code-ignore-output")
@@ -355,9 +358,9 @@ def differs(modname: str) -> str | None:
     if len(nb.cells) != len(old.cells):
         return f"{file}: {len(old.cells)} cells, its source makes {len(nb.cells)}"
     for i, cell in enumerate(old.cells):
-        if cell.get("id", "").endswith("-picture") and _png_of(old.cells[i - 1]):
-            if PICTURE_FILE not in cell.get("attachments", {}):
-                return f"{file}: cell {i} has no recorded picture (run build.py --keep-outputs)"
+        recorded = PICTURE_FILE in cell.get("attachments", {})
+        if cell.get("id", "").endswith("-picture") and _png_of(old.cells[i - 1]) and not recorded:
+            return f"{file}: cell {i} has no recorded picture (run build.py --keep-outputs)"
     return None
 
 

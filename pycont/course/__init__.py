@@ -13,11 +13,12 @@ import atexit
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pycont.course.session import Session, base_root, reclaim
 from pycont.errors import PycontError
+from pycont.kernel.probe import lab_note
 
 __all__ = ["NEEDS", "Chapter", "check", "upper_dir", "wait_for"]
 
@@ -177,10 +178,12 @@ class Chapter:
         from pycont.kernel.probe import probe
 
         found = probe()
-        lines = []
+        note = lab_note()  # in the lab VM (or where it could not start): said first, once
+        lines = [f"→ {note}"] if note else []
         for need in self.needs:
             label, test = NEEDS[need]
             ok, reason = test(found)
+            reason = reason.replace(f"; {note}", "") if note else reason  # said once, above
             lines.append(f"{'✓' if ok else '✗'} {label}: {reason}")
         return lines
 
@@ -202,6 +205,20 @@ class Chapter:
                 )
                 return
         degrade.remove()
+
+    @contextlib.contextmanager
+    def guarded(self) -> Iterator[None]:
+        """The rest of the setup cell, guarded as the later cells are: where this chapter
+        cannot run its experiments, an exception is one "skipped" line; elsewhere it raises."""
+        from pycont import degrade
+
+        try:
+            yield
+        except Exception as err:
+            guard = degrade.current()
+            if guard is None:
+                raise
+            degrade.report(guard[0], guard[1], err)
 
     def allowed(self, need: str) -> bool:
         """Whether ``need`` ("namespaces", "root", "cgroups", "overlay", "vm") is met here."""

@@ -8,6 +8,7 @@ and check_solutions.py execute them).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import signal
@@ -303,3 +304,17 @@ def test_check_ignores_outputs_and_execution_counts(
             cell.outputs = [nbformat.v4.new_output("stream", text="hello")]
     nbformat.write(nb, path)
     assert build.differs("ch00") is None
+
+
+def test_in_the_lab_vm_the_chapter_says_so_first(
+    fake_probe: FakeProbe,
+    root: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    info = {"reason": "no userns", "accel": "TCG: no KVM", "kernel": "6.1.0-57-amd64"}
+    monkeypatch.setenv("PYCONT_LAB_VM", json.dumps({**info, "memory": "1G", "cpus": 1}))
+    course.Chapter("42", needs=("root",))
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "→ in pycont's lab VM (6.1.0-57-amd64, TCG) because no userns"
+    )
