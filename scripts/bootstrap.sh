@@ -18,13 +18,13 @@
 # What the chapters use (binder/apt.txt is the same list for Binder's Ubuntu, checked by
 # tests/unit/test_binder.py): the busybox image's static binary, ps, util-linux's lsns, setpriv,
 # ipcmk and unshare, capsh, the libseccomp that pyseccomp loads, chapter 05's registry,
-# chapter 10's podman and chapter 09's qemu.
+# chapter 10's podman, chapter 09's qemu (and the lab VM's, with mkfs.ext4 for its /tmp).
 PYCONT_COURSE_APT_PACKAGES=(busybox-static procps util-linux libcap2-bin libseccomp2
-    docker-registry podman qemu-system-x86)
+    docker-registry podman qemu-system-x86 e2fsprogs)
 # What the whole test suite adds: the peers the benchmarks and interop tests compare with, image
 # tools, the cgroup v2 VM's mkfs, and Chromium for the browser tests.
 PYCONT_DEV_APT_PACKAGES=("${PYCONT_COURSE_APT_PACKAGES[@]}" iproute2 psmisc crun runc time
-    skopeo umoci e2fsprogs chromium chromium-driver)
+    skopeo umoci chromium chromium-driver)
 
 pycont_bootstrap() (
     # Errors are checked explicitly (die) as well: set -e is void when the caller writes

@@ -48,7 +48,9 @@ def _seconds(meta: dict[str, str], start: str, end: str) -> float | None:
     return (b - a).total_seconds()
 
 
-def run_chapter(modname: str, kernel: str, timeout: float, expect: str | None) -> tuple[bool, str]:
+def run_chapter(
+    modname: str, kernel: str, timeout: float, expect: str | None, save: str | None = None
+) -> tuple[bool, str]:
     """(passed, summary line) for one chapter."""
     from check_solutions import with_solutions
     from nbclient import NotebookClient
@@ -65,7 +67,14 @@ def run_chapter(modname: str, kernel: str, timeout: float, expect: str | None) -
     )
     t0 = time.monotonic()
     started = datetime.now().astimezone()
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        if save:  # the executed notebook, to read what a failing cell printed
+            import nbformat
+
+            os.makedirs(save, exist_ok=True)
+            nbformat.write(nb, os.path.join(save, file))
     total = time.monotonic() - t0
     problems: list[str] = []
     durations: list[float] = []
@@ -123,6 +132,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--kernel", default="pycont", help="kernelspec name (default pycont)")
     parser.add_argument("--timeout", type=float, default=900, help="per cell, seconds")
+    parser.add_argument("--save", help="write each executed notebook into this folder")
     parser.add_argument("chapters", nargs="*")
     ns = parser.parse_args(argv)
     if ns.kernel == "pycont":
@@ -132,7 +142,7 @@ def main(argv: list[str]) -> int:
     failed = 0
     t0 = time.monotonic()
     for name in ns.chapters or SOURCES:
-        ok, text = run_chapter(name, ns.kernel, ns.timeout, ns.expect)
+        ok, text = run_chapter(name, ns.kernel, ns.timeout, ns.expect, ns.save)
         print(text, flush=True)
         failed += not ok
     took = time.monotonic() - t0
