@@ -163,6 +163,8 @@ def boot(
     import pycont.images as images
     from pycont.vm.imageroot import find_command, guest_root
 
+    if os.environ.get(ENV_LAB):  # refused at once, rather than a 120 s boot timeout later
+        raise VMError(available()[1])
     t0 = time.monotonic()
     mem = parse_memory(memory)
     ncpu = parse_cpus(cpus)

@@ -211,3 +211,13 @@ def test_the_course_kernel_reports_what_the_chapters_are_committed_with() -> Non
     build = import_build()
     assert CourseKernel.language_info == build.LANGUAGE_INFO  # no "version": nothing to differ
     assert KERNEL_CLASS.endswith("=pycont.vm.coursekernel.CourseKernel")
+
+
+def test_no_vm_inside_the_lab_vm(monkeypatch) -> None:
+    from pycont.vm.launch import available, boot
+
+    monkeypatch.setenv("PYCONT_LAB_VM", json.dumps(INFO.__dict__))
+    ok, why = available()
+    assert not ok and why.startswith("inside pycont's lab VM: a VM in it would be emulated twice")
+    with pytest.raises(VMError, match="inside pycont's lab VM"):
+        boot("busybox", ["true"])  # at once: not a nested TCG boot that times out
