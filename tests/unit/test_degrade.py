@@ -4,14 +4,22 @@ traceback, no stop of "Run All"; values still displayed, interrupts still interr
 from __future__ import annotations
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
 from pycont import degrade
 
 
+def the_shell():
+    """The test suite's one IPython shell (the integration tests use the same singleton: an
+    InteractiveShell.instance() of our own would make their TerminalInteractiveShell fail)."""
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()
+    return globalipapp.get_ipython()
+
+
 @pytest.fixture
 def shell():
-    sh = InteractiveShell.instance()
+    sh = the_shell()
     degrade.install("namespaces", "unprivileged: no user namespaces", sh)
     yield sh
     degrade.remove(sh)
@@ -50,7 +58,7 @@ def test_interrupts_are_not_swallowed(shell) -> None:
 
 
 def test_guard_is_installed_once_and_removed() -> None:
-    sh = InteractiveShell.instance()
+    sh = the_shell()
     degrade.install("a", "b", sh)
     degrade.install("c", "d", sh)
     assert sum(isinstance(t, degrade._Guard) for t in sh.ast_transformers) == 1
