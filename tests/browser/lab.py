@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -475,3 +476,16 @@ class JupyterServer:
             self.proc.kill()
         self.proc.wait(timeout=10)
         return problems
+
+
+def install_course_kernel(prefix: Path | str) -> str:
+    """The course's "pycont" kernelspec (``python -m pycont.vm.labkernel install``) under a
+    scratch ``prefix``; returns the folder to put on the server's JUPYTER_PATH."""
+    install = subprocess.run(
+        [sys.executable, "-m", "pycont.vm.labkernel", "install", "--prefix", str(prefix)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert install.returncode == 0, f"labkernel install failed: {install.stderr}"
+    return str(Path(prefix) / "share" / "jupyter")

@@ -21,7 +21,6 @@ or container of the chapter may remain (the fixtures here and in conftest.py che
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -41,6 +40,7 @@ from tests.browser.lab import (
     JupyterServer,
     alive,
     end_processes,
+    install_course_kernel,
     mounts_under,
     pids_using,
     wait_until,
@@ -126,16 +126,7 @@ def chapter_lab(
     root.mkdir()
     env = dict(os.environ, PYCONT_ROOT=pycont_browser_root, PYCONT_BACKEND="local")
     env.pop("JUPYTER_TOKEN", None)
-    if importlib.util.find_spec("pycont.vm.labkernel"):
-        prefix = Path(browser_tmp) / "prefix"
-        install = subprocess.run(
-            [sys.executable, "-m", "pycont.vm.labkernel", "install", "--prefix", str(prefix)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert install.returncode == 0, f"labkernel install failed: {install.stderr}"
-        env["JUPYTER_PATH"] = str(prefix / "share" / "jupyter")
+    env["JUPYTER_PATH"] = install_course_kernel(Path(browser_tmp) / "prefix")
     server = JupyterServer(browser_tmp, str(root), env)
     # Each cell's start and end in its metadata, as nbclient's record_timing: the slow cells.
     tracker = Path(browser_tmp) / "jupyter" / "settings" / "@jupyterlab" / "notebook-extension"
@@ -184,11 +175,8 @@ def notebook_cells(lab: Lab) -> list[Any]:
 
 
 def kernel_for(nb: dict[str, Any]) -> dict[str, Any]:
-    """The kernelspec the chapter names, or python3 where the course's is not installable."""
-    spec = dict(nb["metadata"].get("kernelspec") or {})
-    if spec.get("name") != "python3" and not importlib.util.find_spec("pycont.vm.labkernel"):
-        spec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    return spec
+    """The kernelspec the chapter names (the course's, installed by the fixture)."""
+    return dict(nb["metadata"].get("kernelspec") or {})
 
 
 def run_all(lab: Lab, watch: Watch, chapter: str) -> None:

@@ -20,8 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +27,14 @@ from typing import Any
 
 import pytest
 
-from tests.browser.lab import Browser, JupyterServer, Timeout, alive, wait_until
+from tests.browser.lab import (
+    Browser,
+    JupyterServer,
+    Timeout,
+    alive,
+    install_course_kernel,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -88,20 +93,14 @@ def course_lab(
     for nb in sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb")):
         shutil.copy2(nb, root / nb.name)
     prefix = Path(browser_tmp) / "prefix"
-    install = subprocess.run(
-        [sys.executable, "-m", "pycont.vm.labkernel", "install", "--prefix", str(prefix)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert install.returncode == 0, f"labkernel install failed: {install.stderr}"
+    jupyter_path = install_course_kernel(prefix)
     app_settings = Path(browser_tmp) / "app-settings"
     (app_settings / "overrides.d").mkdir(parents=True)
     shutil.copyfile(SETTINGS, app_settings / "overrides.d" / "pycont.json")
     env = dict(
         os.environ,
         PYCONT_ROOT=pycont_browser_root,
-        JUPYTER_PATH=str(prefix / "share" / "jupyter"),
+        JUPYTER_PATH=jupyter_path,
         PYCONT_BACKEND="local",  # the kernel here, never the lab VM: same metadata, seconds
     )
     env.pop("JUPYTER_TOKEN", None)
