@@ -91,10 +91,13 @@ def create(image: str, command: Sequence[str] | None = None, **options: Any) -> 
     return create_from_spec(RunSpec.from_options(image, command, **options))
 
 
-def create_from_spec(spec: RunSpec) -> Container:
-    """Create a container from a checked spec: resolve the image, make its folder."""
+def create_from_spec(spec: RunSpec, image: images.Image | None = None) -> Container:
+    """Create a container from a checked spec: resolve the image, make its folder.
+
+    ``image``: the layers and config to use instead of resolving ``spec.image`` (the builder's
+    intermediate steps, which are not images in the store)."""
     use_cgroup, cgroup_note = _cgroup_for(spec.limits)
-    img = images.resolve(spec.image)
+    img = image or images.resolve(spec.image)
     # docker: the image's ENTRYPOINT, then the command (or the image's CMD).
     args = list(img.entrypoint) + (list(spec.command) if spec.command else list(img.cmd))
     if not args or not args[0]:
