@@ -1,5 +1,6 @@
 """The CLI's image verbs: images, history, tag, rmi, commit, diff, pull, push, save, load,
-and ``pycont image ls|rm|inspect|history|tag|prune`` as docker spells them.
+and ``pycont image ls|rm|inspect|history|tag|prune`` as docker spells them, plus
+``pycont image import-debian`` (an image from the host's installed Debian packages).
 
 Images are read-only stacks of layers in pycont.images' store; a container's read/write layer
 becomes a new one with ``commit``; ``pull``/``push`` and ``save``/``load`` move them.
@@ -154,6 +155,24 @@ def cmd_load(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_debian(a: argparse.Namespace) -> int:
+    from pycont.images.debian import import_debian
+
+    done = import_debian(a.packages, a.tag)
+    name = done.record.reference or done.record.short_id
+    if done.up_to_date:
+        print(f"{name} is up to date ({done.what})")
+        return 0
+    for note in done.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(
+        f"Imported {name}: {done.what} + {len(done.libraries)} libraries, "
+        f"{decimal_size(done.record.size)} in {done.seconds:.1f}s"
+    )
+    print(done.record.id)
+    return 0
+
+
 def _image_prune(a: argparse.Namespace) -> int:
     """``image prune`` is ``system prune`` here: it also removes the stopped containers, whose
     images would otherwise stay in use (docker's removes images only)."""
@@ -187,7 +206,9 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
     p.add_argument("images", nargs="+")
     verbs["rmi"] = cmd_rmi
 
-    p = sub.add_parser("image", help="manage images: ls, rm, inspect, history, tag, prune")
+    p = sub.add_parser(
+        "image", help="manage images: ls, rm, inspect, history, tag, prune, import-debian"
+    )
     isub = p.add_subparsers(dest="image_verb", metavar="COMMAND")
     isub.required = True
     q = isub.add_parser("ls", help="list images")
@@ -208,6 +229,18 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
     q = isub.add_parser("prune", help="remove unused images and their layers")
     q.add_argument("-a", "--all", action="store_true")
     q.add_argument("-f", "--force", action="store_true")
+    q = isub.add_parser(
+        "import-debian",
+        help="an image from Debian packages installed on this host (nothing is downloaded)",
+        description="Make an image from installed Debian packages, on top of busybox: the "
+        "files dpkg lists for each package (without /usr/share/doc, man, info and locale), "
+        "the shared libraries its programs need (ELF DT_NEEDED, transitively, and the "
+        "loader), /etc/passwd, /etc/group and /etc/nsswitch.conf. Default name: "
+        "<image>:<major version>, e.g. nodejs 20.x gives node:20. Run again: nothing is "
+        "written while the host's files are the same.",
+    )
+    q.add_argument("-t", "--tag", help="the image's name (default: node:20 for nodejs 20.x)")
+    q.add_argument("packages", nargs="+", metavar="PACKAGE")
     image_verbs: dict[str, Verb] = {
         "ls": cmd_images,
         "rm": cmd_rmi,
@@ -215,6 +248,7 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
         "history": cmd_history,
         "tag": cmd_tag,
         "prune": _image_prune,
+        "import-debian": cmd_import_debian,
     }
     verbs["image"] = lambda a: image_verbs[a.image_verb](a)
 
