@@ -55,6 +55,7 @@ __all__ = [
     "StartError",
     "Unsupported",
     "UsageError",
+    "build",
     "containers",
     "create",
     "get",
@@ -70,6 +71,7 @@ __all__ = [
 _LAZY = {
     "Container": "pycont.runtime.container",
     "ExecResult": "pycont.runtime.container",
+    "build": "pycont.builder.build",
     "containers": "pycont.runtime.api",
     "create": "pycont.runtime.api",
     "get": "pycont.runtime.api",
@@ -81,6 +83,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from pycont.builder.build import build
     from pycont.images.registry import pull, push
     from pycont.kernel.probe import probe
     from pycont.runtime.api import containers, create, get, run

@@ -4,6 +4,8 @@
 its output into the notebook; it stands for ``pycont.run(IMAGE, ["sh", "-c", CELL], ...)``.
 ``%%vm [options] IMAGE`` does the same in a new VM (the image booted under its own kernel by
 qemu): ``pycont.vm.run(IMAGE, ["sh", "-c", CELL], ...)``.
+``%%dockerfile -t NAME`` builds the cell as a Dockerfile: ``pycont.build(CONTEXT, NAME,
+text=CELL)``.
 ``%pycont ARGS`` runs the CLI (``pycont ARGS``) with its output in the notebook. Loading the
 extension also shows containers and probes as HTML tables (:func:`pycont.display.register`).
 Errors a user makes print one line, without a traceback.
@@ -240,6 +242,66 @@ class VMRunner:
         return v.exit_code
 
 
+def _dockerfile_parser() -> argparse.ArgumentParser:
+    from pycont.cli import Parser, add_limit_flags
+
+    p = Parser(prog="%%dockerfile", add_help=False)
+    p.add_argument("-t", "--tag", action="append", default=[])
+    p.add_argument("--context", help="the build context folder (default: none, an empty one)")
+    p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--target")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--network", default="default", choices=("default", "none", "host"))
+    add_limit_flags(p)
+    return p
+
+
+class DockerfileRunner:
+    """The logic behind ``%%dockerfile``: the cell is the Dockerfile, the build log streams
+    into the notebook, the result (steps, cache hits, sizes) is returned to be displayed."""
+
+    def __init__(self, out: Any = None) -> None:
+        self.out = out
+
+    def run(self, line: str, cell: str) -> Any:
+        import tempfile
+
+        from pycont.builder.build import build
+        from pycont.builder.progress import Plain
+        from pycont.cli import limit_options
+        from pycont.cli.build import _build_args
+
+        try:
+            a = _dockerfile_parser().parse_args(shlex.split(line))
+            args = _build_args(a.build_arg)
+        except (PycontError, ValueError) as err:  # ValueError: shlex, an unclosed quote
+            raise IPythonUsageError(f"%%dockerfile: {err}") from None
+        except SystemExit:  # --help printed the flags: nothing to build
+            return None
+        out = self.out or sys.stdout
+        with contextlib.ExitStack() as stack:
+            context = a.context
+            if context is None:  # docker build - < Dockerfile: no context at all
+                context = stack.enter_context(tempfile.TemporaryDirectory(prefix="pycont-ctx-"))
+            try:
+                return build(
+                    context,
+                    a.tag,
+                    text=cell,
+                    build_args=args,
+                    target=a.target,
+                    no_cache=a.no_cache,
+                    network=a.network,
+                    progress=Plain(out),
+                    **limit_options(a),
+                )
+            except PycontError as err:
+                print(f"ERROR: {err}", file=out)
+            except KeyboardInterrupt:
+                print("interrupted: the build stopped; nothing was tagged", file=out)
+        return None
+
+
 @magics_class
 class PycontMagics(Magics):
     @cell_magic
@@ -256,6 +318,16 @@ class PycontMagics(Magics):
         Run the cell as a shell script in a new VM: the image booted under its own kernel
         (pycont.vm.run(IMAGE, ["sh", "-c", CELL], rm=..., memory=..., cpus=...))."""
         VMRunner().run(line, cell)
+
+    @cell_magic
+    def dockerfile(self, line: str, cell: str) -> Any:
+        """%%dockerfile -t NAME[:TAG] [--context DIR] [--build-arg K=V] [--no-cache]
+        [--target STAGE] [--network host] [-m MEM] [--cpus N]
+
+        Build the cell as a Dockerfile (pycont.build(DIR, NAME, text=CELL, build_args=...,
+        no_cache=...)): the log streams here, the result shows each step, its cache hit and
+        its layer's size."""
+        return DockerfileRunner().run(line, cell)
 
     @no_var_expand  # keep docker templates such as {{.State.Pid}} as they are
     @line_magic

@@ -73,6 +73,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "save",
         "load",
     ),
+    "build": ("build", "builder"),
     "volumes": ("volume",),
     "vms": ("vm",),
     "lab": ("lab",),

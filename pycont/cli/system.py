@@ -90,7 +90,7 @@ def cmd_system(a: argparse.Namespace) -> int:
                     removed += 1
             except PycontError:
                 continue
-        reclaimed = Store().prune(dangling=not a.all)
+        reclaimed = Store().prune(dangling=not a.all, build_cache=True)
         print(f"Total reclaimed space: {decimal_size(reclaimed)}")
         return 0
     raise UsageError("system: expected df or prune")

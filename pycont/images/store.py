@@ -167,6 +167,12 @@ class Store:
         found, entries = index.find(ref, self._entries(), self._image_id)
         return self._record(entries[0], found)
 
+    def unpack(self, desc: dict[str, Any], diff_id: str) -> str:
+        """Unpack a stored layer blob (verified against ``diff_id``) if it is not yet; returns
+        its folder. Call inside ``with store.writing():`` (the builder's new layers)."""
+        self._unpack(desc, diff_id)
+        return self.layer_dir(diff_id)
+
     def _unpack(self, desc: dict[str, Any], diff_id: str) -> None:
         dest = self.layer_dir(diff_id)
         if os.path.isdir(dest):
@@ -321,12 +327,19 @@ class Store:
             lines += [f"Deleted: {d}" for d in deleted if d != image_id and d != desc["digest"]]
         return lines
 
-    def prune(self, in_use: InUse | None = None, dangling: bool = True) -> int:
-        """Remove untagged images no container uses (``dangling``), then every blob and
-        unpacked layer that no index entry references. Returns the bytes reclaimed."""
+    def prune(
+        self, in_use: InUse | None = None, dangling: bool = True, build_cache: bool = False
+    ) -> int:
+        """Remove untagged images no container uses (``dangling``), the build cache's entries
+        (``build_cache``), then every blob and unpacked layer that neither an index entry nor
+        a build cache entry references. Returns the bytes reclaimed."""
         if not os.path.isdir(self.root):
             return 0
         with self._gc_lock(), self._index() as entries:
+            if build_cache:
+                from pycont.images import buildcache as cache
+
+                cache.clear(self.root)
             if dangling:
                 for e in [e for e in entries if not index.ref_name(e)]:
                     if not self._users(self._image_id(e), in_use):
@@ -335,8 +348,11 @@ class Store:
         return freed
 
     def _collect(self, entries: list[dict[str, Any]]) -> tuple[int, list[str]]:
-        """Delete what ``entries`` do not reference. Call with the gc lock held exclusively."""
-        keep, keep_layers = set(), set()
+        """Delete what ``entries`` and the build cache do not reference. Call with the gc lock
+        held exclusively."""
+        from pycont.images import buildcache as cache
+
+        keep, keep_layers = cache.referenced(self.root)
         for e in entries:
             man = self._doc(e["digest"])
             keep.add(e["digest"])
