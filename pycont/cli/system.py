@@ -59,6 +59,7 @@ def cmd_system(a: argparse.Namespace) -> int:
         else:
             active = sum(1 for u in du.images if u.containers)
             reclaim = sum(u.unique_size for u in du.images if not u.containers)
+            steps, cache_size = Store().build_cache_usage()
             table(
                 ("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"),
                 [
@@ -68,7 +69,14 @@ def cmd_system(a: argparse.Namespace) -> int:
                         str(active),
                         decimal_size(du.total),
                         decimal_size(reclaim),
-                    )
+                    ),
+                    (
+                        "Build Cache",
+                        str(steps),
+                        "0",
+                        decimal_size(cache_size),
+                        decimal_size(cache_size),
+                    ),
                 ],
             )
         return 0

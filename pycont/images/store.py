@@ -219,6 +219,17 @@ class Store:
         rec = self._record(entries[0], found)
         return history_rows(rec, [self._record(e, None) for e in self._entries()])
 
+    def build_cache_usage(self) -> tuple[int, int]:
+        """``docker system df``'s Build Cache row: how many steps the cache holds, and the
+        bytes of the layers only it keeps (a ``builder prune`` frees them)."""
+        from pycont.images import buildcache
+
+        blobs, _ = buildcache.referenced(self.root)
+        for e in self._entries():
+            blobs -= {d["digest"] for d in self._doc(e["digest"]).get("layers") or ()}
+        size = sum(self.blobs.size(d) for d in blobs if os.path.exists(self.blobs.path(d)))
+        return len(buildcache.entries(self.root)), size
+
     def disk_usage(self, in_use: InUse | None = None) -> DiskUsage:
         """``docker system df -v``: per image its size, the part shared with other images and
         the part only it has; the total counts each shared layer once."""

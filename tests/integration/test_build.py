@@ -224,9 +224,13 @@ def test_errors_are_one_line_with_exit_1(tmp_path: Path, dockerfile: str, messag
 def test_builder_prune_clears_the_cache(tmp_path: Path) -> None:
     ctx = context(tmp_path)
     quiet_build(ctx, "pc-build-prune:1")
+    row = [ln.split() for ln in cli("system", "df").stdout.splitlines() if ln.startswith("Build")]
+    assert row and int(row[0][2]) >= 7, row  # TYPE is two words: Build Cache
     proc = cli("builder", "prune", "-f")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Total reclaimed space:")
+    row = [ln.split() for ln in cli("system", "df").stdout.splitlines() if ln.startswith("Build")]
+    assert row[0][2:4] == ["0", "0"] and row[0][4] == "0B", row
     again = quiet_build(ctx, "pc-build-prune:1")
     assert not any(s.cached for s in again.steps)
     assert run_output("pc-build-prune:1") == "hi\nbuilt\n"  # the image's own layers stayed
