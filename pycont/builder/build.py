@@ -16,23 +16,22 @@ from __future__ import annotations
 
 import copy
 import os
-import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from pycont.builder import config as cfgmod
 from pycont.builder.context import Context
 from pycont.builder.dockerfile import Dockerfile, DockerfileError, Instruction, Stage, expand, parse
 from pycont.builder.progress import BuildResult, Plain, Progress, StepResult
+from pycont.builder.stage import NETWORKS, BuildError, State
 from pycont.errors import PycontError, UsageError
 from pycont.images import buildcache as cache
 from pycont.images import oci
 from pycont.images.reference import Reference
 from pycont.images.store import Store
 
-__all__ = ["BuildError", "build"]
+__all__ = ["BuildError", "build"]  # BuildError: from pycont.builder.stage
 
 # docker's predefined ARGs: accepted as --build-arg without an ARG line, never warned about.
 PREDEFINED_ARGS = frozenset(
@@ -56,45 +55,6 @@ CONFIG_ONLY = frozenset(
         "ONBUILD",
     }
 )
-NETWORKS = ("default", "none", "host")
-
-
-class BuildError(PycontError):
-    """A build that failed: the step and why, in one line. Exit code 1, as docker build."""
-
-    exit_code = 1
-
-
-@dataclass
-class _State:
-    """One stage while it builds: its config and layers so far, and the cache key of both."""
-
-    name: str | None
-    config: dict[str, Any]
-    layers: list[dict[str, Any]]
-    key: str
-    args: dict[str, str | None] = field(default_factory=dict)  # ARGs in scope
-    flags: dict[str, Any] = field(default_factory=dict)  # cmd_set
-
-    @property
-    def run(self) -> dict[str, Any]:
-        cfg = self.config.setdefault("config", {})
-        if cfg is None:
-            cfg = self.config["config"] = {}
-        return cfg
-
-    @property
-    def diff_ids(self) -> list[str]:
-        return list(self.config.get("rootfs", {}).get("diff_ids") or [])
-
-    def shell(self) -> list[str]:
-        return list(self.run.get("Shell") or cfgmod.DEFAULT_SHELL)
-
-    def substitution_env(self) -> dict[str, str]:
-        """What ``$VAR`` sees: the ARGs in scope, overridden by ENV (docker's precedence)."""
-        env = {k: v for k, v in self.args.items() if v is not None}
-        env.update(cfgmod.env_dict(self.run))
-        return env
 
 
 class _Builder:
@@ -119,7 +79,7 @@ class _Builder:
         self.progress = progress
         self.run_options = dict(run_options)
         self.store = store
-        self.stages: dict[int, _State] = {}
+        self.stages: dict[int, State] = {}
         self.steps: list[StepResult] = []
         self.meta: dict[str, str | None] = {}
         for inst in df.meta_args:
@@ -171,7 +131,7 @@ class _Builder:
                         todo.append(dep)
         return sorted(want)
 
-    def run_stage(self, st: Stage) -> _State:
+    def run_stage(self, st: Stage) -> State:
         label_name = st.name or ("" if st.index == len(self.df.stages) - 1 else f"stage-{st.index}")
         state = self.start(st)
         triggers = [self._trigger(t, st.from_.line) for t in state.run.pop("OnBuild", None) or ()]
@@ -192,7 +152,7 @@ class _Builder:
             )
         return inst
 
-    def start(self, st: Stage) -> _State:
+    def start(self, st: Stage) -> State:
         t0 = time.monotonic()
         number = len(self.steps) + 1
         base = expand(st.from_, self._known(self.meta), self.df.escape).args[0]
@@ -201,11 +161,11 @@ class _Builder:
         dep = self.stage_index(base, st.from_.line)
         if dep is not None:
             parent = self.stages[dep]
-            state = _State(st.name, copy.deepcopy(parent.config), list(parent.layers), parent.key)
+            state = State(st.name, copy.deepcopy(parent.config), list(parent.layers), parent.key)
         elif base.lower() == "scratch":
             config = oci.new_config(created=0, cmd=(), env=())
             config["config"] = {}
-            state = _State(st.name, config, [], cache.key("scratch"))
+            state = State(st.name, config, [], cache.key("scratch"))
         else:
             from pycont import images
 
@@ -214,7 +174,7 @@ class _Builder:
             except PycontError as err:
                 raise BuildError(f"Dockerfile:{st.from_.line}: FROM {base}: {err}") from None
             rec = self.store.get(img.id)
-            state = _State(
+            state = State(
                 st.name,
                 copy.deepcopy(rec.config),
                 list(rec.manifest["layers"]),
@@ -226,7 +186,7 @@ class _Builder:
         return state
 
     # -- steps -----------------------------------------------------------------------------
-    def step(self, state: _State, raw: Instruction, label: str) -> None:
+    def step(self, state: State, raw: Instruction, label: str) -> None:
         t0 = time.monotonic()
         number = len(self.steps) + 1
         if raw.cmd == "ARG":
@@ -314,7 +274,7 @@ class _Builder:
             body = " ".join(inst.args)
         return " ".join(x for x in (inst.cmd, flags, body) if x)
 
-    def _key_extra(self, state: _State, inst: Instruction) -> list[str]:
+    def _key_extra(self, state: State, inst: Instruction) -> list[str]:
         """What besides the text decides a step's result: RUN's environment, COPY's sources."""
         from pycont.builder import steps
 
@@ -330,7 +290,7 @@ class _Builder:
         return []
 
     # -- the end ---------------------------------------------------------------------------
-    def finish(self, state: _State, tags: Sequence[Reference]) -> str:
+    def finish(self, state: State, tags: Sequence[Reference]) -> str:
         rec = self.store.add_image(tags[0] if tags else None, state.config, state.layers)
         for t in tags[1:]:
             self.store.tag(rec.id, str(t))
@@ -434,8 +394,3 @@ def _layer_size(hit: cache.CacheEntry) -> int | None:
     if not history or history[-1].get("empty_layer", False) or not hit.layers:
         return None
     return int(hit.layers[-1]["size"])
-
-
-def container_name() -> str:
-    """The name of a RUN step's container (``pycont-build-…``: the leak check finds it)."""
-    return f"pycont-build-{secrets.token_hex(6)}"

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from pycont.builder import config as cfgmod
 from pycont.builder.dockerfile import DockerfileError, Instruction
+from pycont.builder.stage import NETWORKS, BuildError, container_name
 from pycont.errors import PycontError, StartError, UsageError
 from pycont.images import oci
 from pycont.images.oci import DEFAULT_PATH
 
 if TYPE_CHECKING:
-    from pycont.builder.build import _Builder, _State
+    from pycont.builder.stage import Builder, State
 
 __all__ = ["created_by", "layer_dirs", "run_env", "run_step", "sources_digest"]
 
@@ -29,13 +30,13 @@ RUN_FLAGS = ("network",)
 COPY_FLAGS = ("from", "chown", "chmod", "link")
 
 
-def layer_dirs(b: _Builder, state: _State) -> list[str]:
+def layer_dirs(b: Builder, state: State) -> list[str]:
     """The stage's layers unpacked, top first (overlay's lowerdir order)."""
     dirs = [b.store.unpack(d, i) for d, i in zip(state.layers, state.diff_ids, strict=True)]
     return dirs[::-1]
 
 
-def run_env(state: _State) -> list[str]:
+def run_env(state: State) -> list[str]:
     """RUN's environment: the image's Env, the ARGs in scope that ENV does not set (docker),
     and docker's default PATH when the image has none."""
     env = list(state.run.get("Env") or [])
@@ -46,7 +47,7 @@ def run_env(state: _State) -> list[str]:
     return env
 
 
-def _argv(state: _State, inst: Instruction) -> list[str]:
+def _argv(state: State, inst: Instruction) -> list[str]:
     if inst.json:
         return list(inst.args)
     text = inst.args[0] if inst.args else ""
@@ -59,7 +60,7 @@ def _argv(state: _State, inst: Instruction) -> list[str]:
     return [*state.shell(), text]
 
 
-def created_by(state: _State, inst: Instruction, shown: str) -> str:
+def created_by(state: State, inst: Instruction, shown: str) -> str:
     """``docker history``'s CREATED BY of a layer step."""
     if inst.cmd == "RUN":
         argv = _argv(state, inst)
@@ -77,7 +78,7 @@ def _check_flags(inst: Instruction, accepted: tuple[str, ...]) -> None:
             )
 
 
-def run_step(b: _Builder, state: _State, inst: Instruction, number: int) -> dict[str, Any] | None:
+def run_step(b: Builder, state: State, inst: Instruction, number: int) -> dict[str, Any] | None:
     if inst.cmd == "RUN":
         return _run(b, state, inst, number)
     if inst.cmd in ("COPY", "ADD"):
@@ -87,16 +88,15 @@ def run_step(b: _Builder, state: _State, inst: Instruction, number: int) -> dict
     raise DockerfileError(f"Dockerfile:{inst.line}: {inst.cmd} is not a filesystem step")
 
 
-def _store_layer(b: _Builder, w: Any) -> dict[str, Any]:
+def _store_layer(b: Builder, w: Any) -> dict[str, Any]:
     desc = oci.descriptor(oci.LAYER, w.digest, w.size)  # uncompressed: its digest is its diff_id
     b.store.unpack(desc, w.digest)
     return desc
 
 
 # -- RUN -----------------------------------------------------------------------------------
-def _run(b: _Builder, state: _State, inst: Instruction, number: int) -> dict[str, Any]:
+def _run(b: Builder, state: State, inst: Instruction, number: int) -> dict[str, Any]:
     from pycont import images
-    from pycont.builder.build import NETWORKS, BuildError, container_name
     from pycont.images.diff import write_layer
     from pycont.runtime.api import create_from_spec
     from pycont.runtime.spec import RunSpec
@@ -145,7 +145,7 @@ def _run(b: _Builder, state: _State, inst: Instruction, number: int) -> dict[str
 
 
 # -- COPY, ADD -----------------------------------------------------------------------------
-def _from_stage(b: _Builder, inst: Instruction) -> tuple[str, list[str]] | None:
+def _from_stage(b: Builder, inst: Instruction) -> tuple[str, list[str]] | None:
     """COPY --from: (cache key of the source, its layer dirs), or None for the context."""
     frm = inst.flags.get("from")
     if frm is None:
@@ -188,7 +188,7 @@ def _heredoc_name(src: str) -> str | None:
     return m[2] if m else None
 
 
-def sources_digest(b: _Builder, state: _State, inst: Instruction) -> str:
+def sources_digest(b: Builder, state: State, inst: Instruction) -> str:
     """What COPY's result depends on besides its text: its sources' content and metadata."""
     _check_flags(inst, COPY_FLAGS if inst.cmd == "COPY" else (*COPY_FLAGS[1:], "checksum"))
     srcs, _dest, heredocs = _split(inst)
@@ -200,7 +200,7 @@ def sources_digest(b: _Builder, state: _State, inst: Instruction) -> str:
     return f"{b.ctx.digest(b.ctx.sources(files)) if files else ''} {docs!r}"
 
 
-def _copy(b: _Builder, state: _State, inst: Instruction) -> dict[str, Any]:
+def _copy(b: Builder, state: State, inst: Instruction) -> dict[str, Any]:
     from pycont.builder import copy as cp
 
     srcs, dest, heredocs = _split(inst)
@@ -233,7 +233,7 @@ def _copy(b: _Builder, state: _State, inst: Instruction) -> dict[str, Any]:
 
 
 # -- WORKDIR -------------------------------------------------------------------------------
-def _workdir(b: _Builder, state: _State, inst: Instruction) -> dict[str, Any] | None:
+def _workdir(b: Builder, state: State, inst: Instruction) -> dict[str, Any] | None:
     from pycont import overlay
     from pycont.images._tarwrite import Entry, write_tar
 

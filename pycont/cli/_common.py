@@ -64,6 +64,17 @@ def limit_options(a: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(a, k) for k in LIMIT_OPTIONS if getattr(a, k, None) is not None}
 
 
+def add_user_flag(p: argparse.ArgumentParser) -> None:
+    """docker's ``-u/--user`` (run, create and exec)."""
+    p.add_argument(
+        "-u",
+        "--user",
+        metavar="name|uid[:group|gid]",
+        help="run as this user, looked up in the container's /etc/passwd (default: the "
+        "image's USER, else root)",
+    )
+
+
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     """``docker run``'s flags (shared with ``%%container``), up to the image."""
     add_limit_flags(p)
@@ -74,6 +85,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-h", "--hostname", help="container host name")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("-w", "--workdir", help="working directory inside the container")
+    add_user_flag(p)
     p.add_argument(
         "-v",
         "--volume",
@@ -143,6 +155,7 @@ def run_options(a: argparse.Namespace) -> dict[str, Any]:
         "hostname": a.hostname,
         "env": a.env,
         "workdir": a.workdir,
+        "user": a.user,
         "interactive": a.interactive,
         "rm": a.rm,
         "pid": a.pid,

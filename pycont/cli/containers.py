@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pycont.cli._common import (
     Verb,
     add_run_flags,
+    add_user_flag,
     each,
     exit_reason,
     parse_signal,
@@ -92,6 +93,7 @@ def cmd_exec(a: argparse.Namespace) -> int:
         a.command,
         env=a.env,
         workdir=a.workdir,
+        user=a.user,
         stdin=None if a.interactive else subprocess.DEVNULL,
         stdout=subprocess.DEVNULL if a.detach else None,
         stderr=subprocess.DEVNULL if a.detach else None,
@@ -253,6 +255,7 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
     p.add_argument("-d", "--detach", action="store_true")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("-w", "--workdir")
+    add_user_flag(p)
     p.add_argument("container")
     p.add_argument("command", nargs=argparse.REMAINDER)
 

@@ -21,7 +21,7 @@ from typing import IO, Any
 from pycont import procfs
 from pycont.errors import ContainerNotFound, InvalidState, PycontError, UsageError
 from pycont.fsutil import remove_tree
-from pycont.runtime import launcher
+from pycont.runtime import launcher, users
 from pycont.runtime import state as st
 from pycont.runtime.resources import LIVE, Resources
 from pycont.runtime.rwlayer import ReadWriteLayer
@@ -278,6 +278,7 @@ class Container(Resources, ReadWriteLayer):
         *,
         env: Sequence[str] = (),
         workdir: str | None = None,
+        user: str | None = None,
         stdin: Any = DEVNULL,
         stdout: Any = PIPE,
         stderr: Any = STDOUT,
@@ -288,14 +289,19 @@ class Container(Resources, ReadWriteLayer):
 
         Waits and returns an :class:`ExecResult` by default; ``wait=False`` returns the
         helper's :class:`~pycont.runtime.launcher.ShimHandle`, whose ``wait()`` is the
-        command's. ``via`` as for :meth:`start`."""
+        command's. ``user``: docker exec's ``-u name|uid[:group|gid]`` (default: the
+        container's). ``via`` as for :meth:`start`."""
         if not command:
             raise UsageError("exec: no command given")
         rec = self.state()
         if not rec.status.can_exec():
             raise InvalidState(f"container {self.name} is not running (status: {rec.status})")
         validate_workdir(workdir)
-        spec = json.dumps({"args": list(command), "env": parse_env(env), "workdir": workdir})
+        if user:
+            users.validate(user)
+        spec = json.dumps(
+            {"args": list(command), "env": parse_env(env), "workdir": workdir, "user": user}
+        )
         proc = launcher.launch(
             "exec",
             [self.dir, spec],

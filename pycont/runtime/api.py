@@ -87,7 +87,8 @@ def create(image: str, command: Sequence[str] | None = None, **options: Any) -> 
     ``cpuset_cpus``, ``pids_limit``, ``device_read_bps=["/dev/vda:1mb"]``,
     ``device_write_bps``, ``blkio_weight``; docker's security flags: ``cap_add=["NET_ADMIN"]``,
     ``cap_drop=["ALL"]``, ``privileged``, ``security_opt=["seccomp=unconfined"]``,
-    ``read_only``."""
+    ``read_only``; ``user="name|uid[:group|gid]"`` (docker's ``-u``: names from the image's
+    /etc/passwd and /etc/group; the image's ``USER`` when not given)."""
     return create_from_spec(RunSpec.from_options(image, command, **options))
 
 
@@ -121,7 +122,12 @@ def create_from_spec(spec: RunSpec, image: images.Image | None = None) -> Contai
         image=img.name,
         layers=list(img.layers),
         args=args,
-        env=_merge_env(img.env, [f"HOSTNAME={host}", "HOME=/root"], spec.env),
+        # HOME=/root for root; with a user, its passwd entry gives HOME at start (users.py).
+        env=_merge_env(
+            img.env,
+            [f"HOSTNAME={host}", *(() if spec.user or img.user else ("HOME=/root",))],
+            spec.env,
+        ),
         workdir=spec.workdir or img.workdir,
         hostname=host,
         namespaces=dict(spec.namespaces),
@@ -139,6 +145,7 @@ def create_from_spec(spec: RunSpec, image: images.Image | None = None) -> Contai
         storage_driver=_storage_driver(),
         mounts=[m.resolved() for m in spec.volumes],
         security=spec.security,
+        user=spec.user or img.user,
     )
     cdir = st.container_dir(cid)
     with st.store_lock():

@@ -72,6 +72,7 @@ def inspect(
             "Env": cfg.env,
             "Cmd": cfg.args,
             "WorkingDir": cfg.workdir,
+            "User": cfg.user,
             "Image": cfg.image,
             "AttachStdin": cfg.interactive,
         },

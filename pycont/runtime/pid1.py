@@ -23,7 +23,7 @@ from pycont.kernel._base import (
 )
 from pycont.namespaces import Namespace, NamespaceSet
 from pycont.rootfs import RootSpec, setup_root
-from pycont.runtime import protocol
+from pycont.runtime import protocol, users
 from pycont.runtime.state import ContainerConfig
 from pycont.security import capabilities, paths, seccomp
 from pycont.security.options import DEFAULT, UNCONFINED, SecurityOptions
@@ -43,7 +43,7 @@ def container_init(
     """PID 1 of the container, between clone and exec. Never returns."""
     try:
         # Built while the shim sets our cgroup and maps, and the host's files are in reach.
-        confinement = Confinement.prepare(cfg.security)
+        confinement = Confinement.prepare(cfg.security, cfg.rootless)
         if os.read(go_r, 1) != b"1":  # EOF: the shim died before it let us go
             os._exit(125)
         os.close(go_r)
@@ -73,16 +73,31 @@ def container_init(
             cgroup_view=Namespace.CGROUP in private and bool(cfg.cgroup),
         )
         setup_root(k, spec)
+        # The user's ids come from the container's /etc/passwd: read now, inside its root.
+        ident = identity(cfg, cfg.user, Namespace.USER in private)
         os.makedirs(cfg.workdir, exist_ok=True)
         lock_down_root(k, cfg.security)
         enter_workdir(cfg.workdir)
         env = dict(e.split("=", 1) for e in cfg.env)
-        confinement.apply(k, say)
+        if ident is not None:
+            env.setdefault("HOME", ident.home)  # as docker: from passwd unless -e HOME
+        confinement.apply(k, say, ident)
     except BaseException as err:  # noqa: BLE001 - anything before exec goes to the caller
         msg = str(err) if isinstance(err, OSError | PycontError) else repr(err)
         os.write(err_w, protocol.encode(protocol.Failed("setup", 125, msg)))
         os._exit(125)
     exec_command(cfg.args, env, err_w, say)
+
+
+def identity(cfg: ContainerConfig, user: str, userns: bool) -> users.Identity | None:
+    """``user`` resolved in the root this process sees (the container's), and checked
+    against the container's user namespace; None when no user was asked for (root)."""
+    if not user:
+        return None
+    ident = users.lookup(user)
+    if userns:
+        users.check_mapped(user, ident, cfg.uid_map, cfg.gid_map, cfg.rootless)
+    return ident
 
 
 def lock_down_root(k: Kernel, sec: SecurityOptions) -> None:
@@ -113,32 +128,83 @@ class Confinement:
     reach (:meth:`prepare`, before pivot_root or setns: it reads the seccomp profile and loads
     libseccomp), applied as the very last step before exec (:meth:`apply`)."""
 
-    def __init__(self, sec: SecurityOptions, program: bytes | None, flags: int = 0) -> None:
+    def __init__(
+        self, sec: SecurityOptions, program: bytes | None, flags: int = 0, rootless: bool = False
+    ) -> None:
         self.sec = sec
         self.program = program  # the compiled seccomp filter; None: unconfined
         self.flags = flags
+        self.rootless = rootless  # setgroups(2) is denied in a rootless user namespace
 
     @classmethod
-    def prepare(cls, sec: SecurityOptions) -> Confinement:
+    def prepare(cls, sec: SecurityOptions, rootless: bool = False) -> Confinement:
         if sec.seccomp == UNCONFINED:
-            return cls(sec, None)
+            return cls(sec, None, rootless=rootless)
         profile = seccomp.default_profile() if sec.seccomp == DEFAULT else sec.seccomp
         assert isinstance(profile, dict)
-        return cls(sec, seccomp.prepare(profile, sec.caps), seccomp.flags_of(profile))
+        return cls(sec, seccomp.prepare(profile, sec.caps), seccomp.flags_of(profile), rootless)
 
-    def apply(self, k: Kernel, say: Callable[[str], None] | None = None) -> None:
+    def apply(
+        self,
+        k: Kernel,
+        say: Callable[[str], None] | None = None,
+        user: users.Identity | None = None,
+    ) -> None:
         """In this order: no_new_privs (prctl(2)); the seccomp filter, loaded while this
         process still holds CAP_SYS_ADMIN (seccomp(2) needs it, or no_new_privs); then the
-        capabilities cut to the kept set (capabilities(7)). The filter allows the capset(2)
-        and execve(2) that follow."""
+        capabilities cut to the kept set (capabilities(7)); then ``user``'s ids, if given
+        (:func:`become`). The filter allows the capset(2), setuid(2) and execve(2) that
+        follow."""
         sec = self.sec
         if sec.no_new_privileges:
             k.set_no_new_privs()
         if self.program is not None:
             # Compiled in prepare(): nothing left to resolve or read, only the syscall.
             k.load_seccomp(self.program, self.flags)
-        if not sec.privileged:  # privileged keeps every capability, newer ones included
-            capabilities.apply(k, sec.caps)
+        # privileged keeps every capability, newer ones included
+        keep = None if sec.privileged else sec.caps
+        if user is not None:
+            become(k, user, keep, set_groups=not self.rootless)
+        elif keep is not None:
+            capabilities.apply(k, keep)
+
+
+# What the identity change needs (setgroups(2), setgid(2), setuid(2)), and PR_CAPBSET_DROP
+# to take them out of the bounding set again: CAP_SETPCAP last, it drops itself.
+_SWITCH_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+
+
+def become(
+    k: Kernel, user: users.Identity, keep: frozenset[str] | None, set_groups: bool = True
+) -> None:
+    """Cut the capabilities to ``keep`` (None: all, --privileged) and take ``user``'s ids.
+
+    A non-root user ends with empty permitted and effective sets, as in docker: when every
+    uid leaves 0, setuid(2) clears them (capabilities(7), no PR_SET_KEEPCAPS), and its
+    execve(2) gives nothing back. The bounding set ends exactly ``keep``, so a set-user-ID
+    root program in the container gains no more than root there has. ``set_groups`` False:
+    setgroups(2) is denied in this user namespace (rootless), the groups stay as they are."""
+    if keep is not None:
+        # Held for the switch even if --cap-drop named them, out of the bounding set at once.
+        capabilities.apply(k, keep | frozenset(_SWITCH_CAPS))
+        for name in _SWITCH_CAPS:
+            if name not in keep:
+                k.drop_bounding(capabilities.ALL.index(name))
+    step = "setgroups"
+    try:
+        if set_groups:
+            os.setgroups(list(user.groups))
+        step = "setgid"
+        os.setgid(user.gid)
+        step = "setuid"
+        os.setuid(user.uid)
+    except OSError as err:
+        ids = f"{user.uid}:{user.gid}" + (f" groups {list(user.groups)}" if user.groups else "")
+        raise StartError(f"{step} to user {ids}: {err.strerror}") from err
+    if keep is not None and user.is_root:
+        # Still uid 0: its capabilities stay, but not the ones held only for the switch.
+        mask = capabilities.to_mask(keep) & capabilities.of_process("self")["CapBnd"]
+        k.capset(mask, mask, 0)
 
 
 def _restore_signals() -> None:

@@ -308,7 +308,7 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
     # execve(2) of the command makes it dumpable again, as any process.
     k.set_dumpable(False)
     try:  # the seccomp filter is built while the host's files are in reach
-        confinement = pid1.Confinement.prepare(cfg.security)
+        confinement = pid1.Confinement.prepare(cfg.security, cfg.rootless)
     except PycontError as err:
         rep.send(protocol.Failed("setup", 125, str(err)))
         return 125
@@ -326,8 +326,10 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
     except KernelError as err:
         rep.send(protocol.Failed("setns", 125, str(err)))
         return 125
+    fds_joined = {ns for ns, _fd, _path in fds}
     env = dict(e.split("=", 1) for e in cfg.env)
     env.update(dict(e.split("=", 1) for e in spec.get("env", [])))
+    user = spec.get("user") or cfg.user  # docker exec -u, else the container's user
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     # setns(CLONE_NEWPID) moves only the children: fork so the command is inside.
     child = os.fork()
@@ -338,9 +340,13 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
             # Only stdio and the error pipe cross into the container: no fd of the host.
             os.closerange(3, err_w)
             os.closerange(err_w + 1, MAX_FD)
+            # setns(2) into the mount namespace moved our root: this is the container's passwd.
+            ident = pid1.identity(cfg, user, Namespace.USER in fds_joined)
+            if ident is not None:
+                env.setdefault("HOME", ident.home)
             pid1.enter_workdir(workdir)
             # The real kernel, not a narrating one: its status pipe is closed here.
-            confinement.apply(LinuxKernel())
+            confinement.apply(LinuxKernel(), user=ident)
         except (OSError, PycontError) as err:
             why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
             msg = f"chdir {workdir}: {why}" if isinstance(err, OSError) else why

@@ -17,6 +17,7 @@ from pycont import volumes
 from pycont.cgroups.limits import Limits
 from pycont.errors import UsageError
 from pycont.namespaces import NamespaceSet
+from pycont.runtime import users
 from pycont.security.options import SecurityOptions
 
 # docker's rule for container names: [a-zA-Z0-9][a-zA-Z0-9_.-]+
@@ -53,6 +54,7 @@ OPTIONS = (
     "hostname",
     "env",
     "workdir",
+    "user",
     "detach",
     "interactive",
     "rm",
@@ -154,6 +156,9 @@ class RunSpec:
     hostname: str | None = None
     env: tuple[str, ...] = ()  # KEY=VALUE, -e KEY already resolved
     workdir: str | None = None
+    # docker's --user name|uid[:group|gid], resolved inside the container when it starts;
+    # "" leaves the image's USER (root when it has none).
+    user: str = ""
     detach: bool = False
     interactive: bool = False
     rm: bool = False
@@ -183,6 +188,10 @@ class RunSpec:
             )
         workdir = options.get("workdir")
         validate_workdir(workdir)
+        raw_user = options.get("user")  # an int is a uid: user=0 asks for root
+        user = "" if raw_user is None else str(raw_user)
+        if user:
+            users.validate(user)
         nsset = NamespaceSet.from_modes(
             {key: options.get(opt) or default_mode(key) for opt, key in NAMESPACE_OPTIONS.items()}
         )
@@ -199,6 +208,7 @@ class RunSpec:
             hostname=hostname,
             env=parse_env(options.get("env") or ()),
             workdir=workdir,
+            user=user,
             detach=bool(options.get("detach")),
             interactive=bool(options.get("interactive")),
             rm=bool(options.get("rm")),

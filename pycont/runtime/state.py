@@ -96,6 +96,9 @@ class ContainerConfig:
     mounts: list[Mount] = field(default_factory=list)
     # Capabilities, seccomp, masked paths, read-only root (pycont.security).
     security: SecurityOptions = field(default_factory=SecurityOptions)
+    # docker's --user (or the image's USER), resolved in the container's /etc/passwd at each
+    # start (pycont.runtime.users); "" runs the command as root, as before pycont had it.
+    user: str = ""
 
 
 @dataclass

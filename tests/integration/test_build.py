@@ -276,3 +276,16 @@ def test_build_raises_build_error_for_a_failing_step(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="exited with code 1"):
         quiet_build(context(tmp_path, "FROM busybox\nRUN false\n"), "pc-build-raise:1")
     no_build_containers()
+
+
+def test_user_applies_to_run_workdir_and_the_image(tmp_path: Path) -> None:
+    df = (
+        "FROM busybox\n"
+        "USER 1000:1000\n"
+        "WORKDIR /work\n"  # created for the USER, as BuildKit does
+        "RUN id -u > uid && id -g >> uid\n"
+        "CMD cat /work/uid; id -u\n"
+    )
+    quiet_build(context(tmp_path, df), "pc-build-user:1")
+    assert run_output("pc-build-user:1") == "1000\n1000\n1000\n"
+    assert Store().get("pc-build-user:1").config["config"]["User"] == "1000:1000"
