@@ -53,13 +53,13 @@ CHAPTERS = [
     ("03", "cgroups: how much a process can use", "03-cgroups.ipynb"),
     ("04", "OverlayFS: layers and the read/write layer", "04-overlayfs.ipynb"),
     ("05", "Images and registries", "05-images-and-registries.ipynb"),
-    ("06", "Dockerfile and build", None),
+    ("06", "Dockerfile and build", "06-dockerfile-and-build.ipynb"),
     ("07", "Lifecycle and volumes", "07-lifecycle-and-volumes.ipynb"),
     ("08", "Networks and Compose", None),
     ("09", "Containers vs virtual machines", "09-containers-vs-vms.ipynb"),
     ("10", "What keeps a container in, and who runs it", "10-security.ipynb"),
 ]
-SOURCES = ["ch00", "ch01", "ch02", "ch03", "ch04", "ch05", "ch07", "ch09", "ch10"]
+SOURCES = ["ch00", "ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch09", "ch10"]
 
 # The course's kernel (python -m pycont.vm.labkernel install) as every notebook names it, and the
 # language_info it reports. JupyterLab writes both into a notebook it opens, from the running

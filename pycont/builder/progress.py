@@ -67,6 +67,13 @@ class BuildResult:
     def __str__(self) -> str:
         return self.summary()
 
+    def __repr__(self) -> str:  # no timings: the same build reads the same in a notebook
+        name = ", ".join(self.tags) or "(untagged)"
+        return (
+            f"<BuildResult {self.short_id} {name}: {len(self.steps)} steps, "
+            f"{self.cache_hits} cached>"
+        )
+
     def _repr_html_(self) -> str:
         rows = "".join(
             "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
