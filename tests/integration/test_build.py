@@ -289,3 +289,16 @@ def test_user_applies_to_run_workdir_and_the_image(tmp_path: Path) -> None:
     quiet_build(context(tmp_path, df), "pc-build-user:1")
     assert run_output("pc-build-user:1") == "1000\n1000\n1000\n"
     assert Store().get("pc-build-user:1").config["config"]["User"] == "1000:1000"
+
+
+def test_run_network_default_is_loopback_only_and_host_is_asked_for(tmp_path: Path) -> None:
+    df = (
+        "FROM busybox\n"
+        "RUN ls /sys/class/net > /default-net\n"
+        "RUN --network=host ls /sys/class/net > /host-net\n"
+        "CMD cat /default-net\n"
+    )
+    quiet_build(context(tmp_path, df), "pc-build-net:1")
+    assert run_output("pc-build-net:1").split() == ["lo"]
+    host = run_output("pc-build-net:1", "cat", "/host-net").split()
+    assert sorted(host) == sorted(os.listdir("/sys/class/net"))
