@@ -202,6 +202,8 @@ def test_failing_run_leaves_no_image_and_no_container(tmp_path: Path) -> None:
     ("dockerfile", "message"),
     [
         ("FROM busybox\nFROB x\n", "Dockerfile:2: unknown instruction: FROB"),
+        ("FROM busybox\nSHELL /bin/bash -c\n", "Dockerfile:2: SHELL requires the arguments"),
+        ('FROM busybox\nCMD ["a", 1]\n', "Dockerfile:2: when using JSON array syntax"),
         ("FROM busybox\nCOPY ../x /x\n", "outside the build context"),
         ("FROM busybox\nCOPY --from=nowhere /a /b\n", "COPY --from=nowhere"),
         ("FROM busybox\nCOPY missing.txt /x\n", "missing.txt"),
