@@ -159,7 +159,7 @@ class _Builder:
         label = f"[{st.name + ' ' if st.name else ''}1/{len(st.instructions) + 1}]"
         self.progress.begin(number, label, f"FROM {base}")
         dep = self.stage_index(base, st.from_.line)
-        if dep is not None:
+        if dep is not None and dep < st.index:  # a stage only names the stages before it
             parent = self.stages[dep]
             state = State(st.name, copy.deepcopy(parent.config), list(parent.layers), parent.key)
         elif base.lower() == "scratch":

@@ -304,3 +304,10 @@ def test_run_network_default_is_loopback_only_and_host_is_asked_for(tmp_path: Pa
     assert run_output("pc-build-net:1").split() == ["lo"]
     host = run_output("pc-build-net:1", "cat", "/host-net").split()
     assert sorted(host) == sorted(os.listdir("/sys/class/net"))
+
+
+def test_from_a_later_stage_name_is_an_image_name(tmp_path: Path) -> None:
+    # Stage names refer backwards only: here "busybox" names the image, not the stage below.
+    df = "FROM busybox AS first\nRUN echo one > /one\nFROM first AS busybox\nCMD cat /one\n"
+    quiet_build(context(tmp_path, df), "pc-build-names:1")
+    assert run_output("pc-build-names:1") == "one\n"
