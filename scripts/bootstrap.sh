@@ -22,9 +22,10 @@
 PYCONT_COURSE_APT_PACKAGES=(busybox-static procps util-linux libcap2-bin libseccomp2
     docker-registry podman qemu-system-x86 e2fsprogs)
 # What the whole test suite adds: the peers the benchmarks and interop tests compare with, image
-# tools, the cgroup v2 VM's mkfs, and Chromium for the browser tests.
+# tools (buildah for the build interop test, GNU cpio for the VM root tests), the cgroup v2
+# VM's mkfs, and Chromium for the browser tests.
 PYCONT_DEV_APT_PACKAGES=("${PYCONT_COURSE_APT_PACKAGES[@]}" iproute2 psmisc crun runc time
-    skopeo umoci chromium chromium-driver)
+    skopeo umoci buildah cpio chromium chromium-driver)
 
 pycont_bootstrap() (
     # Errors are checked explicitly (die) as well: set -e is void when the caller writes
