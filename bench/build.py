@@ -131,7 +131,8 @@ def setup(peers_only: bool, pycont_cli: list[str], env: dict[str, str]) -> list[
     )
     podman = Contestant(
         "podman",
-        f"podman --root {p}/root --runroot {p}/run --tmpdir {p}/tmp --storage-driver overlay "
+        f"podman --root {p}/root --runroot {p}/run --tmpdir {p}/tmp --network-config-dir {p}/net "
+        "--storage-driver overlay "
         "--cgroup-manager=cgroupfs --events-backend=file --runtime runc".split(),
         ["build", "--pull=never", "--network", "none"],
         f"{p}/root",

@@ -21,8 +21,10 @@ BUSYBOX = "docker.io/library/busybox:latest"
 # CAP_SYS_RESOURCE here: "setrlimit RLIMIT_NOFILE: Operation not permitted".
 ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096")
 # Folders podman and skopeo make for themselves whatever --root says (the blob info cache,
-# network configs): removed afterwards when they were not there before.
-PODMAN_SYSTEM_DIRS = ("/var/lib/containers", "/run/containers")
+# network configs, which buildah bud makes under /etc even with --root): removed afterwards when
+# they were not there before. (A root-only /etc/containers/networks also breaks the lab VM's
+# guest, which reads the host's / as uid 1000: chapter 10's podman there.)
+PODMAN_SYSTEM_DIRS = ("/var/lib/containers", "/run/containers", "/etc/containers/networks")
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -106,6 +108,9 @@ def podman(work: Path, runtime: str = "runc") -> Iterator[Run]:
         "podman",
         *("--root", base / "root", "--runroot", base / "run", "--tmpdir", base / "tmp"),
         *("--cgroup-manager=cgroupfs", "--events-backend=file", "--runtime", runtime),
+        # Its own network configs: else podman makes /etc/containers/networks (0700, root's),
+        # which the lab VM's guest, reading the host's / as uid 1000, then cannot open.
+        *("--network-config-dir", base / "networks"),
     )
     env = {**os.environ, "TMPDIR": os.fspath(work)}
     cgroups_before = libpod_cgroups()

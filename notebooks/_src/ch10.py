@@ -115,7 +115,9 @@ def libpod_cgroups():
 def podman(*args, runtime=None, check=True):
     # podman with a private store under PODMAN_DIR, as the test suite runs it (tests/peers.py).
     base = (f"--root={PODMAN_DIR}/root", f"--runroot={PODMAN_DIR}/run",
-            f"--tmpdir={PODMAN_DIR}/tmp", "--cgroup-manager=cgroupfs", "--events-backend=file")
+            f"--tmpdir={PODMAN_DIR}/tmp", "--cgroup-manager=cgroupfs", "--events-backend=file",
+            # its own network configs, not /etc/containers/networks (root's, 0700)
+            f"--network-config-dir={PODMAN_DIR}/networks")
     if runtime:
         base += (f"--runtime={runtime}",)
     r = subprocess.run(["podman", *base, *args], capture_output=True, text=True, timeout=300,
