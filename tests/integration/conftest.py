@@ -11,6 +11,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -121,3 +122,15 @@ def cleanup_containers(pycont_root: str) -> Iterator[None]:
 def name() -> str:
     """A container name no other test uses."""
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+# The extension's tests (%%container, %%vm, %%dockerfile) share it.
+@pytest.fixture(scope="module")
+def ip() -> Iterator[Any]:
+    """The test InteractiveShell (one per process) with the extension loaded."""
+    from IPython.testing import globalipapp
+
+    shell = globalipapp.get_ipython()  # the module attribute: it rebinds itself once started
+    shell.run_line_magic("load_ext", "pycont")
+    yield shell
+    shell.run_line_magic("unload_ext", "pycont")

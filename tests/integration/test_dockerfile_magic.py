@@ -3,7 +3,6 @@ streams into the cell, the result is the cell's value; a failing build is one ER
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,6 @@ from pycont.builder.progress import BuildResult
 from tests.helpers import container_ids, requires
 
 pytestmark = requires("root", "overlay")
-
-
-@pytest.fixture(scope="module")
-def ip() -> Iterator[Any]:
-    from IPython.testing import globalipapp
-
-    shell = globalipapp.get_ipython()
-    shell.run_line_magic("load_ext", "pycont")
-    yield shell
-    shell.run_line_magic("unload_ext", "pycont")
 
 
 def test_a_cell_builds_and_its_log_streams(

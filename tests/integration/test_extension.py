@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +34,6 @@ HOG = "x=a; while :; do x=$x$x; done"
 FORK_BOMB = "f() { f | f & }; f; sleep 2; echo done"
 GIB = 1 << 30
 ONE_GIB_OF_X = f"head -c {GIB} /dev/zero | tr '\\0' x"
-
-
-@pytest.fixture(scope="module")
-def ip() -> Iterator[Any]:
-    """The test InteractiveShell (one per process) with the extension loaded."""
-    from IPython.testing import globalipapp
-
-    shell = globalipapp.get_ipython()  # the module attribute: it rebinds itself once started
-    shell.run_line_magic("load_ext", "pycont")
-    yield shell
-    shell.run_line_magic("unload_ext", "pycont")
 
 
 @pytest.fixture(autouse=True)

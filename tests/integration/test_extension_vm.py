@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,17 +26,6 @@ from tests.integration.conftest import _qemu_cmdlines, vm_ids
 from tests.integration.test_extension import Recorder
 
 pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("needs_vm")]
-
-
-@pytest.fixture(scope="module")
-def ip() -> Iterator[Any]:
-    """The test InteractiveShell (one per process) with the extension loaded."""
-    from IPython.testing import globalipapp
-
-    shell = globalipapp.get_ipython()
-    shell.run_line_magic("load_ext", "pycont")
-    yield shell
-    shell.run_line_magic("unload_ext", "pycont")
 
 
 @pytest.fixture(autouse=True)
