@@ -13,6 +13,9 @@ a system call keep their errno by also deriving from :class:`OSError`::
     ├── ArchiveError          an image archive (save/load) is not one, is broken or unsafe
     ├── RegistryError         a pull or push failed (refused, unreachable, bad digest); exit 1
     ├── ContainerNotFound     no container by that name or id; CLI exit 125
+    ├── NetworkNotFound       no network by that name or id; CLI exit 125
+    ├── NetworkError          a network could not be made, joined or removed (in use, no
+    │                         address left, a kernel without veth or bridge); CLI exit 125
     ├── NameConflict          a container already has that name; CLI exit 125
     ├── InvalidState          an illegal lifecycle transition (e.g. exec into a stopped container)
     ├── StartError            the container could not start; carries ``exit_code``
@@ -77,6 +80,14 @@ class RegistryError(PycontError):
 
 class ContainerNotFound(PycontError):
     """No container has that name or id."""
+
+
+class NetworkNotFound(PycontError):
+    """No network has that name or id."""
+
+
+class NetworkError(PycontError):
+    """A network could not be made, joined or removed; the message says why."""
 
 
 class NameConflict(PycontError):

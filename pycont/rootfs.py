@@ -59,6 +59,9 @@ class RootSpec:
     privileged: bool = False
     # A cgroup namespace of its own: mount its cgroup tree at /sys/fs/cgroup.
     cgroup_view: bool = False
+    # Files of the container's folder bound over the image's (host path, path inside):
+    # /etc/hosts, /etc/hostname, /etc/resolv.conf, as docker binds them.
+    etc_files: tuple[tuple[str, str], ...] = ()
 
     @property
     def upper(self) -> str:
@@ -118,6 +121,9 @@ def setup_root(k: Kernel, spec: RootSpec) -> None:
         mount_view(
             k, os.path.join(merged, "sys/fs/cgroup"), mountinfo, readonly=not spec.privileged
         )
+    for src, target in spec.etc_files:
+        if not any(m.target == target for m in spec.mounts):  # a -v of the user's wins
+            _mount_volume(k, merged, src, target, False)
     for m in spec.mounts:
         _mount_volume(k, merged, m.host_path(), m.target, m.readonly)
     # pivot_root(2): "new_root and put_old may be the same directory"; the old root then sits

@@ -120,8 +120,9 @@ def _run(b: Builder, state: State, inst: Instruction, number: int) -> dict[str, 
         user=state.run.get("User") or "",
     )
     options = dict(b.run_options)
-    if net == "host":
-        options["network"] = "host"
+    # BuildKit's default gives RUN the host's network through its own bridge; pycont's
+    # default is loopback only (these machines reach nothing else), host when asked for.
+    options["network"] = "host" if net == "host" else "none"
     spec = RunSpec.from_options(img.name, argv, name=container_name(), **options)
     c = create_from_spec(spec, image=img)
     where = f"Dockerfile:{inst.line}: {inst.original}"

@@ -75,6 +75,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "build": ("build", "builder"),
     "volumes": ("volume",),
+    "network": ("network", "port"),
+    "compose": ("compose",),
     "vms": ("vm",),
     "lab": ("lab",),
     "system": ("system", "doctor"),

@@ -95,10 +95,59 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         metavar="NAME:/path or /host:/path[:ro]",
         help="mount a volume or a host dir",
     )
+    p.add_argument(
+        "--network",
+        "--net",
+        dest="network",
+        default=None,
+        metavar="NETWORK",
+        help="bridge (default, as root), none (loopback only), host, container:NAME, or a "
+        "network made with `pycont network create`",
+    )
+    p.add_argument(
+        "--network-alias",
+        action="append",
+        default=[],
+        dest="network_aliases",
+        metavar="ALIAS",
+        help="another name of the container on its user-defined network",
+    )
+    p.add_argument(
+        "-p",
+        "--publish",
+        action="append",
+        default=[],
+        metavar="[IP:][HOSTPORT:]PORT[/PROTO]",
+        help="publish a container's port on the host (a random host port when not given)",
+    )
+    p.add_argument(
+        "-P",
+        "--publish-all",
+        action="store_true",
+        help="publish every port the image EXPOSEs, on random host ports",
+    )
+    p.add_argument("--dns", action="append", default=[], metavar="IP", help="a DNS server")
+    p.add_argument(
+        "--add-host",
+        action="append",
+        default=[],
+        metavar="NAME:IP",
+        help="a line of the container's /etc/hosts",
+    )
+    p.add_argument(
+        "--network-rate",
+        metavar="RATE",
+        help="pycont's own, not docker's: cap the container's bandwidth each way with a tc "
+        "token bucket (tbf), e.g. 1mbit",
+    )
+    p.add_argument(
+        "--network-latency",
+        metavar="DELAY",
+        help="pycont's own, not docker's: delay the container's packets with tc netem, e.g. 50ms",
+    )
+    p.add_argument("-l", "--label", action="append", default=[], dest="labels", metavar="KEY=VALUE")
     for flag, dest in (
         ("--pid", "pid"),
-        ("--network", "network"),
-        ("--net", "network"),
         ("--ipc", "ipc"),
         ("--uts", "uts"),
         ("--userns", "userns"),
@@ -170,6 +219,14 @@ def run_options(a: argparse.Namespace) -> dict[str, Any]:
         "privileged": a.privileged,
         "security_opt": a.security_opt,
         "read_only": a.read_only,
+        "network_aliases": a.network_aliases,
+        "publish": a.publish,
+        "publish_all": a.publish_all,
+        "dns": a.dns,
+        "add_host": a.add_host,
+        "network_rate": a.network_rate,
+        "network_latency": a.network_latency,
+        "labels": a.labels,
         **limit_options(a),
     }
 

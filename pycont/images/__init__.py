@@ -91,6 +91,7 @@ class Image:
     ref: str = ""  # the canonical reference it was found by: "docker.io/library/busybox:latest"
     entrypoint: tuple[str, ...] = ()
     user: str = ""
+    exposed_ports: tuple[str, ...] = ()  # "3000/tcp": what EXPOSE declared
 
 
 # Set by the lab VM (pycont.vm.lab): the host's image store, read-only under the guest's own.
@@ -147,6 +148,7 @@ def resolve(ref: str, store: Store | None = None) -> Image:
         ref=Reference.parse(rec.reference).canonical if rec.reference else "",
         entrypoint=rec.entrypoint,
         user=rec.user,
+        exposed_ports=rec.exposed_ports,
     )
 
 

@@ -79,6 +79,11 @@ class ImageRecord:
     def labels(self) -> dict[str, str]:
         return dict(self._cfg().get("Labels") or {})
 
+    @property
+    def exposed_ports(self) -> tuple[str, ...]:
+        """The image's ``EXPOSE``d ports, ``"3000/tcp"`` (what ``run -P`` publishes)."""
+        return tuple(sorted(self._cfg().get("ExposedPorts") or {}))
+
 
 @dataclass(frozen=True)
 class ImageInfo:

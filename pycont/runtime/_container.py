@@ -21,7 +21,7 @@ from typing import IO, Any
 from pycont import procfs
 from pycont.errors import ContainerNotFound, InvalidState, PycontError, UsageError
 from pycont.fsutil import remove_tree
-from pycont.runtime import launcher, users
+from pycont.runtime import launcher, netsetup, users
 from pycont.runtime import state as st
 from pycont.runtime.resources import LIVE, Resources
 from pycont.runtime.rwlayer import ReadWriteLayer
@@ -269,7 +269,9 @@ class Container(Resources, ReadWriteLayer):
                     if cg.exists():
                         cg.kill_all()
                         cg.destroy()
+            net = self.config.network
             remove_tree(self.dir)
+            netsetup.release(self.id, net)
 
     # -- inside ---------------------------------------------------------------------------
     def exec(

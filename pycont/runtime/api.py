@@ -21,6 +21,7 @@ from pycont.errors import ContainerNotFound, NameConflict, PycontError, StartErr
 from pycont.fsutil import remove_tree
 from pycont.namespaces import Namespace
 from pycont.rootfs import RootSpec, prepare_dirs
+from pycont.runtime import netsetup
 from pycont.runtime import state as st
 from pycont.runtime._container import PIPE, STDOUT, Container, Narrate
 from pycont.runtime.spec import RunSpec, limits_to_json
@@ -146,6 +147,7 @@ def create_from_spec(spec: RunSpec, image: images.Image | None = None) -> Contai
         mounts=[m.resolved() for m in spec.volumes],
         security=spec.security,
         user=spec.user or img.user,
+        labels=dict(spec.labels),
     )
     cdir = st.container_dir(cid)
     with st.store_lock():
@@ -162,11 +164,15 @@ def create_from_spec(spec: RunSpec, image: images.Image | None = None) -> Contai
                     volumes_mod.create(m.source)  # docker makes a named volume on first use
             os.makedirs(cdir, mode=0o711)
             prepare_dirs(RootSpec(tuple(cfg.layers), cdir))
+            cfg.network = netsetup.plan(spec, cid, cfg.name, img.exposed_ports)
+            netsetup.write_files(cdir, cfg.network, cfg.hostname)
             st.save_config(cfg)
             st.save_state(cdir, st.ContainerState())
         except BaseException:
             remove_tree(cdir)
+            netsetup.release(cid)
             raise
+    netsetup.refresh(a.network for a in cfg.network.networks)
     return Container(cid)
 
 

@@ -11,7 +11,10 @@ import os
 from typing import Any
 
 from pycont.cgroups.limits import Limits
+from pycont.net.config import NetConfig
+from pycont.net.ports import PortBinding
 from pycont.rootfs import RootSpec
+from pycont.runtime.netsetup import published
 from pycont.runtime.state import ContainerConfig, ContainerState, Status
 from pycont.security.options import UNCONFINED, SecurityOptions
 
@@ -60,7 +63,8 @@ def inspect(
             **host_config_limits(cfg.limits),
             "AutoRemove": cfg.auto_remove,
             "PidMode": _mode(modes, "pid"),
-            "NetworkMode": "host" if modes.get("net") == "host" else "none",
+            "NetworkMode": network_mode(cfg.network),
+            "PortBindings": port_bindings(cfg.network),
             "IpcMode": _mode(modes, "ipc"),
             "UTSMode": _mode(modes, "uts"),
             "UsernsMode": _mode(modes, "user"),
@@ -75,7 +79,9 @@ def inspect(
             "User": cfg.user,
             "Image": cfg.image,
             "AttachStdin": cfg.interactive,
+            "Labels": cfg.labels,
         },
+        "NetworkSettings": network_settings(cdir, cfg.network, live),
         "GraphDriver": {
             "Name": storage_driver,
             "Data": {
@@ -92,6 +98,62 @@ def inspect(
             "Cgroup": cgroup_paths,
             "CgroupNote": cfg.cgroup_note,
         },
+    }
+
+
+def network_mode(net: NetConfig) -> str:
+    if net.mode == "container":
+        return f"container:{net.container}"
+    if net.mode == "bridge":
+        return net.networks[0].network if net.networks else "bridge"
+    return net.mode
+
+
+def port_bindings(net: NetConfig) -> dict[str, list[dict[str, str]]]:
+    """docker's HostConfig.PortBindings: what ``-p`` asked for ("" = any address, random)."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for doc in net.ports:
+        b = PortBinding.from_json(doc)
+        port = str(b.host_port) if b.host_port else ""
+        if b.host_port_end:
+            port += f"-{b.host_port_end}"
+        out.setdefault(f"{b.container_port}/{b.proto}", []).append(
+            {"HostIp": b.host_ip, "HostPort": port}
+        )
+    return out
+
+
+def network_settings(cdir: str, net: NetConfig, live: bool) -> dict[str, Any]:
+    """docker's NetworkSettings: addresses per network, and the ports published now (host
+    ports resolved: ``-p 3000`` shows the port the kernel chose)."""
+    ports: dict[str, list[dict[str, str]] | None] = {}
+    for doc in net.ports:
+        b = PortBinding.from_json(doc)
+        ports.setdefault(f"{b.container_port}/{b.proto}", None)
+    for b in published(cdir) if live else []:
+        bound = ports.get(f"{b.container_port}/{b.proto}") or []
+        bound.append({"HostIp": b.host_ip or "0.0.0.0", "HostPort": str(b.host_port)})
+        ports[f"{b.container_port}/{b.proto}"] = bound
+    first = net.networks[0] if net.networks else None
+    return {
+        "IPAddress": first.ip if first else "",
+        "IPPrefixLen": first.prefixlen if first else 0,
+        "Gateway": first.gateway if first else "",
+        "MacAddress": first.mac if first else "",
+        "Ports": ports,
+        "Networks": {
+            a.network: {
+                "Aliases": a.aliases or None,
+                "IPAddress": a.ip,
+                "IPPrefixLen": a.prefixlen,
+                "Gateway": a.gateway,
+                "MacAddress": a.mac,
+                "Bridge": a.bridge,
+                "Device": a.ifname,
+            }
+            for a in net.networks
+        },
+        "Pycont": {"Shaping": net.shaping or None, "Note": net.note},
     }
 
 

@@ -22,6 +22,7 @@ from pycont.kernel._base import (
     Kernel,
 )
 from pycont.namespaces import Namespace, NamespaceSet
+from pycont.net.config import FILES as NET_FILES
 from pycont.rootfs import RootSpec, setup_root
 from pycont.runtime import protocol, users
 from pycont.runtime.state import ContainerConfig
@@ -71,6 +72,7 @@ def container_init(
             driver=cfg.storage_driver,
             privileged=cfg.security.privileged,
             cgroup_view=Namespace.CGROUP in private and bool(cfg.cgroup),
+            etc_files=etc_files(cfg, cdir),
         )
         setup_root(k, spec)
         # The user's ids come from the container's /etc/passwd: read now, inside its root.
@@ -87,6 +89,18 @@ def container_init(
         os.write(err_w, protocol.encode(protocol.Failed("setup", 125, msg)))
         os._exit(125)
     exec_command(cfg.args, env, err_w, say)
+
+
+def etc_files(cfg: ContainerConfig, cdir: str) -> tuple[tuple[str, str], ...]:
+    """The network files pycont wrote for the container (pycont.runtime.netsetup)."""
+    if not cfg.network.files:
+        return ()
+    found = []
+    for name in NET_FILES:
+        path = os.path.join(cdir, name)
+        if os.path.isfile(path):
+            found.append((path, f"/etc/{name}"))
+    return tuple(found)
 
 
 def identity(cfg: ContainerConfig, user: str, userns: bool) -> users.Identity | None:

@@ -31,9 +31,9 @@ from pycont import procfs
 from pycont.errors import InvalidState, KernelError, PycontError
 from pycont.fsutil import remove_tree
 from pycont.kernel import LinuxKernel
-from pycont.kernel._base import Kernel
+from pycont.kernel._base import CLONE_NEWNET, Kernel
 from pycont.namespaces import Namespace, NamespaceSet
-from pycont.runtime import pid1, protocol
+from pycont.runtime import netsetup, pid1, protocol
 from pycont.runtime import state as st
 
 if TYPE_CHECKING:
@@ -181,6 +181,7 @@ def run(cdir: str, status_fd: int) -> int:
     k = _kernel(cfg.narrate, rep)
     nsset = NamespaceSet.from_modes(cfg.namespaces)
     pid = 0
+    proxy = 0
     cg: Cgroup | None = None
 
     def abort(msg: str, code: int = 125, kind: str = "setup") -> int:
@@ -189,10 +190,12 @@ def run(cdir: str, status_fd: int) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             _wait(pid)
+        netsetup.stop(cdir, proxy)
         _close_cgroup(cg)
         rep.send(protocol.Failed(kind, code, msg))
         if cfg.auto_remove:
             remove_tree(cdir)
+            netsetup.release(cfg.id, cfg.network)
         else:
             _record_end(cdir, exit_code=code, error=msg)
         return code
@@ -201,6 +204,18 @@ def run(cdir: str, status_fd: int) -> int:
         cg = _open_cgroup(k, cfg)
     except (KernelError, OSError, ValueError) as err:
         return abort(f"cgroup: {err}")
+    if cfg.network.mode == "container":
+        # --network container:NAME: clone(2) without CLONE_NEWNET from inside that container's
+        # network namespace (setns(2)); the shim itself opens no socket afterwards.
+        try:
+            target = netsetup.join_target(cfg.network)
+            fd = os.open(f"/proc/{target}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                k.setns(fd, CLONE_NEWNET, f"/proc/{target}/ns/net")
+            finally:
+                os.close(fd)
+        except (PycontError, OSError) as err:
+            return abort(str(err))
     go_r, go_w = os.pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     try:
@@ -221,8 +236,10 @@ def run(cdir: str, status_fd: int) -> int:
             cg.add_pid(pid)
         if Namespace.USER in nsset.private():
             _write_maps(k, pid, cfg)
+        # Its network before it runs anything: eth0 is up when the command starts.
+        proxy = netsetup.start(k, cdir, cfg.id, cfg.network, pid)
         os.write(go_w, b"1")
-    except (OSError, KernelError) as err:
+    except (OSError, PycontError) as err:
         os.close(go_w)
         # The process may have died first, and said why (the go pipe then breaks): that
         # reason is the one to report.
@@ -231,6 +248,8 @@ def run(cdir: str, status_fd: int) -> int:
             failed = protocol.decode(report)
             assert isinstance(failed, protocol.Failed)
             return abort(failed.error, failed.code, failed.kind)
+        if isinstance(err, PycontError):
+            return abort(str(err))
         return abort(f"set up process {pid}: {err}")
     os.close(go_w)
     report = _read_all(err_r)  # EOF at a successful exec: err_w is close-on-exec
@@ -269,10 +288,12 @@ def run(cdir: str, status_fd: int) -> int:
     # Record the end before the cgroup goes: whoever sees its files vanish (the sampler, at
     # ENODEV) then finds the exit, the OOM kill and the peak already in the record.
     oom, peak = _final_readings(cg)
+    netsetup.stop(cdir, proxy)
     _record_end(cdir, exit_code=code, oom_killed=oom, memory_peak=peak)
     _close_cgroup(cg)
     if cfg.auto_remove:
         remove_tree(cdir)
+        netsetup.release(cfg.id, cfg.network)
     rep.send(protocol.Exited(code, oom))
     return code
 

@@ -7,6 +7,7 @@ hostname, paths, environment, volumes, limits); the runtime below trusts it and 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from pycont import volumes
 from pycont.cgroups.limits import Limits
 from pycont.errors import UsageError
 from pycont.namespaces import NamespaceSet
+from pycont.net import ports
 from pycont.runtime import users
 from pycont.security.options import SecurityOptions
 
@@ -25,6 +27,7 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 # RFC 1123 host name label, as docker checks --hostname
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,61}[a-zA-Z0-9])?$")
 ENV_KEY_RE = re.compile(r"^[^=\s]+$")
+NETWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
 
 LIMIT_OPTIONS = (
     "memory",
@@ -47,6 +50,16 @@ NAMESPACE_OPTIONS = {
     "userns": "user",
     "cgroupns": "cgroup",
 }
+# docker run's network flags (pycont.net); "network" itself is among the namespace options.
+NETWORK_OPTIONS = (
+    "network_aliases",
+    "publish",
+    "publish_all",
+    "dns",
+    "add_host",
+    "network_rate",
+    "network_latency",
+)
 # docker run's security flags (pycont.security.options).
 SECURITY_OPTIONS = ("cap_add", "cap_drop", "privileged", "security_opt", "read_only")
 OPTIONS = (
@@ -63,6 +76,8 @@ OPTIONS = (
     "volumes",
     *LIMIT_OPTIONS,
     *SECURITY_OPTIONS,
+    *NETWORK_OPTIONS,
+    "labels",
 )
 
 
@@ -79,6 +94,66 @@ def default_mode(namespace: str) -> str:
 def default_modes() -> dict[str, str]:
     """Every namespace's mode when none is asked for (:func:`default_mode`)."""
     return NamespaceSet.from_modes({k: default_mode(k) for k in NAMESPACE_OPTIONS.values()}).modes()
+
+
+def parse_network(value: str | None) -> str:
+    """docker's ``--network``: "" for the default; ``private`` (pycont's older spelling: a
+    namespace of its own, loopback only) is ``none``."""
+    if not value or value == "default":
+        return ""
+    if value == "private":
+        return "none"
+    if value.startswith("container:"):
+        if not value.partition(":")[2]:
+            raise UsageError("invalid --network container:: expected container:NAME")
+        return value
+    if not NETWORK_RE.fullmatch(value):
+        raise UsageError(
+            f"invalid --network {value!r}: bridge, none, host, container:NAME or a network's name"
+        )
+    return value
+
+
+def _check_ip(text: str, flag: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise UsageError(f"invalid {flag} {text!r}: expected an IP address") from None
+
+
+def parse_add_host(item: str) -> str:
+    """docker's ``--add-host NAME:IP`` (also ``NAME=IP``); ``host-gateway`` is not known here."""
+    name, sep, ip = item.replace("=", ":", 1).partition(":")
+    if not sep or not HOSTNAME_RE.fullmatch(name):
+        raise UsageError(f"invalid --add-host {item!r}: expected NAME:IP")
+    return f"{name}:{_check_ip(ip, '--add-host')}"
+
+
+def parse_shaping(rate: str | None, latency: str | None) -> dict[str, Any]:
+    """pycont's ``--network-rate 1mbit`` and ``--network-latency 50ms`` (not docker's)."""
+    if not rate and not latency:
+        return {}
+    from pycont.net import shaping
+
+    return shaping.Shaping(
+        rate=shaping.parse_rate(rate) if rate else 0,
+        latency=shaping.parse_latency(latency) if latency else 0.0,
+    ).to_json()
+
+
+def parse_labels(labels: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:
+    """docker's ``--label K=V`` (a list) or a mapping."""
+    if not labels:
+        return {}
+    if isinstance(labels, Mapping):
+        return {str(k): str(v) for k, v in labels.items()}
+    out = {}
+    for item in labels:
+        key, _, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid label {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
 
 
 def validate_name(name: str) -> None:
@@ -168,6 +243,16 @@ class RunSpec:
     limits: Limits = field(default_factory=Limits)
     narrate: bool = False
     security: SecurityOptions = field(default_factory=SecurityOptions)
+    # docker's --network: "" (the default: bridge as root), bridge, none, host,
+    # container:NAME or a user-defined network's name; and the flags that go with it.
+    network: str = ""
+    network_aliases: tuple[str, ...] = ()
+    publish: tuple[ports.PortBinding, ...] = ()
+    publish_all: bool = False
+    dns: tuple[str, ...] = ()
+    add_hosts: tuple[str, ...] = ()  # "name:ip"
+    shaping: Mapping[str, Any] = field(default_factory=dict)  # shaping.Shaping.to_json()
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_options(
@@ -192,9 +277,15 @@ class RunSpec:
         user = "" if raw_user is None else str(raw_user)
         if user:
             users.validate(user)
-        nsset = NamespaceSet.from_modes(
-            {key: options.get(opt) or default_mode(key) for opt, key in NAMESPACE_OPTIONS.items()}
+        network = parse_network(options.get("network"))
+        modes = {
+            key: options.get(opt) or default_mode(key) for opt, key in NAMESPACE_OPTIONS.items()
+        }
+        # The kernel's view: a namespace of its own, but for the host's or another container's.
+        modes["net"] = (
+            "host" if network == "host" or network.startswith("container:") else "private"
         )
+        nsset = NamespaceSet.from_modes(modes)
         given_volumes = list(options.get("volumes") or ())
         mounts = tuple(volumes.parse(v) for v in given_volumes)
         targets = [m.target for m in mounts]
@@ -223,4 +314,12 @@ class RunSpec:
                 security_opt=options.get("security_opt") or (),
                 read_only=bool(options.get("read_only")),
             ),
+            network=network,
+            network_aliases=tuple(options.get("network_aliases") or ()),
+            publish=ports.parse_all(list(options.get("publish") or ())),
+            publish_all=bool(options.get("publish_all")),
+            dns=tuple(_check_ip(d, "--dns") for d in options.get("dns") or ()),
+            add_hosts=tuple(parse_add_host(h) for h in options.get("add_host") or ()),
+            shaping=parse_shaping(options.get("network_rate"), options.get("network_latency")),
+            labels=parse_labels(options.get("labels")),
         )

@@ -23,6 +23,7 @@ from pycont import paths, procfs
 from pycont.cgroups.limits import Limits
 from pycont.errors import InvalidState
 from pycont.fsutil import read_json, write_json
+from pycont.net.config import NetConfig
 from pycont.runtime.spec import limits_from_json, limits_to_json
 from pycont.security.options import SecurityOptions
 from pycont.volumes import Mount
@@ -99,6 +100,9 @@ class ContainerConfig:
     # docker's --user (or the image's USER), resolved in the container's /etc/passwd at each
     # start (pycont.runtime.users); "" runs the command as root, as before pycont had it.
     user: str = ""
+    # Its network (pycont.net.config): mode, addresses leased on its networks, ports, shaping.
+    network: NetConfig = field(default_factory=NetConfig)
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -135,6 +139,7 @@ def save_config(cfg: ContainerConfig) -> None:
     doc = asdict(cfg)
     doc["limits"] = limits_to_json(cfg.limits)
     doc["security"] = cfg.security.to_json()
+    doc["network"] = cfg.network.to_json()
     write_json(os.path.join(container_dir(cfg.id), "config.json"), doc)
 
 
@@ -143,6 +148,7 @@ def load_config(cdir: str) -> ContainerConfig:
     doc["limits"] = limits_from_json(doc.get("limits") or {})
     doc["mounts"] = [Mount(**m) for m in doc.get("mounts") or []]
     doc["security"] = SecurityOptions.from_json(doc.get("security"))
+    doc["network"] = NetConfig.from_json(doc.get("network"))
     return ContainerConfig(**doc)
 
 

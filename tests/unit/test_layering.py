@@ -22,7 +22,14 @@ NOTEBOOK = (
     "pycont.display_probe",
     "pycont.course",
 )
-TOOLS = ("pycont.cli", "pycont.cli_", "pycont.monitor", "pycont.stats_table", "pycont.oci")
+TOOLS = (
+    "pycont.cli",
+    "pycont.cli_",
+    "pycont.monitor",
+    "pycont.stats_table",
+    "pycont.oci",
+    "pycont.compose",
+)
 PRIMITIVES = (
     "pycont.cgroups",
     "pycont.namespaces",
