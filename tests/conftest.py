@@ -113,7 +113,7 @@ def _is_foreign(leak: str) -> bool:
     environment names another PYCONT_ROOT (or none: the default root). Anything that cannot
     be told apart counts as ours."""
     kind, _, rest = leak.partition(": ")
-    if kind == "state":
+    if kind in ("state", "network"):
         return not _under(rest)
     if kind == "process":
         try:

@@ -151,7 +151,10 @@ def process_leaks() -> list[str]:
         cmdline = raw.replace("\0", " ").strip()
         cgroups = _read(f"/proc/{entry}/cgroup") or ""
         in_cgroup = sorted({ln.split(":", 2)[2] for ln in cgroups.splitlines() if NAME in ln})
-        if any(marker in cmdline for marker in SHIM_MARKERS):
+        comm = (_read(f"/proc/{entry}/comm") or "").strip()
+        if comm == "pycont-proxy":  # a published port's proxy (pycont.net.proxy)
+            leaks.append(f"process: {entry} [pycont-proxy] {cmdline}")
+        elif any(marker in cmdline for marker in SHIM_MARKERS):
             leaks.append(f"process: {entry} {cmdline}")
         elif in_cgroup:
             comm = (_read(f"/proc/{entry}/comm") or "?").strip()
@@ -185,6 +188,15 @@ def state_leaks() -> list[str]:
         except OSError:
             continue
         leaks.extend(f"state: {os.path.join(d, n)}" for n in names)
+    # Networks: a file per network (its bridge is found by netdev_leaks)
+    net_roots = [os.path.join(r, "networks") for r in (*roots, *sessions)]
+    for d in dict.fromkeys(net_roots):
+        with contextlib.suppress(OSError):
+            leaks.extend(
+                f"network: {os.path.join(d, n)}"
+                for n in sorted(os.listdir(d))
+                if n.endswith(".json")
+            )
     # VMs: a folder per VM (its console, initrd and agent socket) and a link per name
     vm_roots = [VM_DIR, *([os.path.join(os.path.abspath(env_root), "vms")] if env_root else [])]
     vm_roots += [os.path.join(s, "vms") for s in sessions]

@@ -121,9 +121,10 @@ def _remove_mine() -> None:
 class Chapter:
     """One chapter's run: its own pycont root, what the machine allows, its checks.
 
-    Everything the chapter makes is in its session (:attr:`root`): containers, VMs, volumes,
-    images, and the host folders it asks :meth:`scratch` for. Clean-up takes back exactly
-    that, and never touches what another run, or anyone else, made."""
+    Everything the chapter makes is in its session (:attr:`root`): containers, VMs, networks
+    (their bridges on the host), volumes, images, and the host folders it asks :meth:`scratch`
+    for. Clean-up takes back exactly that, and never touches what another run, or anyone
+    else, made."""
 
     def __init__(
         self,

@@ -1,7 +1,7 @@
 """A chapter's session: a pycont root of its own, so that two runs of a chapter never meet.
 
 Each run of a chapter (one notebook kernel) works in ``<root>/sessions/chNN-<tag>``, which it
-makes its ``PYCONT_ROOT``: its containers, images, volumes and VMs, and its host folders
+makes its ``PYCONT_ROOT``: its containers, networks, images, volumes and VMs, its host folders
 (``scratch/``), live there and nowhere else. Two learners on one machine can then both run a
 container ``ch07-life`` and commit ``myapp:2.0``, like two docker daemons each with its own
 data-root. ``session.json`` names the owner (a pid and its start time, which together name one
@@ -135,16 +135,19 @@ class Session:
         """What the session holds now, by kind; empty lists when it is all gone."""
         from pycont import volumes
         from pycont.images import Store
+        from pycont.net import networks
         from pycont.runtime.container import containers
         from pycont.vm.machine import vms
 
         if not os.path.isdir(self.dir):  # removed: asking pycont would make it again
-            return {k: [] for k in ("containers", "vms", "volumes", "images", "paths", "processes")}
+            kinds = ("containers", "vms", "networks", "volumes", "images", "paths", "processes")
+            return {k: [] for k in kinds}
         scratch = os.path.join(self.dir, SCRATCH)
         with rooted(self.dir):
             found = {
                 "containers": [c.name for c in containers(all=True)],
                 "vms": [v.name for v in vms(all=True)],
+                "networks": [n.name for n in networks.ls()],
                 "volumes": volumes.names(),
                 "images": [i.reference for i in Store().images()],
                 "paths": sorted(os.listdir(scratch)) if os.path.isdir(scratch) else [],
@@ -166,6 +169,7 @@ class Session:
                     c.remove(force=True)
             for v in vms(all=True):
                 v.remove(force=True)
+            _remove_networks()
         for pid, start in self.processes:
             _end(pid, start)
         self.processes = []
@@ -178,7 +182,8 @@ class Session:
         for entry in os.listdir(self.dir):
             if entry not in (RECORD, CACHE):
                 remove_tree(os.path.join(self.dir, entry))
-        named = {"containers": "", "vms": "VM ", "volumes": "volume ", "images": "image "}
+        named = {"containers": "", "vms": "VM ", "networks": "network ", "volumes": "volume "}
+        named["images"] = "image "
         removed = [f"{label}{n}" for kind, label in named.items() for n in before[kind]]
         removed += [p if os.path.isabs(p) else os.path.join(SCRATCH, p) for p in before["paths"]]
         return removed + [f"process {p}" for p in before["processes"]]
@@ -188,6 +193,19 @@ class Session:
         removed = self.empty()
         remove_tree(self.dir)
         return removed
+
+
+def _remove_networks() -> None:
+    """The session's networks, their bridges with them (a bridge is a host device: removing
+    the session's folder would leave it behind). Its containers are gone by now: the default
+    network's bridge went with its last lease; collecting the leases of containers whose folder
+    is gone takes it where a crash left one."""
+    from pycont.net import networks
+
+    networks.release("")  # no container has this id: only collects the leases of gone ones
+    for net in networks.ls():
+        if net.user_defined:
+            networks.remove(net.name)
 
 
 def _end(pid: int, start: int, timeout: float = 10.0) -> None:

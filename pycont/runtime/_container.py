@@ -21,6 +21,7 @@ from typing import IO, Any
 from pycont import procfs
 from pycont.errors import ContainerNotFound, InvalidState, PycontError, UsageError
 from pycont.fsutil import remove_tree
+from pycont.net.ports import PortBinding
 from pycont.runtime import launcher, netsetup, users
 from pycont.runtime import state as st
 from pycont.runtime.resources import LIVE, Resources
@@ -358,6 +359,21 @@ class Container(Resources, ReadWriteLayer):
                 continue
         return sorted(out, key=lambda p: p["nspid"])
 
+    # -- network ---------------------------------------------------------------------------
+    def ports(self) -> list[PortBinding]:
+        """docker port: the ports it publishes now, host ports resolved (none once exited)."""
+        if self.state().status not in LIVE:
+            return []
+        return netsetup.published(self.dir)
+
+    def connect(self, network: str, aliases: Sequence[str] = ()) -> None:
+        """docker network connect: a running container gets ``eth1``… at once."""
+        netsetup.connect(self.id, network, list(aliases))
+        self._config = None
+    def disconnect(self, network: str) -> None:
+        """docker network disconnect: its device and address on that network go."""
+        netsetup.disconnect(self.id, network)
+        self._config = None
     def inspect(self) -> dict[str, Any]:
         """docker inspect's fields that pycont knows (see :mod:`.inspection`)."""
         from pycont.runtime.inspection import inspect

@@ -10,6 +10,7 @@ unix(7)); the reply is the new shim's pid.
 from __future__ import annotations
 
 import array
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,8 @@ from typing import NoReturn
 
 if __name__ == "__main__":  # run as a script: make the package importable, nothing else
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    # and the third-party folders the launcher passes (launcher.ENV_SYSPATH): pyroute2
+    sys.path += [p for p in os.environ.get("PYCONT_HELPER_SYSPATH", "").split(os.pathsep) if p]
 
 from pycont.runtime import protocol, shim
 
@@ -52,6 +55,10 @@ def serve(sock_fd: int) -> int:
     # Import now what every shim needs later: each forked shim then starts with it loaded,
     # instead of importing the cgroup drivers again for every container.
     import pycont.cgroups  # noqa: F401
+    import pycont.net.attach  # noqa: F401
+
+    with contextlib.suppress(ImportError):  # the netlink library, ~0.1 s to import
+        import pyroute2  # noqa: F401
 
     # Children are reaped by the kernel; each forked shim resets this before it waits for
     # its container (sigaction(2): SIG_IGN for SIGCHLD means no zombies).

@@ -37,6 +37,21 @@ DEVNULL = subprocess.DEVNULL
 
 
 VIAS = ("spawn", "forkserver", "fork")
+# The helpers run with -I -S (no site-packages: fast, and nothing of the caller's environment
+# steers them); the folders of the few third-party modules they need are passed here.
+ENV_SYSPATH = "PYCONT_HELPER_SYSPATH"
+HELPER_MODULES = ("pyroute2",)
+
+
+def _helper_env() -> dict[str, str]:
+    import importlib.util
+
+    folders = []
+    for name in HELPER_MODULES:
+        spec = importlib.util.find_spec(name)  # finds, does not import
+        if spec is not None and spec.submodule_search_locations:
+            folders.append(os.path.dirname(list(spec.submodule_search_locations)[0]))
+    return {**os.environ, ENV_SYSPATH: os.pathsep.join(dict.fromkeys(folders))}
 
 
 def _error_for(msg: protocol.Failed) -> StartError:
@@ -153,6 +168,7 @@ class ForkServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-S", FORKSERVER, str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
+            env=_helper_env(),
             stdin=DEVNULL,
             # Its own session: a ^C in a terminal running the caller does not reach it, and the
             # shims it forks outlive the caller when their containers are detached.
@@ -244,6 +260,7 @@ def launch(
                 stderr=child[2],
                 pass_fds=(status_w,),
                 start_new_session=detach,
+                env=_helper_env(),
             )
             mon = ShimHandle(proc.pid, status_r, proc)
     except BaseException:

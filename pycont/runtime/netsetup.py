@@ -93,6 +93,12 @@ def plan(spec: RunSpec, cid: str, name: str, exposed: Iterable[str] = ()) -> Net
         return cfg
     if spec.network_aliases and asked == networks.DEFAULT:
         raise UsageError("--network-alias is supported only on user-defined networks")
+    if spec.shaping.get("latency"):
+        from pycont.net import shaping
+
+        ok, why = shaping.netem_available()  # refused now, not at each start
+        if not ok:
+            raise NetworkError(why)
     ports.check_free(bindings)
     cfg.ports = [b.to_json() for b in bindings]
     net = networks.lease(asked, cid, name, list(spec.network_aliases))

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 if __name__ == "__main__":  # run as a script: make the package importable, nothing else
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    # and the third-party folders the launcher passes (launcher.ENV_SYSPATH): pyroute2
+    sys.path += [p for p in os.environ.get("PYCONT_HELPER_SYSPATH", "").split(os.pathsep) if p]
 
 from pycont import procfs
 from pycont.errors import InvalidState, KernelError, PycontError
