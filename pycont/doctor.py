@@ -29,6 +29,10 @@ def doctor_text(p: Probe) -> str:
 
     ok, why = seccomp.available()
     out.append(f"{'✔' if ok else '✘'} seccomp profile: {why}")
+    from pycont.net import support
+
+    for label, (ok, why) in (("networks", support.networks()), ("latency", support.latency())):
+        out.append(f"{'✔' if ok else '✘'} {label}: {why}")
     out.append(f"backend: {_backend_line(p)}")
     out += ["", f"probed in {p.elapsed * 1000:.0f} ms"]
     return "\n".join(out)

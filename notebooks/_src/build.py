@@ -55,11 +55,11 @@ CHAPTERS = [
     ("05", "Images and registries", "05-images-and-registries.ipynb"),
     ("06", "Dockerfile and build", "06-dockerfile-and-build.ipynb"),
     ("07", "Lifecycle and volumes", "07-lifecycle-and-volumes.ipynb"),
-    ("08", "Networks and Compose", None),
+    ("08", "Networks and Compose", "08-networks.ipynb"),
     ("09", "Containers vs virtual machines", "09-containers-vs-vms.ipynb"),
     ("10", "What keeps a container in, and who runs it", "10-security.ipynb"),
 ]
-SOURCES = ["ch00", "ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch09", "ch10"]
+SOURCES = ["ch00", "ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch08", "ch09", "ch10"]
 
 # The course's kernel (python -m pycont.vm.labkernel install) as every notebook names it, and the
 # language_info it reports. JupyterLab writes both into a notebook it opens, from the running

@@ -159,7 +159,7 @@ user-namespace remapping is on, unless `--userns host`.
 show(Namespace.NET, box.pid, "ch02-box")
 """),
     ("code", r"""
-%%container --rm --name ch02-net --hostname netbox busybox
+%%container --rm --name ch02-net --hostname netbox --network none busybox
 ip addr
 ping -c 1 -q 127.0.0.1 > /dev/null && echo "ping 127.0.0.1: ok"
 ping -c 1 -W 1 1.1.1.1 2>&1 | tail -n 1
@@ -181,9 +181,9 @@ print("the same devices as the host's /sys/class/net:", inside == before)
 **What happened.** `network_namespaces(7)`: a network namespace has its own devices, addresses,
 routing table, firewall rules and port numbers. A new one holds a single device, the loopback
 `lo` (pycont brings it up, as docker's `--network none` does): `127.0.0.1` answers, but there is
-no route anywhere else. Docker's default network connects the container with a *veth* pair, one
-end inside and one on a host bridge (`docker0`); that is plumbing added after the namespace
-exists. With `network="host"` the container uses the host's devices, addresses and ports
+no route anywhere else. Docker's default network, and pycont's without `--network none`,
+connects the container with a *veth* pair, one end inside and one on a host bridge (`docker0`,
+`pycont0`); that is plumbing added after the namespace exists, the subject of chapter 08. With `network="host"` the container uses the host's devices, addresses and ports
 directly: a server in it listening on port 80 listens on the host's port 80.
 
 ---

@@ -52,7 +52,7 @@ def overlapping(net: Net, taken: Iterable[tuple[str, int]]) -> Net | None:
     """The first of ``taken`` (address, prefix length) that overlaps ``net``."""
     for addr, plen in taken:
         other = ipaddress.IPv4Network(f"{addr}/{plen}", strict=False)
-        if other.prefixlen == 32 and other.network_address == ipaddress.IPv4Address("0.0.0.0"):
+        if other.prefixlen == 0:  # a default route overlaps everything and says nothing
             continue
         if net.overlaps(other):
             return other

@@ -13,16 +13,38 @@ container's side is configured through a socket opened after setns(2) into its n
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import errno
+import functools
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
 
 from pycont.errors import NetworkError
 from pycont.kernel._base import CLONE_NEWNET, Kernel
 
 IFNAMSIZ = 15  # netdevice(7): names are at most 15 bytes
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def off_loop(fn: Callable[P, T]) -> Callable[P, T]:
+    """Run ``fn`` in a worker thread when this thread runs an asyncio loop (a notebook
+    kernel's does): pyroute2's synchronous API drives its own loop with run_until_complete,
+    which asyncio refuses inside a running one."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return fn(*args, **kwargs)
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pycont-net") as pool:
+            return pool.submit(fn, *args, **kwargs).result()
+
+    return wrapper
 
 
 def _iproute() -> Any:
@@ -67,6 +89,27 @@ def inside(k: Kernel, pid: int, sysctls: dict[str, str] | None = None) -> Iterat
             k.setns(mine, CLONE_NEWNET, "/proc/thread-self/ns/net")
     finally:
         os.close(theirs)
+        os.close(mine)
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+@contextlib.contextmanager
+def scratch(k: Kernel) -> Iterator[Any]:
+    """An IPRoute on a new, empty network namespace of this thread only (unshare(2) with
+    CLONE_NEWNET moves just the calling thread; it is moved back at once). The namespace goes
+    when the socket closes: nothing named, nothing to clean. For probes: no fork, so safe in
+    a notebook kernel's threads."""
+    mine = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        k.unshare(CLONE_NEWNET)
+        try:
+            ipr = _iproute()
+        finally:
+            k.setns(mine, CLONE_NEWNET, "/proc/thread-self/ns/net")
+    finally:
         os.close(mine)
     try:
         yield ipr

@@ -152,6 +152,7 @@ def _new_network(name: str, subnet: str | None, gateway: str | None, bridge: str
     )
 
 
+@netlink.off_loop
 def create(
     name: str,
     subnet: str | None = None,
@@ -218,6 +219,7 @@ def _collect(net: Network) -> bool:
     return bool(gone)
 
 
+@netlink.off_loop
 def remove(name_or_id: str) -> str:
     """``network rm``: refused while a container is attached. Returns the name removed."""
     if name_or_id in PREDEFINED:
@@ -236,6 +238,7 @@ def remove(name_or_id: str) -> str:
     return net.name
 
 
+@netlink.off_loop
 def prune() -> list[str]:
     """``network prune``: every user-defined network no container uses."""
     removed = []
@@ -247,6 +250,7 @@ def prune() -> list[str]:
     return removed
 
 
+@netlink.off_loop
 def lease(name: str, cid: str, container: str, aliases: list[str] | None = None) -> Network:
     """Give container ``cid`` an address on network ``name`` (the default one is made on first
     use). Returns the network; its ``leases[cid]`` is the container's."""
@@ -266,6 +270,7 @@ def lease(name: str, cid: str, container: str, aliases: list[str] | None = None)
         return net
 
 
+@netlink.off_loop
 def release(cid: str, only: str | None = None) -> list[Network]:
     """Give back the addresses of container ``cid`` (all its networks, or ``only`` one).
     The default network's bridge goes with its last lease; user networks keep theirs until

@@ -11,13 +11,13 @@ from __future__ import annotations
 import errno
 import json
 import math
-import os
 import re
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from pycont.errors import KernelError, NetworkError, UsageError
+from pycont.net.netlink import off_loop
 
 __all__ = [
     "MAX_LATENCY",
@@ -288,14 +288,14 @@ _probe_lock = threading.Lock()
 _probe_result: tuple[bool, str] | None = None
 
 
+@off_loop
 def netem_available() -> tuple[bool, str]:
     """(True, "") when the kernel can attach netem, else (False, why). Asked once per process.
 
-    Cost: creates a named network namespace ``pycont-probe-<pid>`` with a veth pair, attaches
-    netem to it and deletes it all: 10-20 ms here (plus importing pyroute2 on first use), plus
-    a module load when the kernel builds sch_netem as a module (the kernel runs modprobe on
-    first use, as it would for tc). Namespace teardown then finishes asynchronously.
-    Nothing on the host's devices is touched."""
+    Cost: a veth pair in a new network namespace of the calling thread only
+    (netlink.scratch), netem attached to it, all gone with the socket: a few ms here (plus
+    importing pyroute2 on first use), plus a module load when the kernel builds sch_netem as a
+    module. Nothing on the host's devices is touched."""
     global _probe_result
     with _probe_lock:
         if _probe_result is None:
@@ -304,16 +304,13 @@ def netem_available() -> tuple[bool, str]:
 
 
 def _probe_netem() -> tuple[bool, str]:
-    from pyroute2 import IPRoute, netns
-    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2 import NetlinkError
 
-    name = f"pycont-probe-{os.getpid()}"
+    from pycont.kernel import LinuxKernel
+    from pycont.net import netlink
+
     try:
-        netns.create(name)
-    except OSError as err:
-        return False, f"cannot create network namespace {name}: {err}"
-    try:
-        with IPRoute(netns=name) as ipr:
+        with netlink.scratch(LinuxKernel()) as ipr:  # gone with the socket, veth and all
             ipr.link("add", ifname="pcprobe0", kind="veth", peer={"ifname": "pcprobe1"})
             (index,) = ipr.link_lookup(ifname="pcprobe0")
             apply(ipr, index, Shaping(latency=0.001))
@@ -321,6 +318,4 @@ def _probe_netem() -> tuple[bool, str]:
     except ShapingError as err:
         return False, str(err)
     except (NetlinkError, OSError) as err:
-        return False, f"probe in network namespace {name}: {err}"
-    finally:
-        netns.remove(name)  # takes the veth pair with it
+        return False, f"probe in a new network namespace: {err}"

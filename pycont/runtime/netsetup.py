@@ -23,7 +23,7 @@ from pycont.errors import ContainerNotFound, NetworkError, PycontError, UsageErr
 from pycont.fsutil import read_json, write_json
 from pycont.kernel import LinuxKernel
 from pycont.kernel._base import Kernel
-from pycont.net import attach, networks, ports, proxy
+from pycont.net import attach, netlink, networks, ports, proxy
 from pycont.net.config import Attachment, NetConfig, hosts_text, resolv_text, write_in_place
 from pycont.runtime import state as st
 
@@ -176,6 +176,7 @@ def refresh(names: Iterable[str]) -> None:
                 write_in_place(path, hosts_text(cfg, doc.get("hostname", ""), _peers(cdir, cfg)))
 
 
+@netlink.off_loop
 def release(cid: str, cfg: NetConfig | None = None) -> None:
     """Give back the container's leases and tell its networks' other containers."""
     changed = networks.release(cid)
@@ -185,6 +186,7 @@ def release(cid: str, cfg: NetConfig | None = None) -> None:
             attach.leave(cid, cfg)
 
 
+@netlink.off_loop
 def connect(cid: str, network: str, aliases: list[str] | None = None) -> Attachment:
     """``network connect NETWORK CONTAINER``: a lease on one more network; a running
     container gets its veth (``eth1``…) at once, a stopped one at its next start."""
@@ -219,6 +221,7 @@ def connect(cid: str, network: str, aliases: list[str] | None = None) -> Attachm
     return att
 
 
+@netlink.off_loop
 def disconnect(cid: str, network: str) -> None:
     """``network disconnect NETWORK CONTAINER``: its device there goes, and its lease."""
     cdir = st.container_dir(cid)
