@@ -370,10 +370,12 @@ class Container(Resources, ReadWriteLayer):
         """docker network connect: a running container gets ``eth1``… at once."""
         netsetup.connect(self.id, network, list(aliases))
         self._config = None
+
     def disconnect(self, network: str) -> None:
         """docker network disconnect: its device and address on that network go."""
         netsetup.disconnect(self.id, network)
         self._config = None
+
     def inspect(self) -> dict[str, Any]:
         """docker inspect's fields that pycont knows (see :mod:`.inspection`)."""
         from pycont.runtime.inspection import inspect
