@@ -38,6 +38,7 @@ import struct
 import subprocess
 import sys
 import time
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -117,12 +118,20 @@ def sh(argv: list[str], check: bool = True) -> str:
         argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT
     )
     if check and r.returncode:
-        raise RuntimeError(f"{' '.join(argv)}: exit {r.returncode}: {(r.stderr or r.stdout)[-500:]}")
+        err = (r.stderr or r.stdout)[-500:]
+        raise RuntimeError(f"{' '.join(argv)}: exit {r.returncode}: {err}")
     return r.stdout
 
 
-def netns_prefix(ns: str | None) -> list[str]:
-    return ["nsenter", f"--net={ns}"] if ns else []
+PIN = {"client": "0", "server": "1"}  # main() empties it with --no-pin or on one CPU
+
+
+def netns_prefix(ns: str | None, role: str = "") -> list[str]:
+    """Enter ``ns`` (setns(2) on its net namespace only); pinned, each side to its own CPU:
+    unpinned, the scheduler puts both on one CPU in some samples and not in others, and the
+    throughput of one path jumps between ~2 and ~4 GB/s from sample to sample."""
+    pin = ["taskset", "-c", PIN[role]] if role in PIN else []
+    return [*pin, *(["nsenter", f"--net={ns}"] if ns else [])]
 
 
 def firewall_state() -> str:
@@ -143,7 +152,7 @@ class Pair:
 
     def start_server(self) -> None:
         host = "127.0.0.1" if self.ns_b is None else "0.0.0.0"
-        argv = [*netns_prefix(self.ns_b), sys.executable, __file__, "--serve", host]
+        argv = [*netns_prefix(self.ns_b, "server"), sys.executable, __file__, "--serve", host]
         self.server = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         assert self.server.stdout is not None
         self.port = int(self.server.stdout.readline())
@@ -154,19 +163,19 @@ class Pair:
             self.server.wait()
 
     def measure(self, mode: str, amount: int) -> dict:
-        argv = [*netns_prefix(self.ns_a), sys.executable, __file__, "--client", self.ip_b]
+        argv = [*netns_prefix(self.ns_a, "client"), sys.executable, __file__, "--client", self.ip_b]
         return json.loads(sh([*argv, str(self.port), mode, str(amount)]))
 
     def nc(self, mib: int) -> float:
         """busybox nc's GB/s into the same sink (its own copy loop is the limit)."""
         cmd = f"dd if=/dev/zero bs=1M count={mib} 2>/dev/null | busybox nc {self.ip_b} {self.port}"
         t0 = time.perf_counter()
-        sh([*netns_prefix(self.ns_a), "sh", "-c", cmd])
+        sh([*netns_prefix(self.ns_a, "client"), "sh", "-c", cmd])
         return mib * BUF / (time.perf_counter() - t0) / 1e9
 
     def ping(self, count: int) -> float:
         """busybox ping's average round trip in microseconds."""
-        argv = [*netns_prefix(self.ns_a), "busybox", "ping", "-q", "-c", str(count)]
+        argv = [*netns_prefix(self.ns_a, "client"), "busybox", "ping", "-q", "-c", str(count)]
         out = sh([*argv, "-i", "0.2", self.ip_b])
         m = re.search(r"min/avg/max = [\d.]+/([\d.]+)/", out)
         if not m:
@@ -197,7 +206,8 @@ def setup_pycont(pc: list[str]) -> Pair:
     sh([*pc, "network", "create", NET])
     pids, ip = [], ""
     for side in ("a", "b"):
-        sh([*pc, "run", "-d", "--name", f"pch5-{side}", "--network", NET, "busybox", "sleep", "3600"])
+        name = f"pch5-{side}"
+        sh([*pc, "run", "-d", "--name", name, "--network", NET, "busybox", "sleep", "3600"])
         doc = json.loads(sh([*pc, "inspect", f"pch5-{side}"]))
         doc = doc[0] if isinstance(doc, list) else doc
         pids.append(doc["State"]["Pid"])
@@ -345,11 +355,11 @@ def report(traffic: list[dict], names: list[str], setup: list[dict], cmds: list[
                 word = "faster" if higher else "slower"
                 print(f"  {label:<30} {x}/{y:<9} {ratio(*col)}   (> 1: {x} {word})")
     print(f"\n{'run --rm busybox true':<24}{'median ms':>10}{'p90 ms':>9}{'fails':>6}")
-    col = {n: [row["ms"][n] for row in setup] for n in cmds}
+    ms = {n: [row["ms"][n] for row in setup] for n in cmds}
     for n in cmds:
         fails = sum(1 for row in setup if row["rc"][n])
-        p90 = statistics.quantiles(col[n], n=10)[-1] if len(col[n]) > 1 else col[n][0]
-        med = statistics.median(col[n])
+        p90 = statistics.quantiles(ms[n], n=10)[-1] if len(ms[n]) > 1 else ms[n][0]
+        med = statistics.median(ms[n])
         out["setup_medians_ms"][n] = med
         print(f"{n:<24}{med:>10.1f}{p90:>9.1f}{fails:>6}")
     print("added by the network (median of paired differences, ms; ratio)")
@@ -360,9 +370,9 @@ def report(traffic: list[dict], names: list[str], setup: list[dict], cmds: list[
         ("pycont-none", "runc"),
         ("pycont-user", "podman-net"),
     ):
-        if x in col and y in col:
-            diff = statistics.median(a - b for a, b in zip(col[x], col[y], strict=True))
-            print(f"  {x} - {y:<14} {diff:+8.1f} ms   {x}/{y} {ratio(col[x], col[y])}")
+        if x in ms and y in ms:
+            diff = statistics.median(a - b for a, b in zip(ms[x], ms[y], strict=True))
+            print(f"  {x} - {y:<14} {diff:+8.1f} ms   {x}/{y} {ratio(ms[x], ms[y])}")
     return out
 
 
@@ -418,6 +428,7 @@ def main() -> int:
     ap.add_argument("--pings", type=int, default=10, help="ICMP echoes per sample (-i 0.2)")
     ap.add_argument("--runs", type=int, default=15, help="set-up rounds (each command once)")
     ap.add_argument("--no-podman", action="store_true")
+    ap.add_argument("--no-pin", action="store_true", help="let the scheduler place both sides")
     ap.add_argument("--json", help="where to write the samples (default bench/results/...)")
     ap.add_argument("--serve", metavar="HOST", help=argparse.SUPPRESS)
     ap.add_argument("--client", nargs=4, metavar="X", help=argparse.SUPPRESS)
@@ -438,10 +449,13 @@ def main() -> int:
         if os.path.exists(d):
             raise SystemExit(f"{d} exists (a previous run?): remove it first")
     os.environ["PYCONT_ROOT"] = PYCONT_ROOT
+    if a.no_pin or (os.cpu_count() or 1) < 2:
+        PIN.clear()
     pc = pycont_cli()
-    meta = sl.machine_facts()
+    meta: dict[str, Any] = dict(sl.machine_facts())
     meta["packages"] = {p: sl.pkg_version(p) for p in PACKAGES}
     meta["loadavg_before"] = os.getloadavg()
+    meta["pinned_cpus"] = dict(PIN)
     fw_before, cg_before = firewall_state(), libpod_cgroups()
     pairs: list[Pair] = []
     left: list[str] = []
@@ -456,7 +470,7 @@ def main() -> int:
         pairs.append(setup_bare())
         for p in pairs:
             p.start_server()
-        print(f"# container networking; {meta['date']}; {meta['cpu_model']}; kernel {meta['kernel']}")
+        print(f"# container networking; {meta['date']}; {meta['cpu_model']}; {meta['kernel']}")
         print("packages: " + ", ".join(f"{k} {v}" for k, v in meta["packages"].items()))
         print("pairs: " + "; ".join(f"{p.name} -> {p.ip_b}:{p.port}" for p in pairs))
         traffic = traffic_rounds(pairs, a)

@@ -125,7 +125,13 @@ class RealEngine:
                 f"services.{service.name}.entrypoint: image {service.image} has an ENTRYPOINT "
                 "of its own, and pycont cannot replace it"
             )
-        pycont.create(service.image, command, **options)
+        c = pycont.create(service.image, command, **options)
+        try:
+            for net in service.networks[1:]:  # the first one it was created on
+                c.connect(net.name, aliases=[service.name, *net.aliases])
+        except BaseException:
+            c.remove(force=True)
+            raise
 
     def start(self, name: str) -> None:
         pycont.get(name).start()

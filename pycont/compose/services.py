@@ -320,18 +320,16 @@ def _depends_on(ctx: Ctx, raw: Any, where: str) -> tuple[str, ...]:
 def _attachments(
     ctx: Ctx, raw: Any, where: str, networks: Mapping[str, NetworkDef]
 ) -> tuple[Attachment, ...]:
-    """The service's networks; none named means the project's ``default``. pycont gives a
-    container one network, so more than one is refused."""
+    """The service's networks; none named means the project's ``default``. The first is the
+    one the container is created on, the others are connected before it starts."""
     if raw is None:
         wanted: dict[str, Any] = {"default": None}
     elif isinstance(raw, list):
         wanted = {n: None for n in ctx.strings(raw, where)}
     else:
         wanted = ctx.mapping(raw, where)
-    if len(wanted) != 1:
-        raise ctx.fail(
-            where, f"{len(wanted)} networks: a pycont container joins exactly one network"
-        )
+    if not wanted:
+        raise ctx.fail(where, "an empty list: name at least one network, or leave the key out")
     out = []
     for key, body in wanted.items():
         if key not in networks:

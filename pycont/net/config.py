@@ -14,7 +14,6 @@ mount of a file holds its inode: a rename would not be seen inside).
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -105,21 +104,18 @@ def hosts_text(
     return "\n".join(lines) + "\n"
 
 
-def resolv_text(cfg: NetConfig, host_resolv: str = "/etc/resolv.conf") -> str:
-    """/etc/resolv.conf: ``--dns`` servers, else the host's without loopback ones (docker's
-    rule: 127.0.0.53 of the host is not reachable from the container's namespace)."""
-    servers = list(cfg.dns)
-    other: list[str] = []
-    if not servers:
-        with contextlib.suppress(OSError), open(host_resolv) as f:
-            for line in f:
-                words = line.split()
-                if len(words) >= 2 and words[0] == "nameserver":
-                    if not words[1].startswith(("127.", "::1")):
-                        servers.append(words[1])
-                elif words and words[0] in ("search", "options"):
-                    other.append(line.strip())
-    return "".join(f"nameserver {s}\n" for s in servers) + "".join(f"{o}\n" for o in other)
+def resolv_text(cfg: NetConfig) -> str:
+    """/etc/resolv.conf: the ``--dns`` servers. Docker copies the host's (without loopback
+    ones) because it NATs the container outward; pycont does not, so the host's servers are
+    out of reach and each lookup of an unknown name would wait for their timeout (10 s).
+    Without ``--dns`` the file names none: the resolver then asks 127.0.0.1 in the container,
+    is refused at once, and names come from /etc/hosts."""
+    if not cfg.dns:
+        return (
+            "# pycont: no DNS server (containers are not NATed outward; give one with --dns).\n"
+            "# The other containers of its user-defined networks are in /etc/hosts.\n"
+        )
+    return "".join(f"nameserver {s}\n" for s in cfg.dns)
 
 
 def write_in_place(path: str, text: str) -> None:

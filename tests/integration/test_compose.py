@@ -31,14 +31,14 @@ services:
   web:
     image: busybox
     depends_on: [db]
-    command: ["sleep", "300"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 300 & wait"]
     environment:
       GREETING: ${PCH2_GREETING:-hello}
   db:
     image: busybox
     command: >-
-      sh -c "mkdir -p /www && echo db-says-hi > /www/index.html
-      && exec httpd -f -p 8000 -h /www"
+      sh -c "mkdir -p /www && echo db-says-hi > /www/index.html;
+      httpd -f -p 8000 -h /www & trap 'exit 0' TERM; wait"
     volumes: ["data:/data"]
 volumes:
   data: {}
@@ -162,3 +162,53 @@ def test_cli(stack: Stack) -> None:
     down = cli(*base, "down", "-v", timeout=120)
     assert down.returncode == 0, down.stderr
     assert _gone(stack.name)
+
+
+TWO_NETWORKS = """
+services:
+  front:
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 300 & wait"]
+    networks: [edge]
+  middle:
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 300 & wait"]
+    networks:
+      edge: {}
+      back: {aliases: [mid]}
+  db:
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 300 & wait"]
+    networks: [back]
+networks:
+  edge: {}
+  back: {}
+"""
+
+
+def test_a_service_on_two_networks_bridges_them_by_name(tmp_path: Path) -> None:
+    import pycont
+    from pycont.compose.engine import RealEngine
+    from pycont.compose.project import down, up
+
+    (tmp_path / "compose.yaml").write_text(TWO_NETWORKS)
+    name = f"pch2-{uuid.uuid4().hex[:8]}"
+    p = load(str(tmp_path / "compose.yaml"), name)
+    try:
+        assert up(p, RealEngine(), detach=True) == 0
+        middle = pycont.get(f"{name}-middle-1")
+        assert [a.network for a in middle.config.network.networks] == [
+            f"{name}_edge",
+            f"{name}_back",
+        ]
+
+        def reach(who: str, target: str) -> bool:
+            r = pycont.get(f"{name}-{who}-1").exec(["ping", "-c", "1", "-W", "2", target])
+            return r.exit_code == 0
+
+        assert reach("front", "middle") and reach("db", "mid")  # each on its own network
+        assert reach("middle", "front") and reach("middle", "db")
+        assert not reach("front", "db")  # no network in common
+    finally:
+        down(p, RealEngine(), volumes=True)
+    assert _gone(name)

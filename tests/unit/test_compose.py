@@ -132,10 +132,7 @@ def test_unsupported_service_key_is_one_clear_line(tmp_path: Path) -> None:
         ("services: {a: {image: x, volumes: ['data:/d']}}", "undefined volume 'data'"),
         ("services: {a: {image: x, volumes: ['/d']}}", "anonymous volumes are not supported"),
         ("services: {a: {image: x, networks: [n]}}", "undefined network 'n'"),
-        (
-            "services: {a: {image: x, networks: [n, m]}}\nnetworks: {n: {}, m: {}}",
-            "2 networks: a pycont container joins exactly one",
-        ),
+        ("services: {a: {image: x, networks: []}}", "an empty list"),
         ("services: {a: {image: x}}\nnetworks: {n: {driver: overlay}}", "'overlay'"),
         ("services: {a: {image: x, ports: ['80:80:80:80']}}", "invalid port '80:80:80:80'"),
         (

@@ -104,13 +104,13 @@ def test_hosts_on_the_default_bridge_has_no_aliases() -> None:
     assert "172.18.0.3\tabc123\n" in hosts_text(cfg, "abc123")
 
 
-def test_resolv_drops_loopback_servers(tmp_path: object) -> None:
-    import pathlib
-
-    host = pathlib.Path(str(tmp_path)) / "resolv.conf"
-    host.write_text("nameserver 127.0.0.53\nnameserver 10.1.1.1\nsearch example.org\n")
-    assert resolv_text(NetConfig(), str(host)) == "nameserver 10.1.1.1\nsearch example.org\n"
-    assert resolv_text(NetConfig(dns=["9.9.9.9"]), str(host)) == "nameserver 9.9.9.9\n"
+def test_resolv_names_only_the_servers_given() -> None:
+    assert resolv_text(NetConfig(dns=["9.9.9.9", "10.1.1.1"])) == (
+        "nameserver 9.9.9.9\nnameserver 10.1.1.1\n"
+    )
+    empty = resolv_text(NetConfig())
+    assert "nameserver" not in empty.replace("# pycont", "")
+    assert all(line.startswith("#") for line in empty.splitlines())
 
 
 def test_netconfig_json_round_trip() -> None:
