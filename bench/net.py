@@ -20,7 +20,7 @@ the path between the two sockets differs. Measured: TCP throughput (a Python sen
 ``run``: ``pycont run --rm --network none|bridge|<user net> busybox true`` (and podman's
 none/bridge, runc's default spec as the floor), interleaved, medians.
 
-Run as root:  python3 bench/net.py [--rounds 5] [--mib 1024] [--runs 15] [--json FILE]
+Run as root:  python3 bench/net.py [--rounds 5] [--mib 1024] [--runs 15] [--pin] [--json FILE]
 """
 
 from __future__ import annotations
@@ -123,13 +123,14 @@ def sh(argv: list[str], check: bool = True) -> str:
     return r.stdout
 
 
-PIN = {"client": "0", "server": "1"}  # main() empties it with --no-pin or on one CPU
+PIN: dict[str, str] = {}  # --pin: {"client": "0", "server": "1"}
 
 
 def netns_prefix(ns: str | None, role: str = "") -> list[str]:
-    """Enter ``ns`` (setns(2) on its net namespace only); pinned, each side to its own CPU:
-    unpinned, the scheduler puts both on one CPU in some samples and not in others, and the
-    throughput of one path jumps between ~2 and ~4 GB/s from sample to sample."""
+    """Enter ``ns`` (setns(2) on its net namespace only); with ``--pin`` each side on its own
+    CPU. Unpinned, the scheduler puts both on one CPU in some samples and not in others (one
+    path jumps between ~2 and ~4 GB/s); pinned, a job of someone else on CPU 1 slows every
+    sample: on a shared machine neither is clean, so pinning is a choice, recorded in the JSON."""
     pin = ["taskset", "-c", PIN[role]] if role in PIN else []
     return [*pin, *(["nsenter", f"--net={ns}"] if ns else [])]
 
@@ -428,7 +429,7 @@ def main() -> int:
     ap.add_argument("--pings", type=int, default=10, help="ICMP echoes per sample (-i 0.2)")
     ap.add_argument("--runs", type=int, default=15, help="set-up rounds (each command once)")
     ap.add_argument("--no-podman", action="store_true")
-    ap.add_argument("--no-pin", action="store_true", help="let the scheduler place both sides")
+    ap.add_argument("--pin", action="store_true", help="client on CPU 0, server on CPU 1")
     ap.add_argument("--json", help="where to write the samples (default bench/results/...)")
     ap.add_argument("--serve", metavar="HOST", help=argparse.SUPPRESS)
     ap.add_argument("--client", nargs=4, metavar="X", help=argparse.SUPPRESS)
@@ -449,8 +450,8 @@ def main() -> int:
         if os.path.exists(d):
             raise SystemExit(f"{d} exists (a previous run?): remove it first")
     os.environ["PYCONT_ROOT"] = PYCONT_ROOT
-    if a.no_pin or (os.cpu_count() or 1) < 2:
-        PIN.clear()
+    if a.pin and (os.cpu_count() or 1) >= 2:
+        PIN.update(client="0", server="1")
     pc = pycont_cli()
     meta: dict[str, Any] = dict(sl.machine_facts())
     meta["packages"] = {p: sl.pkg_version(p) for p in PACKAGES}

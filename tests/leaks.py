@@ -26,6 +26,7 @@ STATE_DIRS = ("/run/pycont/containers", "/var/lib/pycont/containers")
 # How the helper shows in /proc/PID/cmdline: `python -I .../pycont/runtime/shim.py run DIR FD`
 # today; `-m pycont.runtime.shim` or a process titled pycont-shim would be the same helper.
 SHIM_MARKERS = (
+    "pycont-slirp-",  # a container's slirp4netns: its API socket (pycont.net.slirp)
     "pycont/runtime/shim.py",
     "pycont/runtime/forkserver.py",
     "pycont.runtime.shim",

@@ -342,7 +342,10 @@ with open(f"/proc/{box.pid}/mountinfo") as f:
     root = next(line for line in f if line.split()[4] == "/")
 print("the container's / :", root.split(" - ")[1].split()[0], "with",
       "userxattr" if "userxattr" in root else "no userxattr")
-print("its lowerdir is the image's layer:", f"lowerdir={data['LowerDir']}," in root)
+init_layer, image_layer = data["LowerDir"].split(":")
+print("its lowerdirs are LowerDir, the init layer then the image's:",
+      f"lowerdir={data['LowerDir']}," in root)
+print("the init layer holds:", " ".join(sorted(os.listdir(os.path.join(init_layer, "etc")))))
 print("MergedDir, seen from the host's mount namespace, is empty:",
       os.listdir(data["MergedDir"]) == [])
 """),
@@ -351,10 +354,10 @@ The upper directory, from the host: only what the container changed.
 """),
     ("code", r"""
 tree(data["UpperDir"])
-passwd = os.path.join(data["LowerDir"], "etc/passwd")
+passwd = os.path.join(image_layer, "etc/passwd")
 with open(passwd) as f:
     print("the image's /etc/passwd has the new user:", "app:x:1000" in f.read())
-print("the image still has /bin/vi:", os.path.lexists(os.path.join(data["LowerDir"], "bin/vi")))
+print("the image still has /bin/vi:", os.path.lexists(os.path.join(image_layer, "bin/vi")))
 """),
     ("code", r"""
 %pycont diff ch04-box
@@ -369,14 +372,17 @@ container's mount namespace, so `MergedDir` looks empty from the host. Run by ro
 container has no user namespace of its own, so its overlay is mounted without `userxattr` and
 keeps its marks in `trusted.overlay.*` (rootless, it would say `userxattr`: its root cannot set
 `trusted.*`, section 4); the **image layer**, the lower directory, is shared, never
-written.
+written. Above it sits the container's **init layer** (docker's `-init` layer): empty mount
+points for `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, which pycont binds from the
+container's folder (chapter 08), so they never show in the read/write layer, in `diff` or in a
+commit.
 
 Now remove the container:
 """),
     ("code", r"""
 box.remove(force=True)
 print("the upper directory exists:", os.path.exists(data["UpperDir"]))
-print("the image's layer exists:", os.path.isdir(data["LowerDir"]))
+print("the image's layer exists:", os.path.isdir(image_layer))
 print("a new container has /bin/vi:",
       pycont.run("busybox", ["ls", "/bin/vi"], rm=True, name="ch04-box").exit_code == 0)
 """),
@@ -394,7 +400,7 @@ The next cell starts a container for exercises 2–4.
 EXERCISES_SETUP = r"""
 ex = pycont.run("busybox", ["sleep", "1000"], name="ch04-ex", detach=True)
 EX_UPPER = upper_dir(ex)
-EX_LOWER = ex.inspect()["GraphDriver"]["Data"]["LowerDir"]
+EX_LOWER = ex.inspect()["GraphDriver"]["Data"]["LowerDir"].split(":")[-1]  # the image's
 print(ex.name, "is", ex.status)
 """
 EXERCISES = [

@@ -127,7 +127,7 @@ def cmd_ps(a: argparse.Namespace) -> int:
     rows = []
     for c in containers(all=a.all):
         try:
-            rec, cfg = c.state(), c.config
+            rec, cfg, published = c.state(), c.config, c.ports()
         except ContainerNotFound:
             continue
         if a.quiet:
@@ -135,11 +135,23 @@ def cmd_ps(a: argparse.Namespace) -> int:
             continue
         cmd = " ".join(cfg.args)
         cmd = f'"{cmd[:20]}…"' if len(cmd) > 20 else f'"{cmd}"'
+        ports = ", ".join(
+            f"{b.host_ip or '0.0.0.0'}:{b.host_port}->{b.container_port}/{b.proto}"
+            for b in published
+        )
         rows.append(
-            (c.short_id, cfg.image, cmd, f"{ago(rec.created)} ago", status_text(rec), cfg.name)
+            (
+                c.short_id,
+                cfg.image,
+                cmd,
+                f"{ago(rec.created)} ago",
+                status_text(rec),
+                ports,
+                cfg.name,
+            )
         )
     if not a.quiet:
-        table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"), rows)
+        table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows)
     return 0
 
 

@@ -85,8 +85,9 @@ def cmd_system(a: argparse.Namespace) -> int:
 
         if not a.force:
             print(
-                "WARNING! This removes all stopped containers and "
-                f"{'all unused' if a.all else 'dangling'} images (use -f to skip this note)",
+                "WARNING! This removes all stopped containers, all networks not used by at "
+                f"least one container and {'all unused' if a.all else 'dangling'} images "
+                "(use -f to skip this note)",
                 file=sys.stderr,
             )
         removed = 0
@@ -98,6 +99,10 @@ def cmd_system(a: argparse.Namespace) -> int:
                     removed += 1
             except PycontError:
                 continue
+        from pycont.net import networks
+
+        for name in networks.prune():
+            print(f"Deleted Network: {name}")
         reclaimed = Store().prune(dangling=not a.all, build_cache=True)
         print(f"Total reclaimed space: {decimal_size(reclaimed)}")
         return 0
@@ -121,7 +126,9 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
     ssub.add_parser(
         "df", help="disk used by images (-v: per image, shared and unique)"
     ).add_argument("-v", "--verbose", action="store_true")
-    q = ssub.add_parser("prune", help="remove stopped containers and unused images")
+    q = ssub.add_parser(
+        "prune", help="remove stopped containers, unused networks and unused images"
+    )
     q.add_argument("-a", "--all", action="store_true")
     q.add_argument("-f", "--force", action="store_true")
 

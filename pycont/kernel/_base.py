@@ -167,6 +167,10 @@ class Kernel(Protocol):
         """Bring a network device up (``ip link set NAME up``)."""
         ...
 
+    def set_address(self, name: str, address: str, prefixlen: int) -> None:
+        """Give a network device an IPv4 address (``ip addr add ADDRESS/PREFIXLEN dev NAME``)."""
+        ...
+
     # Kernel state that lives in files: cgroupfs and /proc/<pid>/{uid,gid}_map act on each
     # write(2), so these go through the seam too and show up in a narration.
     def write_file(self, path: str, data: str) -> None:

@@ -70,6 +70,8 @@ _NR = _SYSCALLS.get(os.uname().machine, _SYSCALLS["x86_64"])
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
+SIOCSIFADDR = 0x8916
+SIOCSIFNETMASK = 0x891C
 IFF_UP = 0x1
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -220,6 +222,23 @@ class LinuxKernel:
                 fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", name.encode(), flags | IFF_UP))
             except OSError as err:
                 raise KernelError("ioctl(SIOCSIFFLAGS, IFF_UP)", err.errno or 0, name) from err
+
+    def set_address(self, name: str, address: str, prefixlen: int) -> None:
+        # netdevice(7): SIOCSIFADDR then SIOCSIFNETMASK, each an ifreq holding a sockaddr_in;
+        # the kernel adds the subnet's route once the device is up.
+        mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for op, code, value in (
+                ("SIOCSIFADDR", SIOCSIFADDR, socket.inet_aton(address)),
+                ("SIOCSIFNETMASK", SIOCSIFNETMASK, mask.to_bytes(4, "big")),
+            ):
+                ifreq = struct.pack("16sH2x4s8x", name.encode(), socket.AF_INET, value)
+                try:
+                    fcntl.ioctl(s, code, ifreq)
+                except OSError as err:
+                    raise KernelError(
+                        f"ioctl({op}, {address}/{prefixlen})", err.errno or 0, name
+                    ) from err
 
     def write_file(self, path: str, data: str) -> None:
         # One write(2): cgroupfs and /proc/<pid>/uid_map act on (and fail) that very write.

@@ -107,6 +107,12 @@ class NarratingKernel:
     def set_link_up(self, name: str) -> None:
         self._do(f'ioctl(SIOCSIFFLAGS, "{name}", IFF_UP)', lambda: self.inner.set_link_up(name))
 
+    def set_address(self, name: str, address: str, prefixlen: int) -> None:
+        self._do(
+            f'ioctl(SIOCSIFADDR, "{name}", {address}/{prefixlen})',
+            lambda: self.inner.set_address(name, address, prefixlen),
+        )
+
     def write_file(self, path: str, data: str) -> None:
         self._do(
             f"write({json.dumps(path)}, {json.dumps(data.strip())})",

@@ -87,6 +87,9 @@ class RecordingKernel:
     def set_link_up(self, name: str) -> None:
         self._record("set_link_up", name)
 
+    def set_address(self, name: str, address: str, prefixlen: int) -> None:
+        self._record("set_address", name, address, prefixlen)
+
     def write_file(self, path: str, data: str) -> None:
         self._record("write", path, data)
 

@@ -10,6 +10,7 @@ process exits its namespace is destroyed, and the kernel deletes both veth ends 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pycont.errors import NetworkError
@@ -25,12 +26,17 @@ def veth_name(cid: str, n: int) -> str:
     return f"pcv{cid[:10]}{n}"
 
 
-def _shape(ipr: Any, idx: int, cfg: NetConfig) -> None:
+def _shape(
+    ipr: Any, idx: int, cfg: NetConfig, say: Callable[[str], None] | None = None, dev: str = ""
+) -> None:
     if not cfg.shaping:
         return
     from pycont.net import shaping
 
-    shaping.apply(ipr, idx, shaping.Shaping.from_json(cfg.shaping))
+    wanted = shaping.Shaping.from_json(cfg.shaping)
+    shaping.apply(ipr, idx, wanted)
+    if say:
+        say(f"netlink: tc qdisc replace dev {dev} root … ({wanted.describe()})")
 
 
 def _no_ipv6(atts: list[Attachment]) -> dict[str, str]:
@@ -41,24 +47,40 @@ def _no_ipv6(atts: list[Attachment]) -> dict[str, str]:
 
 def join(k: Kernel, cid: str, cfg: NetConfig, pid: int) -> list[str]:
     """Connect process ``pid`` (in its own network namespace) to ``cfg.networks``. Returns the
-    host ends made. On failure removes them and raises NetworkError."""
+    host ends made. On failure removes them and raises NetworkError. With a narrating kernel
+    (``--narrate``) each netlink request is told as the ``ip`` command that makes the same."""
+    say: Callable[[str], None] = getattr(k, "say", None) or (lambda _line: None)
     made: list[str] = []
     try:
         with netlink.host() as ipr:
             for att in cfg.networks:
                 bridge = netlink.ensure_bridge(ipr, att.bridge, att.gateway, att.prefixlen)
+                say(
+                    f"netlink: ip link add {att.bridge} type bridge (if missing); "
+                    f"ip addr add {att.gateway}/{att.prefixlen} dev {att.bridge}"
+                )
                 name = veth_name(cid, att.index)
                 netlink.delete_link(ipr, name)  # left by a crash of an earlier start
                 idx = netlink.add_veth(ipr, name, att.ifname, pid, bridge, MTU)
                 made.append(name)
+                say(
+                    f"netlink: ip link add {name} type veth peer name {att.ifname} netns {pid}; "
+                    f"ip link set {name} master {att.bridge} up"
+                )
                 # The host end's egress is what the container receives: shaped there, and
                 # the container's own egress is shaped on eth0 inside.
-                _shape(ipr, idx, cfg)
+                _shape(ipr, idx, cfg, say, name)
         with netlink.inside(k, pid, _no_ipv6(cfg.networks)) as inner:
             for n, att in enumerate(cfg.networks):
                 gateway = att.gateway if n == 0 else None
                 idx = netlink.configure(inner, att.ifname, att.ip, att.prefixlen, att.mac, gateway)
-                _shape(inner, idx, cfg)
+                say(
+                    f"netlink (in {pid}'s netns): ip link set {att.ifname} address {att.mac}; "
+                    f"ip addr add {att.ip}/{att.prefixlen} dev {att.ifname}; "
+                    f"ip link set {att.ifname} up"
+                    + (f"; ip route add default via {gateway}" if gateway else "")
+                )
+                _shape(inner, idx, cfg, say, att.ifname)
     except BaseException as err:
         with netlink.host() as ipr:
             for name in made:

@@ -19,8 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-MODES = ("bridge", "none", "host", "container")
+MODES = ("bridge", "none", "host", "container", "slirp4netns")
 FILES = ("hosts", "hostname", "resolv.conf")
+# The container's init layer (docker's "-init" layer): empty mount points for FILES in etc/.
+INIT_LAYER = "init"
 
 _LOCAL = """127.0.0.1\tlocalhost
 ::1\tlocalhost ip6-localhost ip6-loopback
@@ -76,7 +78,7 @@ class NetConfig:
     def files(self) -> bool:
         """Does the container get pycont's /etc/hosts and friends? Not with the host's network
         (docker then binds the host's own files; pycont leaves the image's)."""
-        return self.mode in ("bridge", "none")
+        return self.mode in ("bridge", "none", "slirp4netns")
 
 
 def hosts_text(
@@ -116,6 +118,18 @@ def resolv_text(cfg: NetConfig) -> str:
             "# The other containers of its user-defined networks are in /etc/hosts.\n"
         )
     return "".join(f"nameserver {s}\n" for s in cfg.dns)
+
+
+def make_init_layer(cdir: str) -> str:
+    """``<cdir>/init/etc/{hosts,hostname,resolv.conf}``, empty: a lower layer just above the
+    image's, so the files' bind mounts find their mount points without a copy-up into the
+    read/write layer (docker's init layer)."""
+    etc = os.path.join(cdir, INIT_LAYER, "etc")
+    os.makedirs(etc, mode=0o755, exist_ok=True)
+    for name in FILES:
+        fd = os.open(os.path.join(etc, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        os.close(fd)
+    return os.path.dirname(etc)
 
 
 def write_in_place(path: str, text: str) -> None:

@@ -11,7 +11,8 @@ import os
 from typing import Any
 
 from pycont.cgroups.limits import Limits
-from pycont.net.config import NetConfig
+from pycont.net import slirp
+from pycont.net.config import INIT_LAYER, NetConfig
 from pycont.net.ports import PortBinding
 from pycont.rootfs import RootSpec
 from pycont.runtime.netsetup import published
@@ -85,7 +86,8 @@ def inspect(
         "GraphDriver": {
             "Name": storage_driver,
             "Data": {
-                "LowerDir": ":".join(cfg.layers),
+                # docker's too: the init layer (the network files' mount points) first
+                "LowerDir": ":".join([*_init_layer(cdir, cfg), *cfg.layers]),
                 "UpperDir": spec.upper,
                 "WorkDir": spec.work,
                 "MergedDir": spec.merged,
@@ -99,6 +101,11 @@ def inspect(
             "CgroupNote": cfg.cgroup_note,
         },
     }
+
+
+def _init_layer(cdir: str, cfg: ContainerConfig) -> list[str]:
+    path = os.path.join(cdir, INIT_LAYER)
+    return [path] if cfg.network.files and os.path.isdir(path) else []
 
 
 def network_mode(net: NetConfig) -> str:
@@ -135,6 +142,16 @@ def network_settings(cdir: str, net: NetConfig, live: bool) -> dict[str, Any]:
         bound.append({"HostIp": b.host_ip or "0.0.0.0", "HostPort": str(b.host_port)})
         ports[f"{b.container_port}/{b.proto}"] = bound
     first = net.networks[0] if net.networks else None
+    if net.mode == "slirp4netns":
+        return {
+            "IPAddress": slirp.ADDRESS,
+            "IPPrefixLen": slirp.PREFIXLEN,
+            "Gateway": "",  # no default route: see pycont.net.slirp
+            "MacAddress": "",
+            "Ports": ports,
+            "Networks": {},
+            "Pycont": {"Shaping": None, "Note": "slirp4netns: a user-mode network"},
+        }
     return {
         "IPAddress": first.ip if first else "",
         "IPPrefixLen": first.prefixlen if first else 0,

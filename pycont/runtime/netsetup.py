@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pycont import paths
@@ -24,7 +25,15 @@ from pycont.fsutil import read_json, write_json
 from pycont.kernel import LinuxKernel
 from pycont.kernel._base import Kernel
 from pycont.net import attach, netlink, networks, ports, proxy
-from pycont.net.config import Attachment, NetConfig, hosts_text, resolv_text, write_in_place
+from pycont.net import slirp as slirp_mod
+from pycont.net.config import (
+    Attachment,
+    NetConfig,
+    hosts_text,
+    make_init_layer,
+    resolv_text,
+    write_in_place,
+)
 from pycont.runtime import state as st
 
 if TYPE_CHECKING:
@@ -34,11 +43,15 @@ PORTS_FILE = "ports.json"
 
 
 def default_network() -> tuple[str, str]:
-    """docker's default, ``bridge``, as root; without root no veth can be made on the host:
+    """docker's default, ``bridge``, as root. Without root no veth can be plugged into a host
+    bridge: ``slirp4netns`` where it can run (docker's and podman's rootless default), else
     ``none``, and why."""
     if os.geteuid() == 0:
         return "bridge", ""
-    return "none", "rootless: only loopback (a veth on the host's bridge needs root)"
+    ok, why = slirp_mod.available()
+    if ok:
+        return "slirp4netns", ""
+    return "none", f"rootless: loopback only ({why})"
 
 
 def _container_id(name_or_id: str) -> str:
@@ -73,6 +86,18 @@ def plan(spec: RunSpec, cid: str, name: str, exposed: Iterable[str] = ()) -> Net
         cfg.container = _container_id(asked.partition(":")[2])
     elif asked in ("host", "none"):
         pass
+    elif asked == "slirp4netns":
+        ok, why = slirp_mod.available()
+        if not ok:
+            raise NetworkError(f"--network slirp4netns: {why}")
+        if spec.network_aliases or spec.shaping:
+            raise UsageError(
+                "--network slirp4netns takes published ports, but no --network-alias, "
+                "--network-rate or --network-latency (bridge networks do)"
+            )
+        ports.check_free(bindings)
+        cfg.ports = [b.to_json() for b in bindings]
+        return cfg
     else:
         cfg.mode = "bridge"
         if not networks.exists(asked):
@@ -125,6 +150,7 @@ def write_files(cdir: str, cfg: NetConfig, hostname: str) -> None:
     """The container's /etc/hosts, /etc/hostname and /etc/resolv.conf, in its folder."""
     if not cfg.files:
         return
+    make_init_layer(cdir)
     write_in_place(os.path.join(cdir, "hostname"), hostname + "\n")
     write_in_place(os.path.join(cdir, "resolv.conf"), resolv_text(cfg))
     write_in_place(os.path.join(cdir, "hosts"), hosts_text(cfg, hostname, _peers(cdir, cfg)))
@@ -242,28 +268,51 @@ def disconnect(cid: str, network: str) -> None:
 
 
 # -- in the shim --------------------------------------------------------------------------
-def start(k: Kernel, cdir: str, cid: str, cfg: NetConfig, pid: int) -> int:
-    """Plug process ``pid`` in and publish its ports. Returns the proxy's pid (0: none).
-    Raises NetworkError (or ports.PortInUse) having undone what it made."""
+@dataclass
+class Plumbing:
+    """What the shim runs for a container's network while it lives: the proxy of its
+    published ports (bridge networks) or its slirp4netns (``--network slirp4netns``)."""
+
+    proxy: int = 0
+    slirp: slirp_mod.Slirp | None = None
+
+
+def start(k: Kernel, cdir: str, cid: str, cfg: NetConfig, pid: int) -> Plumbing:
+    """Plug process ``pid`` in and publish its ports. Raises NetworkError (or
+    ports.PortInUse) having undone what it made."""
+    bindings = [ports.PortBinding.from_json(b) for b in cfg.ports]
+    if cfg.mode == "slirp4netns":
+        slirp = slirp_mod.start(pid, cid, os.path.join(cdir, "slirp4netns.log"))
+        try:
+            done = slirp_mod.forward(slirp, bindings)
+        except BaseException:
+            slirp_mod.stop(slirp)
+            raise
+        if done:
+            write_json(os.path.join(cdir, PORTS_FILE), [b.to_json() for b in done])
+        return Plumbing(slirp=slirp)
     if cfg.mode != "bridge" or not cfg.networks:
-        return 0
+        return Plumbing()
     attach.join(k, cid, cfg, pid)
-    if not cfg.ports:
-        return 0
+    if not bindings:
+        return Plumbing()
     try:
-        bound = ports.bind([ports.PortBinding.from_json(b) for b in cfg.ports])
+        bound = ports.bind(bindings)
     except BaseException:
         attach.leave(cid, cfg)
         raise
     write_json(os.path.join(cdir, PORTS_FILE), [b.binding.to_json() for b in bound])
-    return proxy.start(bound, cfg.networks[0].ip)
+    return Plumbing(proxy=proxy.start(bound, cfg.networks[0].ip))
 
 
-def stop(cdir: str, proxy_pid: int) -> None:
-    """The container exited: its proxy goes, and its ports are no longer published."""
-    if proxy_pid:
+def stop(cdir: str, plumbing: Plumbing | None) -> None:
+    """The container exited: its proxy or slirp4netns goes, and its ports are no longer
+    published."""
+    if plumbing is not None and plumbing.proxy:
         with contextlib.suppress(OSError):
-            proxy.stop(proxy_pid)
+            proxy.stop(plumbing.proxy)
+    if plumbing is not None and plumbing.slirp is not None:
+        slirp_mod.stop(plumbing.slirp)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(cdir, PORTS_FILE))
 

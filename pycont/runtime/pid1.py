@@ -22,7 +22,9 @@ from pycont.kernel._base import (
     Kernel,
 )
 from pycont.namespaces import Namespace, NamespaceSet
+from pycont.net import slirp
 from pycont.net.config import FILES as NET_FILES
+from pycont.net.config import INIT_LAYER
 from pycont.rootfs import RootSpec, setup_root
 from pycont.runtime import protocol, users
 from pycont.runtime.state import ContainerConfig
@@ -61,8 +63,16 @@ def container_init(
             k.sethostname(cfg.hostname)
         if Namespace.NET in private:
             k.set_link_up("lo")  # as docker's --network none: loopback only, and up
+            if cfg.network.mode == "slirp4netns":
+                # slirp4netns made tap0 before the shim let us go; no default route: the
+                # user-mode stack reaches the published ports' clients, nothing further.
+                k.set_address(slirp.TAP, slirp.ADDRESS, slirp.PREFIXLEN)
+                k.set_link_up(slirp.TAP)
+        etc = etc_files(cfg, cdir)
         spec = RootSpec(
-            lowers=tuple(cfg.layers),
+            # docker's init layer under the read/write one: the mount points of the network
+            # files exist there, so binding them writes nothing that diff or commit would see.
+            lowers=((os.path.join(cdir, INIT_LAYER),) if etc else ()) + tuple(cfg.layers),
             container_dir=cdir,
             userns=Namespace.USER in private,
             private_net=Namespace.NET in private,
@@ -72,7 +82,7 @@ def container_init(
             driver=cfg.storage_driver,
             privileged=cfg.security.privileged,
             cgroup_view=Namespace.CGROUP in private and bool(cfg.cgroup),
-            etc_files=etc_files(cfg, cdir),
+            etc_files=etc,
         )
         setup_root(k, spec)
         # The user's ids come from the container's /etc/passwd: read now, inside its root.
@@ -98,7 +108,7 @@ def etc_files(cfg: ContainerConfig, cdir: str) -> tuple[tuple[str, str], ...]:
     found = []
     for name in NET_FILES:
         path = os.path.join(cdir, name)
-        if os.path.isfile(path):
+        if os.path.isfile(path) and os.path.isfile(os.path.join(cdir, INIT_LAYER, "etc", name)):
             found.append((path, f"/etc/{name}"))
     return tuple(found)
 

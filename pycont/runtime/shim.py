@@ -183,7 +183,7 @@ def run(cdir: str, status_fd: int) -> int:
     k = _kernel(cfg.narrate, rep)
     nsset = NamespaceSet.from_modes(cfg.namespaces)
     pid = 0
-    proxy = 0
+    plumbing: netsetup.Plumbing | None = None
     cg: Cgroup | None = None
 
     def abort(msg: str, code: int = 125, kind: str = "setup") -> int:
@@ -192,7 +192,7 @@ def run(cdir: str, status_fd: int) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             _wait(pid)
-        netsetup.stop(cdir, proxy)
+        netsetup.stop(cdir, plumbing)
         _close_cgroup(cg)
         rep.send(protocol.Failed(kind, code, msg))
         if cfg.auto_remove:
@@ -239,7 +239,7 @@ def run(cdir: str, status_fd: int) -> int:
         if Namespace.USER in nsset.private():
             _write_maps(k, pid, cfg)
         # Its network before it runs anything: eth0 is up when the command starts.
-        proxy = netsetup.start(k, cdir, cfg.id, cfg.network, pid)
+        plumbing = netsetup.start(k, cdir, cfg.id, cfg.network, pid)
         os.write(go_w, b"1")
     except (OSError, PycontError) as err:
         os.close(go_w)
@@ -290,7 +290,7 @@ def run(cdir: str, status_fd: int) -> int:
     # Record the end before the cgroup goes: whoever sees its files vanish (the sampler, at
     # ENODEV) then finds the exit, the OOM kill and the peak already in the record.
     oom, peak = _final_readings(cg)
-    netsetup.stop(cdir, proxy)
+    netsetup.stop(cdir, plumbing)
     _record_end(cdir, exit_code=code, oom_killed=oom, memory_peak=peak)
     _close_cgroup(cg)
     if cfg.auto_remove:

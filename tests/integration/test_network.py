@@ -7,7 +7,9 @@ loopback to published ports. Every network is named ``t-net-…`` and removed by
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,11 +21,13 @@ from typing import Any
 import pytest
 
 import pycont
+from pycont.builder.progress import Quiet
 from pycont.errors import NetworkError, NetworkNotFound, UsageError
 from pycont.fsutil import remove_tree
+from pycont.images import Store
 from pycont.kernel import LinuxKernel
 from pycont.net import attach, netlink, networks, proxy, shaping
-from tests.helpers import requires, wait_for
+from tests.helpers import cli, requires, wait_for
 
 pytestmark = requires("root", "overlay")
 
@@ -273,3 +277,88 @@ def test_stats_count_the_bytes_of_eth0(net: Any, name: str) -> None:
     )
     after = db.net_io()
     assert after[0] - before[0] >= 200 * 1024  # received
+
+
+def test_cli_network_verbs_port_and_ps(name: str) -> None:
+    net_name = f"t-net-{uuid.uuid4().hex[:8]}"
+    try:
+        r = cli("network", "create", "--subnet", "10.215.0.0/24", "--label", "k=v", net_name)
+        assert r.returncode == 0, r.stderr
+        ls = cli("network", "ls").stdout.splitlines()
+        assert ls[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
+        assert [row.split()[1] for row in ls[1:]] == ["bridge", "host", "none", net_name]
+        doc = json.loads(cli("network", "inspect", net_name).stdout)[0]
+        assert doc["IPAM"]["Config"] == [{"Subnet": "10.215.0.0/24", "Gateway": "10.215.0.1"}]
+        assert doc["Labels"] == {"k": "v"}
+        r = cli(
+            "run", "-d", "--name", name, "--network", net_name, "-p", "127.0.0.1::3000",
+            "busybox", "httpd", "-f", "-p", "3000", "-h", "/etc",
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        (line,) = cli("port", name).stdout.splitlines()
+        assert line.startswith("3000/tcp -> 127.0.0.1:")
+        port = line.rsplit(":", 1)[1]
+        assert cli("port", name, "3000").stdout == f"127.0.0.1:{port}\n"
+        missing = cli("port", name, "80/udp")
+        assert missing.returncode == 1 and "No public port '80/udp'" in missing.stderr
+        ps = cli("ps").stdout.splitlines()
+        assert "PORTS" in ps[0]
+        assert any(f"127.0.0.1:{port}->3000/tcp" in row and name in row for row in ps[1:])
+        doc = json.loads(cli("network", "inspect", net_name).stdout)[0]
+        assert [c["Name"] for c in doc["Containers"].values()] == [name]
+        r = cli("network", "rm", net_name)
+        assert r.returncode == 1 and "is in use by container" in r.stderr
+        assert cli("rm", "-f", name).returncode == 0
+        assert cli("network", "rm", net_name).stdout == f"{net_name}\n"
+    finally:
+        cli("rm", "-f", name)
+        cli("network", "rm", net_name)
+
+
+def test_publish_all_publishes_what_the_image_exposes(name: str, tmp_path: Any) -> None:
+    tag = f"t-expose-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nEXPOSE 3000 4000/udp\n")
+    pycont.build(str(tmp_path), [tag], progress=Quiet())
+    try:
+        c = pycont.run(tag, ["sleep", "30"], name=name, detach=True, publish_all=True)
+        got = sorted((b.container_port, b.proto, b.host_port > 0) for b in c.ports())
+        assert got == [(3000, "tcp", True), (4000, "udp", True)]
+        assert c.inspect()["HostConfig"]["PortBindings"] == {
+            "3000/tcp": [{"HostIp": "", "HostPort": ""}],
+            "4000/udp": [{"HostIp": "", "HostPort": ""}],
+        }
+        c.remove(force=True)
+    finally:
+        Store().remove(tag)
+
+
+@pytest.mark.skipif(not shutil.which("slirp4netns"), reason="needs slirp4netns (bootstrap dev)")
+def test_slirp4netns_network_publishes_and_reaches_nothing_else(name: str) -> None:
+    """The rootless stack, run here as root (the mechanism is the same; only the tun device's
+    permissions decide whether a user may have it)."""
+    web = server(
+        name,
+        "slirp4netns",
+        "httpd -f -p 80 -h /etc",
+        publish=["127.0.0.1::80"],
+    )
+    (b,) = web.ports()
+    wait_for(lambda: _get(b.host_port, "/hostname") is not None, timeout=10, what="slirp port")
+    assert _get(b.host_port, "/hostname") == web.config.hostname + "\n"
+    inside = web.exec(["sh", "-c", "ip -o -4 addr show tap0; ip route"]).output
+    assert "inet 10.0.2.100/24" in inside
+    assert "default" not in inside  # no route out: only the published ports' clients
+    slirps = [p for p in _pids_with("pycont-slirp-") if p]
+    assert slirps
+    web.remove(force=True)
+    wait_for(lambda: not _pids_with("pycont-slirp-"), timeout=10, what="slirp4netns to exit")
+
+
+def _pids_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(entry))
+    return found

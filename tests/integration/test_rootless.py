@@ -167,3 +167,28 @@ def test_rootless_detached_exec_and_rm(rootless: Rootless) -> None:
     assert pids_in_pid_namespace(pid_ns) == []
     assert mountinfo_lines(cid) == []
     wait_for(lambda: process_gone(shim), timeout=15, what="the shim to exit")
+
+
+def test_rootless_network_is_slirp4netns_or_says_why_not(rootless: Rootless) -> None:
+    """Without root no veth can reach a host bridge: slirp4netns where this user can open
+    /dev/net/tun, else loopback only, with the reason in inspect."""
+    tun = os.stat("/dev/net/tun") if os.path.exists("/dev/net/tun") else None
+    usable = bool(shutil.which("slirp4netns")) and tun is not None and tun.st_mode & 0o006 == 0o006
+    r = rootless.cli("run", "-d", "--name", "rootless-net", "busybox", "sleep", "60")
+    skip_if_the_kernel_refused(r)
+    assert r.returncode == 0, r.stderr
+    try:
+        doc = json.loads(rootless.cli("inspect", "rootless-net").stdout)[0]
+        links = rootless.cli("exec", "rootless-net", "ls", "/sys/class/net").stdout.split()
+        if usable:
+            assert doc["HostConfig"]["NetworkMode"] == "slirp4netns"
+            assert sorted(links) == ["lo", "tap0"]
+        else:
+            assert doc["HostConfig"]["NetworkMode"] == "none"
+            assert links == ["lo"]
+            note = doc["NetworkSettings"]["Pycont"]["Note"]
+            assert note.startswith("rootless: loopback only (") and "slirp4netns" in note
+        refused = rootless.cli("run", "--rm", "-p", "8080:80", "busybox", "true")
+        assert (refused.returncode == 0) == usable
+    finally:
+        rootless.cli("rm", "-f", "rootless-net")
