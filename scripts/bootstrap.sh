@@ -18,13 +18,14 @@
 # What the chapters use (binder/apt.txt is the same list for Binder's Ubuntu, checked by
 # tests/unit/test_binder.py): the busybox image's static binary, ps, util-linux's lsns, setpriv,
 # ipcmk and unshare, capsh, the libseccomp that pyseccomp loads, chapter 05's registry,
-# chapter 10's podman, chapter 09's qemu (and the lab VM's, with mkfs.ext4 for its /tmp).
+# chapter 10's podman, chapter 09's qemu (and the lab VM's, with mkfs.ext4 for its /tmp),
+# chapter 08's ip and tc (iproute2).
 PYCONT_COURSE_APT_PACKAGES=(busybox-static procps util-linux libcap2-bin libseccomp2
-    docker-registry podman qemu-system-x86 e2fsprogs)
+    docker-registry podman qemu-system-x86 iproute2 e2fsprogs)
 # What the whole test suite adds: the peers the benchmarks and interop tests compare with, image
 # tools (buildah for the build interop test, GNU cpio for the VM root tests), the cgroup v2
 # VM's mkfs, slirp4netns for the user-mode network's tests, and Chromium for the browser tests.
-PYCONT_DEV_APT_PACKAGES=("${PYCONT_COURSE_APT_PACKAGES[@]}" iproute2 psmisc crun runc time
+PYCONT_DEV_APT_PACKAGES=("${PYCONT_COURSE_APT_PACKAGES[@]}" psmisc crun runc time
     skopeo umoci buildah cpio slirp4netns chromium chromium-driver)
 
 pycont_bootstrap() (

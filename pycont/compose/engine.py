@@ -38,6 +38,10 @@ def _info(c: Container) -> ContainerInfo:
         status_text=text,
         labels=dict(cfg.labels),
         exit_code=rec.exit_code,
+        ports=tuple(
+            f"{b.host_ip or '0.0.0.0'}:{b.host_port}->{b.container_port}/{b.proto}"
+            for b in c.ports()
+        ),
     )
 
 

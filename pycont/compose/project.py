@@ -38,6 +38,8 @@ class ContainerInfo:
     status_text: str = ""  # docker's STATUS column: "Up 3 seconds", "Exited (0) ..."
     labels: dict[str, str] = field(default_factory=dict)
     exit_code: int | None = None
+    # The ports it publishes now, as docker ps shows them ("0.0.0.0:39547->3000/tcp").
+    ports: tuple[str, ...] = ()
 
     @property
     def service(self) -> str:
@@ -329,7 +331,8 @@ def ps_rows(
     project: Project, engine: Engine, *, all: bool = False, services: Iterable[str] = ()
 ) -> list[tuple[str, str, str, str, str]]:
     """``docker compose ps``: NAME, IMAGE, SERVICE, STATUS, PORTS, running ones unless
-    ``all``. PORTS come from the file's ``ports`` for the service."""
+    ``all``. PORTS are those the container publishes, host ports resolved (``-p 3000``
+    gets one the kernel picks); an engine that cannot tell gives the file's."""
     wanted = set(services)
     rows = []
     for info in sorted(engine.project_containers(project.name), key=lambda c: c.name):
@@ -337,8 +340,8 @@ def ps_rows(
             continue
         if wanted and info.service not in wanted:
             continue
-        ports = ""
-        if info.status in ("running", "paused"):
+        ports = ", ".join(info.ports)
+        if not ports and info.status in ("running", "paused"):
             with contextlib.suppress(UsageError):
                 ports = ", ".join(port_text(p) for p in project.service(info.service).ports)
         rows.append((info.name, info.image, info.service, info.status_text, ports))

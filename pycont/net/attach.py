@@ -15,7 +15,7 @@ from typing import Any
 
 from pycont.errors import NetworkError
 from pycont.kernel._base import Kernel
-from pycont.net import netlink
+from pycont.net import netlink, networks
 from pycont.net.config import Attachment, NetConfig
 
 MTU = 1500
@@ -54,7 +54,15 @@ def join(k: Kernel, cid: str, cfg: NetConfig, pid: int) -> list[str]:
     try:
         with netlink.host() as ipr:
             for att in cfg.networks:
-                bridge = netlink.ensure_bridge(ipr, att.bridge, att.gateway, att.prefixlen)
+                # Under the networks' lock, and only while the lease holds: a concurrent rm
+                # gives leases back and deletes an idle default bridge under that same lock.
+                with networks.locked():
+                    if not networks.holds(att.network, cid):
+                        raise NetworkError(
+                            f"container {cid[:12]} holds no address on network {att.network} "
+                            "any more: it was removed"
+                        )
+                    bridge = netlink.ensure_bridge(ipr, att.bridge, att.gateway, att.prefixlen)
                 say(
                     f"netlink: ip link add {att.bridge} type bridge (if missing); "
                     f"ip addr add {att.gateway}/{att.prefixlen} dev {att.bridge}"

@@ -201,6 +201,12 @@ def ls() -> list[Network]:
     return _all()
 
 
+def holds(name: str, cid: str) -> bool:
+    """Does container ``cid`` hold a lease on network ``name``? (Call under :func:`locked`.)"""
+    net = _load(name)
+    return net is not None and cid in net.leases
+
+
 def exists_on_disk(name: str) -> bool:
     return _load(name) is not None
 

@@ -148,6 +148,7 @@ def create_from_spec(spec: RunSpec, image: images.Image | None = None) -> Contai
         security=spec.security,
         user=spec.user or img.user,
         labels=dict(spec.labels),
+        exposed_ports=list(img.exposed_ports),
     )
     cdir = st.container_dir(cid)
     with st.store_lock():

@@ -81,6 +81,7 @@ def inspect(
             "Image": cfg.image,
             "AttachStdin": cfg.interactive,
             "Labels": cfg.labels,
+            "ExposedPorts": {k: {} for k in cfg.exposed_ports} or None,
         },
         "NetworkSettings": network_settings(cdir, cfg.network, live),
         "GraphDriver": {

@@ -278,8 +278,12 @@ def run(cdir: str, status_fd: int) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         _wait(pid)
+        netsetup.stop(cdir, plumbing)
         if isinstance(err, FileNotFoundError):
             _close_cgroup(cg)
+            # rm -f gave its leases back while we started: the bridge made again since
+            # (attach.join) goes now, if no other container holds it.
+            netsetup.release(cfg.id, cfg.network)
         msg = str(err) if isinstance(err, InvalidState) else f"container {cfg.name} was removed"
         rep.send(protocol.Failed("state", 125, msg))
         return 125

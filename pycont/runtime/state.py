@@ -103,6 +103,7 @@ class ContainerConfig:
     # Its network (pycont.net.config): mode, addresses leased on its networks, ports, shaping.
     network: NetConfig = field(default_factory=NetConfig)
     labels: dict[str, str] = field(default_factory=dict)
+    exposed_ports: list[str] = field(default_factory=list)  # the image's EXPOSE: "3000/tcp"
 
 
 @dataclass

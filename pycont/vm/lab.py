@@ -46,6 +46,8 @@ GUEST_IP = "10.0.2.15"  # qemu user-mode network's first guest address (slirp's 
 GUEST_STORE = "/tmp/pycont-lab"  # PYCONT_ROOT in the guest: its own /tmp, never the host's
 KERNEL_PORTS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 NET_MODULES = ("virtio_net",)
+# What the containers' networks need in the guest (pycont.net): Debian builds them as modules.
+CONTAINER_NET_MODULES = ("veth", "bridge", "sch_tbf", "sch_netem")
 # Host variables the kernel in the guest keeps (the rest is the guest's own).
 PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "MPLBACKEND", "MPLCONFIGDIR")
 # Not JPY_PARENT_PID: ipykernel polls that pid and would exit, since the guest has no such pid.
@@ -293,7 +295,7 @@ def boot_lab(
         # overlay in a user namespace needs (chapter 04, rootless); a sparse file, gone after
         scratch="ext4" if _mkfs_ext4() else "tmpfs",
         keep=keep_paths([os.getcwd(), os.path.expanduser("~"), sys.prefix, _package_dir()]),
-        extra_modules=extra_modules,
+        extra_modules=(*CONTAINER_NET_MODULES, *extra_modules),
         extra_args=extra_args,
     )
 

@@ -323,6 +323,7 @@ def test_publish_all_publishes_what_the_image_exposes(name: str, tmp_path: Any) 
         c = pycont.run(tag, ["sleep", "30"], name=name, detach=True, publish_all=True)
         got = sorted((b.container_port, b.proto, b.host_port > 0) for b in c.ports())
         assert got == [(3000, "tcp", True), (4000, "udp", True)]
+        assert c.inspect()["Config"]["ExposedPorts"] == {"3000/tcp": {}, "4000/udp": {}}
         assert c.inspect()["HostConfig"]["PortBindings"] == {
             "3000/tcp": [{"HostIp": "", "HostPort": ""}],
             "4000/udp": [{"HostIp": "", "HostPort": ""}],

@@ -239,7 +239,9 @@ def test_committed_layers_flatten_as_the_container_sees_them(tmp_path: Path, nam
     try:
         base = "busybox"
         for i, script in enumerate((STEP1, STEP2)):
-            c = pycont.run(base, ["sh", "-c", script], name=f"{name}-{i}")
+            # the host's network: no /etc/hostname bound over the image's, so the script
+            # may replace it with a folder (a bind mount point cannot be removed: EBUSY)
+            c = pycont.run(base, ["sh", "-c", script], name=f"{name}-{i}", network="host")
             assert c.exit_code == 0, c.output
             c.commit(refs[i])
             c.remove()

@@ -273,8 +273,13 @@ def test_image_inspect_layers_are_the_containers_overlay(name: str) -> None:
     (root,) = [m for m in mountinfo_lines("overlay", pid) if m.split()[4] == "/"]
     options = root.split(" - ")[1].split()[2].split(",")
     lower = next(o for o in options if o.startswith("lowerdir=")).removeprefix("lowerdir=")
-    # overlay's lowerdir lists the top layer first; the config lists the bottom one first
-    assert lower.split(":") == [Store().layer_dir(d) for d in reversed(layers)]
+    # overlay's lowerdir lists the top layer first; the config lists the bottom one first.
+    # On top of the image's layers: the container's init layer (the network files' mount
+    # points, as docker's -init layer), which inspect's LowerDir shows too.
+    init, *image_layers = lower.split(":")
+    assert image_layers == [Store().layer_dir(d) for d in reversed(layers)]
+    assert sorted(os.listdir(os.path.join(init, "etc"))) == ["hostname", "hosts", "resolv.conf"]
+    assert ok("inspect", "-f", "{{.GraphDriver.Data.LowerDir}}", name).strip() == lower
 
 
 def test_rmi_is_refused_while_a_container_uses_the_image(name: str) -> None:

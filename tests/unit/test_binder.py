@@ -52,6 +52,8 @@ PACKAGE_OF: dict[str, str | None] = {
     "podman": "podman",
     "qemu-system-x86_64": "qemu-system-x86",
     "busybox": "busybox-static",
+    "ip": "iproute2",
+    "tc": "iproute2",
     "true": None,
     "sync": None,
     "rm": None,
