@@ -279,8 +279,11 @@ bridge). By name, only on the user-defined network: `ch08-a` is in `b`'s `/etc/h
 short id, as docker's DNS also answers it), while the default network has no names at all —
 docker's own rule, kept for compatibility: on `bridge`, containers find each other only by
 address (or the old `--link`). And `b` cannot reach `c` by name: `ch08-c` is on another network.
-Networks are the unit of isolation: containers on two user-defined networks have no path to
-each other, unless one is connected to both (`pycont network connect`).
+By address neither: a packet from one bridge to another would have to be routed by the host,
+and pycont turns routing off on each of its bridges (`net.ipv4.conf.<bridge>.forwarding = 0`:
+IPv4 forwards only what comes in on a device with forwarding on), whatever the host's
+`ip_forward` says. Docker keeps networks apart with firewall rules instead. A container on both
+networks (`pycont network connect`) reaches both.
 """),
     ("code", r"""
 # NBVAL_IGNORE_OUTPUT

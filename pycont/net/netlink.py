@@ -141,12 +141,27 @@ def ensure_bridge(ipr: Any, name: str, gateway: str, prefixlen: int) -> int:
                 ) from None
         idx = index(ipr, name)
         assert idx is not None
+        _hold_in(name)
     have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=2)}
     if (gateway, prefixlen) not in have:
         with contextlib.suppress(_netlink_error()):  # EEXIST: a concurrent start added it
             ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
     ipr.link("set", index=idx, state="up")
     return int(idx)
+
+
+def _hold_in(bridge: str) -> None:
+    """No routing from or to the bridge, whatever the host's ``ip_forward``: IPv4 forwards a
+    packet only if the device it came in on has ``forwarding`` on (ip-sysctl.rst); this is
+    the bridge's own setting, nothing machine-wide. Containers reach their bridge, the host
+    and each other, not the host's other networks; docker does the same with firewall rules.
+    IPv6 off too, as on the containers' side."""
+    for key, value in (
+        (f"ipv4/conf/{bridge}/forwarding", "0"),
+        (f"ipv6/conf/{bridge}/disable_ipv6", "1"),
+    ):
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/sys/net/{key}", "w") as f:
+            f.write(value)
 
 
 def delete_link(ipr: Any, name: str) -> bool:

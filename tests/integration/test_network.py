@@ -363,3 +363,13 @@ def _pids_with(marker: str) -> list[int]:
                 if marker.encode() in f.read():
                     found.append(int(entry))
     return found
+
+
+def test_two_networks_are_apart_and_bridges_never_forward(net: Any, name: str) -> None:
+    a, b = net(), net()
+    for n in (a, b):
+        assert read(f"/proc/sys/net/ipv4/conf/{n.bridge}/forwarding").strip() == "0"
+    target = server(name, b.name, "sleep 60")
+    ip = target.config.network.networks[0].ip
+    assert sh(f"ping -c 1 -W 1 {ip}", network=a.name).exit_code != 0
+    assert sh(f"ping -c 1 -W 1 {ip}", network=b.name).exit_code == 0
