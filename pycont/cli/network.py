@@ -102,12 +102,12 @@ def cmd_network(a: argparse.Namespace) -> int:
         print(json.dumps([inspect_network(n) for n in a.names], indent=4))
     elif verb == "rm":
         rc = 0
-        for n in a.names:
+        for n in a.names:  # each one, as docker: one refusal does not stop the others
             try:
                 print(networks.remove(n))
             except PycontError as err:
                 print(f"Error response from daemon: {err}", file=sys.stderr)
-                rc = 1
+                rc = err.exit_code  # 125: pycont's own refusal (docker exits 1 here)
         return rc
     elif verb == "prune":
         removed = networks.prune()

@@ -202,7 +202,7 @@ def _remove_networks() -> None:
     is gone takes it where a crash left one."""
     from pycont.net import networks
 
-    networks.release("")  # no container has this id: only collects the leases of gone ones
+    networks.collect()
     for net in networks.ls():
         if net.user_defined:
             networks.remove(net.name)

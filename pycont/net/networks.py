@@ -277,16 +277,17 @@ def lease(name: str, cid: str, container: str, aliases: list[str] | None = None)
 
 
 @netlink.off_loop
-def release(cid: str, only: str | None = None) -> list[Network]:
-    """Give back the addresses of container ``cid`` (all its networks, or ``only`` one).
-    The default network's bridge goes with its last lease; user networks keep theirs until
-    ``network rm``. Returns the networks changed."""
+def release(cid: str | None, only: str | None = None) -> list[Network]:
+    """Give back the addresses of container ``cid`` (all its networks, or ``only`` one), and
+    those of containers whose folder is gone; ``cid=None`` only collects those (see
+    :func:`collect`). The default network's bridge goes with its last lease; user networks
+    keep theirs until ``network rm``. Returns the networks changed."""
     changed = []
     with locked():
         for net in _all():
             if only is not None and net.name != only:
                 continue
-            dropped = net.leases.pop(cid, None) is not None
+            dropped = cid is not None and net.leases.pop(cid, None) is not None
             if not (dropped or _collect(net)):
                 continue
             changed.append(net)
@@ -297,3 +298,8 @@ def release(cid: str, only: str | None = None) -> list[Network]:
             else:
                 _save(net)
     return changed
+
+
+def collect() -> list[Network]:
+    """Give back the leases of containers whose folder is gone (a crash, a removed store)."""
+    return release(None)

@@ -12,7 +12,12 @@ def networks() -> tuple[bool, str]:
     """Can containers get docker's bridge networks here? As root, asked of the kernel: a
     bridge and a veth pair made in a throwaway network namespace (a few ms)."""
     if os.geteuid() != 0:
-        return False, "rootless: containers get loopback only (a veth on a host bridge needs root)"
+        from pycont.net import slirp
+
+        ok, why = slirp.available()
+        if ok:
+            return True, "rootless: slirp4netns, a user-mode network (a host bridge needs root)"
+        return False, f"rootless: containers get loopback only ({why})"
     from pyroute2 import NetlinkError
 
     from pycont.kernel import LinuxKernel

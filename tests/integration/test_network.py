@@ -307,7 +307,7 @@ def test_cli_network_verbs_port_and_ps(name: str) -> None:
         doc = json.loads(cli("network", "inspect", net_name).stdout)[0]
         assert [c["Name"] for c in doc["Containers"].values()] == [name]
         r = cli("network", "rm", net_name)
-        assert r.returncode == 1 and "is in use by container" in r.stderr
+        assert r.returncode == 125 and "is in use by container" in r.stderr
         assert cli("rm", "-f", name).returncode == 0
         assert cli("network", "rm", net_name).stdout == f"{net_name}\n"
     finally:
