@@ -13,6 +13,11 @@ def root() -> str:
     env = os.environ.get("PYCONT_ROOT")
     if env:
         return os.path.abspath(env)
+    return default_root()
+
+
+def default_root() -> str:
+    """The root without PYCONT_ROOT: the system's store as root, the user's otherwise."""
     if os.geteuid() == 0:
         return "/var/lib/pycont"
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(

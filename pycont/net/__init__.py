@@ -6,6 +6,8 @@
 - :mod:`.attach`: plugging a container in (the shim, between clone and exec).
 - :mod:`.ports`, :mod:`.proxy`: published ports and the user-space proxy behind them.
 - :mod:`.shaping`: bandwidth and latency with tc qdiscs (tbf, netem).
+- :mod:`.slirp`: slirp4netns, the user-mode network of containers without root.
+- :mod:`.support`: what this machine allows (``pycont doctor``).
 
 Every device pycont makes starts with ``pc`` (bridge ``pycont0``, ``pcb…``, veths ``pcv…``).
 """

@@ -94,7 +94,7 @@ def locked() -> Iterator[None]:
 def default_bridge() -> str:
     """``pycont0`` for the default store; another store (``PYCONT_ROOT``, as each test has)
     gets a bridge of its own, so two stores never lease the same address on one bridge."""
-    if not os.environ.get("PYCONT_ROOT"):
+    if paths.root() == paths.default_root():
         return "pycont0"
     return "pc0" + hashlib.sha256(paths.root().encode()).hexdigest()[:8]
 

@@ -175,8 +175,16 @@ def _close_cgroup(cg: Cgroup | None) -> None:
         cg.destroy()
 
 
+def _own_root(cdir: str) -> None:
+    """PYCONT_ROOT of the container's store, ``<root>/containers/<id>``: a shim forked by the
+    fork server inherits the environment the server started with, which may name another
+    store than the caller's now (the networks' leases live in the container's own)."""
+    os.environ["PYCONT_ROOT"] = os.path.dirname(os.path.dirname(os.path.abspath(cdir)))
+
+
 def run(cdir: str, status_fd: int) -> int:
     os.set_inheritable(status_fd, False)
+    _own_root(cdir)
     rep = Reporter(status_fd)
     cfg = st.load_config(cdir)
     _shortener(cfg, cdir)

@@ -145,6 +145,7 @@ def main(argv: list[str]) -> int:
 
     from pycont.vm import VMError, ensure_kernel
     from pycont.vm.guest import DEFAULT_LEAF, run_in_guest
+    from pycont.vm.lab import CONTAINER_NET_MODULES
     from pycont.vm.qemu import choose_accel
 
     try:
@@ -179,6 +180,8 @@ def main(argv: list[str]) -> int:
             accel=accel,
             scratch=opts.get("scratch", "ext4"),
             keep=keep,
+            # the containers' default network: veth pairs on a bridge (pycont.net)
+            extra_modules=CONTAINER_NET_MODULES,
         )
     except VMError as err:
         print(f"run_v2: {err}", file=sys.stderr)
