@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 
 from pycont.errors import UsageError
+from pycont.net.config import INIT_LAYER
 from pycont.runtime._facts import ContainerFacts
 from pycont.runtime.state import Status
 
@@ -36,14 +37,17 @@ class ReadWriteLayer(ContainerFacts):
         from pycont import overlay
 
         cfg = self.config
+        # The init layer (the network files' mount points) is below the container's changes,
+        # as the image's layers are: docker diff shows neither.
+        init = os.path.join(self.dir, INIT_LAYER)
+        lowers = ((init,) if os.path.isdir(init) else ()) + tuple(cfg.layers)
         if self.storage_driver().startswith("vfs"):
             merged = os.path.join(self.dir, "merged")
-            stack = overlay.CopyStack(tuple(cfg.layers), merged, self.userxattr)
+            stack = overlay.CopyStack(lowers, merged, self.userxattr)
             return [(ch.kind, ch.path) for ch in stack.changes()]
         upper = os.path.join(self.dir, "upper")
         return [
-            (ch.kind, ch.path)
-            for ch in overlay.changes(upper, cfg.layers, userxattr=self.userxattr)
+            (ch.kind, ch.path) for ch in overlay.changes(upper, lowers, userxattr=self.userxattr)
         ]
 
     def commit(
