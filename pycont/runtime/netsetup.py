@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pycont import paths
-from pycont.errors import ContainerNotFound, NetworkError, PycontError, UsageError
+from pycont.errors import (
+    ContainerNotFound,
+    NetworkError,
+    NetworkNotFound,
+    PycontError,
+    UsageError,
+)
 from pycont.fsutil import read_json, write_json
 from pycont.kernel import LinuxKernel
 from pycont.kernel._base import Kernel
@@ -101,9 +107,9 @@ def plan(spec: RunSpec, cid: str, name: str, exposed: Iterable[str] = ()) -> Net
     else:
         cfg.mode = "bridge"
         if not networks.exists(asked):
-            raise UsageError(
+            raise NetworkNotFound(
                 f"network {asked} not found: create it (pycont network create {asked}) or use "
-                "bridge, host, none or container:NAME"
+                "bridge, host, none, container:NAME or slirp4netns"
             )
     if cfg.mode != "bridge":
         if bindings:
@@ -113,7 +119,7 @@ def plan(spec: RunSpec, cid: str, name: str, exposed: Iterable[str] = ()) -> Net
             )
         if spec.network_aliases:
             raise UsageError("--network-alias is supported only on user-defined networks")
-        if spec.shaping and cfg.mode != "none":
+        if spec.shaping:
             raise UsageError(f"--network-rate/--network-latency need a bridge network, not {asked}")
         return cfg
     if spec.network_aliases and asked == networks.DEFAULT:

@@ -178,6 +178,7 @@ def test_taken_host_port_creates_nothing(name: str) -> None:
         ({"network": "host", "publish": ["80"]}, "published ports need a bridge network"),
         ({"network_aliases": ["x"]}, "only on user-defined networks"),
         ({"network_rate": "fast"}, "invalid rate"),
+        ({"network": "none", "network_rate": "1mbit"}, "need a bridge network, not none"),
         ({"add_host": ["nohost"]}, "expected NAME:IP"),
     ],
 )
