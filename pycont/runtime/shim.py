@@ -249,7 +249,8 @@ def run(cdir: str, status_fd: int) -> int:
         # Its network before it runs anything: eth0 is up when the command starts.
         plumbing = netsetup.start(k, cdir, cfg.id, cfg.network, pid)
         os.write(go_w, b"1")
-    except (OSError, PycontError) as err:
+    except Exception as err:  # noqa: BLE001 - whatever broke, undo the cgroup and the rest
+        # (a library missing from the helper's path once left cgroups behind here)
         os.close(go_w)
         # The process may have died first, and said why (the go pipe then breaks): that
         # reason is the one to report.
@@ -260,7 +261,9 @@ def run(cdir: str, status_fd: int) -> int:
             return abort(failed.error, failed.code, failed.kind)
         if isinstance(err, PycontError):
             return abort(str(err))
-        return abort(f"set up process {pid}: {err}")
+        if isinstance(err, OSError):
+            return abort(f"set up process {pid}: {err}")
+        return abort(f"set up process {pid}: {err!r}")
     os.close(go_w)
     report = _read_all(err_r)  # EOF at a successful exec: err_w is close-on-exec
     if report:
