@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-MODES = ("bridge", "none", "host", "container", "slirp4netns")
 FILES = ("hosts", "hostname", "resolv.conf")
 # The container's init layer (docker's "-init" layer): empty mount points for FILES in etc/.
 INIT_LAYER = "init"

@@ -25,7 +25,6 @@ from typing import Any, ParamSpec, TypeVar
 from pycont.errors import NetworkError
 from pycont.kernel._base import CLONE_NEWNET, Kernel
 
-IFNAMSIZ = 15  # netdevice(7): names are at most 15 bytes
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -122,10 +121,6 @@ def index(ipr: Any, name: str) -> int | None:
     return found[0] if found else None
 
 
-def links(ipr: Any) -> list[str]:
-    return [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
-
-
 def ensure_bridge(ipr: Any, name: str, gateway: str, prefixlen: int) -> int:
     """The bridge ``name`` with the gateway address, up; made if missing (``ip link add NAME
     type bridge``). The gateway is the containers' default route: traffic for the host stops
@@ -212,13 +207,6 @@ def configure(
     return idx
 
 
-def mtu_of(ipr: Any, name: str) -> int | None:
-    idx = index(ipr, name)
-    if idx is None:
-        return None
-    return int(ipr.get_links(idx)[0].get_attr("IFLA_MTU"))
-
-
 def host_networks(ipr: Any) -> list[tuple[str, int]]:
     """Every IPv4 destination the host already reaches: routes and addresses (docker's rule:
     a new network's subnet must overlap none of them)."""
@@ -230,12 +218,3 @@ def host_networks(ipr: Any) -> list[tuple[str, int]]:
     for a in ipr.get_addr(family=2):
         seen.append((a.get_attr("IFA_ADDRESS"), a["prefixlen"]))
     return seen
-
-
-def counters(ipr: Any, name: str) -> tuple[int, int]:
-    """Bytes received and sent by a device (its rtnl_link_stats64)."""
-    idx = index(ipr, name)
-    if idx is None:
-        return 0, 0
-    stats = ipr.get_links(idx)[0].get_attr("IFLA_STATS64")
-    return int(stats["rx_bytes"]), int(stats["tx_bytes"])

@@ -32,7 +32,6 @@ BINARY = "slirp4netns"
 TAP = "tap0"
 ADDRESS = "10.0.2.100"
 PREFIXLEN = 24
-GATEWAY = "10.0.2.2"  # the host, as slirp4netns shows it (refused: --disable-host-loopback)
 MTU = 65520  # slirp4netns's maximum: fewer, larger packets through the user-space stack
 READY_TIMEOUT = 10.0
 

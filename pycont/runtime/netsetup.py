@@ -17,9 +17,8 @@ import contextlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pycont import paths
 from pycont.errors import (
     ContainerNotFound,
     NetworkError,
@@ -159,15 +158,11 @@ def write_files(cdir: str, cfg: NetConfig, hostname: str) -> None:
     make_init_layer(cdir)
     write_in_place(os.path.join(cdir, "hostname"), hostname + "\n")
     write_in_place(os.path.join(cdir, "resolv.conf"), resolv_text(cfg))
+    _write_hosts(cdir, cfg, hostname)
+
+
+def _write_hosts(cdir: str, cfg: NetConfig, hostname: str) -> None:
     write_in_place(os.path.join(cdir, "hosts"), hosts_text(cfg, hostname, _peers(cdir, cfg)))
-
-
-def _config(cid: str) -> dict[str, Any] | None:
-    try:
-        doc = read_json(os.path.join(paths.containers_dir(), cid, "config.json"))
-    except (FileNotFoundError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 def _peers(cdir: str, cfg: NetConfig) -> list[tuple[str, str, list[str]]]:
@@ -198,14 +193,13 @@ def refresh(names: Iterable[str]) -> None:
             if cid in done:
                 continue
             done.add(cid)
-            doc = _config(cid)
-            if doc is None:
+            cdir = st.container_dir(cid)
+            try:
+                cfg = st.load_config(cdir)
+            except (OSError, ValueError):  # removed meanwhile
                 continue
-            cfg = NetConfig.from_json(doc.get("network"))
-            cdir = os.path.join(paths.containers_dir(), cid)
             with contextlib.suppress(OSError):
-                path = os.path.join(cdir, "hosts")
-                write_in_place(path, hosts_text(cfg, doc.get("hostname", ""), _peers(cdir, cfg)))
+                _write_hosts(cdir, cfg.network, cfg.hostname)
 
 
 @netlink.off_loop
@@ -333,7 +327,7 @@ def published(cdir: str) -> list[ports.PortBinding]:
 
 def join_target(cfg: NetConfig) -> int:
     """``--network container:NAME``: the pid whose network namespace to join; it must run."""
-    cdir = os.path.join(paths.containers_dir(), cfg.container)
+    cdir = st.container_dir(cfg.container)
     try:
         rec = st.load_state(cdir)
     except FileNotFoundError:
