@@ -74,14 +74,17 @@ def image_inspect(ref: str) -> dict[str, Any]:
     """docker image inspect's main fields."""
     from pycont.images import Store
 
-    rec = Store().get(ref)
+    store = Store()
+    rec = store.get(ref)
     cfg = rec.config
+    # every name of the image id, however it was looked up (docker lists them all)
+    tags = sorted({i.reference for i in store.images() if i.id == rec.id} - {"<none>:<none>"})
+    # repo@digest is known only for an image pulled or pushed (the registry's manifest digest)
+    digests: list[str] = []  # LEAD: digests = distribution.repo_digests(store, rec.id)
     return {
         "Id": rec.id,
-        "RepoTags": [rec.reference] if rec.reference else [],
-        "RepoDigests": [f"{rec.reference.rpartition(':')[0]}@{rec.digest}"]
-        if rec.reference
-        else [],
+        "RepoTags": tags,
+        "RepoDigests": digests,
         "Created": cfg.get("created", ""),
         "Author": cfg.get("author", ""),
         "Architecture": cfg.get("architecture", ""),

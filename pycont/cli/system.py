@@ -57,18 +57,19 @@ def cmd_system(a: argparse.Namespace) -> int:
                 "shared layers are stored once)"
             )
         else:
-            active = sum(1 for u in du.images if u.containers)
-            reclaim = sum(u.unique_size for u in du.images if not u.containers)
             steps, cache_size = Store().build_cache_usage()
+            # docker's columns: images counted by id, their layers once; RECLAIMABLE is what
+            # no container's image needs, with its share of SIZE as docker prints it
+            share = f" ({100 * du.reclaimable // du.total}%)" if du.total else ""
             table(
                 ("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"),
                 [
                     (
                         "Images",
-                        str(len(du.images)),
-                        str(active),
+                        str(du.count),
+                        str(du.active),
                         decimal_size(du.total),
-                        decimal_size(reclaim),
+                        decimal_size(du.reclaimable) + share,
                     ),
                     (
                         "Build Cache",

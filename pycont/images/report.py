@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pycont.images import oci
@@ -38,6 +39,12 @@ class ImageRecord:
     config: dict[str, Any]
     diff_ids: tuple[str, ...]  # bottom first, as in the config
     layers: tuple[str, ...]  # unpacked layer dirs, top first: overlay's lowerdir order
+    # (layer descriptor, diff_id) -> the layer's uncompressed size (Store.layer_size, see
+    # pycont.images.layer_sizes); asked only when a size is read. None: the descriptors' sizes,
+    # which are the layers' only for uncompressed blobs (a record made by hand).
+    sizer: Callable[[dict[str, Any], str], int] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def short_id(self) -> str:
@@ -47,10 +54,23 @@ class ImageRecord:
     def created(self) -> float:
         return oci.parse_time(self.config.get("created"))
 
+    @cached_property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """Each layer's uncompressed size, bottom first (as ``diff_ids``)."""
+        descs = self.manifest.get("layers") or ()
+        if self.sizer is not None:
+            sizer = self.sizer
+            return tuple(sizer(d, i) for d, i in zip(descs, self.diff_ids, strict=True))
+        for d in descs:
+            if str(d.get("mediaType", "")).endswith("gzip"):
+                raise ValueError(f"layer {d['digest']} is gzip: its size needs the store")
+        return tuple(int(d["size"]) for d in descs)
+
     @property
     def size(self) -> int:
-        """The layers' bytes (what ``docker images`` shows)."""
-        return sum(int(d["size"]) for d in self.manifest.get("layers") or ())
+        """Bytes of its distinct layers, uncompressed (``docker images``' SIZE): the same
+        whatever compression brought the image."""
+        return sum(dict(zip(self.diff_ids, self.layer_sizes, strict=True)).values())
 
     def _cfg(self) -> dict[str, Any]:
         return self.config.get("config") or {}
@@ -126,30 +146,46 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class ImageUsage:
-    """A row of ``docker system df -v``'s images table."""
+    """A row of ``docker system df -v``'s images table: one per name, as docker prints them
+    (every name of an image id has the same numbers)."""
 
     reference: str
     id: str
     created: float
-    size: int
-    shared_size: int  # bytes in layers that other images also use
-    unique_size: int  # bytes only this image has: what removing it would free
+    size: int  # shared_size + unique_size
+    shared_size: int  # bytes in layers that images with another id also have
+    unique_size: int  # bytes only this image id has: what removing it would free
     containers: int
 
 
 @dataclass(frozen=True)
 class DiskUsage:
-    """``docker system df -v`` for images: ``total`` counts every shared layer once."""
+    """``docker system df`` for images. Rows are per name; the totals count each image id
+    and each distinct layer (diff_id: the store unpacks each once) once."""
 
     images: list[ImageUsage] = field(default_factory=list)
     total: int = 0  # bytes of distinct layers
     layers: int = 0  # distinct layers
     on_disk: int = 0  # bytes under <root>/images: blobs, unpacked layers, index
+    reclaimable: int = 0  # bytes of layers no image used by a container has
+
+    def _by_id(self) -> dict[str, ImageUsage]:
+        return {u.id: u for u in self.images}
+
+    @property
+    def count(self) -> int:
+        """Images: distinct ids (``system df``'s TOTAL)."""
+        return len(self._by_id())
+
+    @property
+    def active(self) -> int:
+        """Images that containers use (``system df``'s ACTIVE)."""
+        return sum(1 for u in self._by_id().values() if u.containers)
 
     @property
     def naive_total(self) -> int:
-        """The sum of the images' sizes, as if no layer were shared."""
-        return sum(i.size for i in self.images)
+        """The sum of the images' sizes (each id once), as if no layer were shared."""
+        return sum(u.size for u in self._by_id().values())
 
 
 def history_rows(rec: ImageRecord, local: Sequence[ImageRecord]) -> list[HistoryEntry]:
@@ -159,7 +195,7 @@ def history_rows(rec: ImageRecord, local: Sequence[ImageRecord]) -> list[History
     rows, layers = [], 0
     for i, step in enumerate(steps):
         empty = bool(step.get("empty_layer"))
-        size = 0 if empty else int(rec.manifest["layers"][layers]["size"])
+        size = 0 if empty else rec.layer_sizes[layers]
         layers += 0 if empty else 1
         ident = rec.id if i == len(steps) - 1 else "<missing>"
         for other in local:
@@ -184,28 +220,36 @@ def history_rows(rec: ImageRecord, local: Sequence[ImageRecord]) -> list[History
 def disk_usage(
     recs: Sequence[ImageRecord], containers: Callable[[str], int], on_disk: int
 ) -> DiskUsage:
-    """``docker system df -v``: a layer is shared when images with different ids have it."""
-    users: dict[str, set[str]] = {}
-    sizes: dict[str, int] = {}
+    """``docker system df -v`` from the store's records (one per name; several may have one
+    id). A layer is shared when images with different ids have it; it is reclaimable when no
+    image a container uses has it (what removing every unused image would free)."""
+    sizes: dict[str, int] = {}  # diff_id -> bytes
+    users: dict[str, set[str]] = {}  # diff_id -> image ids
+    names: dict[str, list[ImageRecord]] = {}  # image id -> its records
     for rec in recs:
-        for desc in rec.manifest.get("layers") or ():
-            users.setdefault(desc["digest"], set()).add(rec.id)
-            sizes[desc["digest"]] = int(desc["size"])
-    rows = []
-    for rec in recs:
-        digests = {d["digest"] for d in rec.manifest.get("layers") or ()}
-        shared = sum(sizes[d] for d in digests if len(users[d]) > 1)
-        size = sum(sizes[d] for d in digests)
-        rows.append(
-            ImageUsage(
-                reference=ImageInfo.of(rec).reference,
-                id=rec.id,
-                created=rec.created,
-                size=size,
-                shared_size=shared,
-                unique_size=size - shared,
-                containers=containers(rec.id),
-            )
-        )
+        names.setdefault(rec.id, []).append(rec)
+        for diff_id, size in zip(rec.diff_ids, rec.layer_sizes, strict=True):
+            sizes[diff_id] = size
+            users.setdefault(diff_id, set()).add(rec.id)
+    rows, needed = [], set()
+    for image_id, same in names.items():
+        rec, used_by = same[0], containers(image_id)
+        layers = set(rec.diff_ids)
+        if used_by:
+            needed |= layers
+        size = sum(sizes[d] for d in layers)
+        shared = sum(sizes[d] for d in layers if len(users[d]) > 1)
+        # an image with names shows them; one without shows <none>:<none> once
+        refs = sorted({r.reference for r in same if r.reference}) or [ImageInfo.of(rec).reference]
+        rows += [
+            ImageUsage(ref, image_id, rec.created, size, shared, size - shared, used_by)
+            for ref in refs
+        ]
     rows.sort(key=lambda u: (-u.created, u.reference))
-    return DiskUsage(images=rows, total=sum(sizes.values()), layers=len(sizes), on_disk=on_disk)
+    return DiskUsage(
+        images=rows,
+        total=sum(sizes.values()),
+        layers=len(sizes),
+        on_disk=on_disk,
+        reclaimable=sum(s for d, s in sizes.items() if d not in needed),
+    )

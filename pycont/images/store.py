@@ -8,6 +8,7 @@ old ones and shares them. On disk (OCI image-spec, image-layout.md)::
     <root>/images/blobs/sha256/<hex>   manifests, configs and layer tars, named by their hash
     <root>/images/layers/<hex>/        each layer unpacked ONCE (named by its diff_id), shared
                                        by every image that has it: these are overlay's lowerdirs
+    <root>/images/layer-sizes/<hex>    each layer's uncompressed size (pycont.images.layer_sizes)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import IO, Any, cast
 from pycont import paths
 from pycont.errors import ImageInUse, UsageError
 from pycont.fsutil import remove_tree, write_json
-from pycont.images import index, oci
+from pycont.images import index, layer_sizes, oci
 from pycont.images._locks import file_lock
 from pycont.images.blobs import BlobReader, BlobStore, CorruptBlob, Readable, check_digest
 from pycont.images.reference import Reference
@@ -52,11 +53,12 @@ class _Hashing:
     """A reader that hashes what passes through (a layer's diff_id is its uncompressed hash)."""
 
     def __init__(self, inner: Readable) -> None:
-        self.inner, self.hash = inner, hashlib.sha256()
+        self.inner, self.hash, self.count = inner, hashlib.sha256(), 0
 
     def read(self, n: int = -1) -> bytes:
         data = self.inner.read(n)
         self.hash.update(data)
+        self.count += len(data)  # the layer's size (layer_sizes)
         return data
 
 
@@ -80,6 +82,7 @@ class Store:
         self.index_path = os.path.join(self.root, "index.json")
         self._in_use = in_use
         self._docs: dict[str, dict[str, Any]] = {}  # digest -> verified JSON (blobs never change)
+        self._sizes: dict[str, int] = {}  # diff_id -> uncompressed size (layers never change)
 
     # -- locks, index ----------------------------------------------------------------------
     def writing(self) -> contextlib.AbstractContextManager[None]:
@@ -151,6 +154,7 @@ class Store:
             config=config,
             diff_ids=diff_ids,
             layers=tuple(self.layer_dir(d) for d in reversed(diff_ids)),
+            sizer=self.layer_size,
         )
 
     def get(self, ref: str) -> ImageRecord:
@@ -166,6 +170,19 @@ class Store:
         """The image ``ref`` names, as :meth:`get`, without unpacking its layers (``save``)."""
         found, entries = index.find(ref, self._entries(), self._image_id)
         return self._record(entries[0], found)
+
+    def layer_size(self, desc: dict[str, Any], diff_id: str) -> int:
+        """A layer's uncompressed size (:mod:`pycont.images.layer_sizes`): recorded when it
+        was unpacked; counted once from its blob for a layer unpacked before that."""
+        size = self._sizes.get(diff_id)
+        if size is None:
+            size = layer_sizes.read(self.root, diff_id)
+        if size is None:
+            size = layer_sizes.measure(self.blobs, desc)
+            with contextlib.suppress(OSError):  # a cache: a read-only store counts again
+                layer_sizes.record(self.root, diff_id, size)
+        self._sizes[diff_id] = size
+        return size
 
     def unpack(self, desc: dict[str, Any], diff_id: str) -> str:
         """Unpack a stored layer blob (verified against ``diff_id``) if it is not yet; returns
@@ -203,6 +220,8 @@ class Store:
                     )
 
             unpack_layer(hashing, dest, what=f"layer {desc['digest']}", check=check)
+            layer_sizes.record(self.root, diff_id, hashing.count)
+            self._sizes[diff_id] = hashing.count
 
     # -- listing ---------------------------------------------------------------------------
     def images(self) -> list[ImageInfo]:
@@ -385,6 +404,7 @@ class Store:
                     path = os.path.join(self.layers_dir, name)
                     freed += _dir_size(path)
                     remove_tree(path)
+        layer_sizes.keep_only(self.root, keep_layers)
         return freed, deleted
 
     def commit_layer(
