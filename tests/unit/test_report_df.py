@@ -40,7 +40,9 @@ def _record(
     for d in diff_ids:
         oci.add_layer(config, d, created=float(created), created_by=f"add {d[7:15]}")
     image_id = _digest(repr(config))
-    layers = [oci.descriptor(oci.LAYER_GZIP, _digest("gz" + d), sizes[d] // 3 + 1) for d in diff_ids]
+    layers = [
+        oci.descriptor(oci.LAYER_GZIP, _digest("gz" + d), sizes[d] // 3 + 1) for d in diff_ids
+    ]
     manifest = oci.manifest(oci.descriptor(oci.CONFIG, image_id, 1), layers)
     by_blob = {_digest("gz" + d): sizes[d] for d in diff_ids}
     return ImageRecord(
