@@ -251,7 +251,8 @@ for name in ("myapp:v1", "myapp:v2"):
     ("md", r"""
 And what did the two versions cost? `%pycont system df -v` is `docker system df -v`: per image its
 size, the **shared size** (bytes in layers other images also use) and the **unique size** (bytes
-only it has — what removing it would free).
+only it has — what removing it would free); size = shared + unique. Sizes are the layers'
+*uncompressed* bytes, as docker counts them: the same whether the image came as plain tars or gzip.
 """),
     ("code", r"""
 # NBVAL_IGNORE_OUTPUT
@@ -496,13 +497,12 @@ answer3 = None  # bytes, an int
 """,
         r"""
 def _only_in_ex():
-    # The layers of myapp:ex that no other image has, and their bytes.
+    # The layers (by diff_id) of myapp:ex that no other image has, and their bytes.
     if not _has("myapp:ex"):
         return None
     ex = store.get("myapp:ex")
-    others = {d["digest"] for i in store.images() if i.id != ex.id
-              for d in store.get(i.id).manifest["layers"]}
-    return sum(int(d["size"]) for d in ex.manifest["layers"] if d["digest"] not in others)
+    others = {d for i in store.images() if i.id != ex.id for d in store.get(i.id).diff_ids}
+    return sum(size for d, size in zip(ex.diff_ids, ex.layer_sizes) if d not in others)
 
 
 course.check("exercise 3", lambda: answer3 is not None and answer3 == _only_in_ex(),
