@@ -79,8 +79,8 @@ def random_family(seed: int) -> Family:
         stacks.append(stack)
     records, layers_of, used = [], {}, {}
     for n, stack in enumerate(stacks):
-        names = [f"img{seed}-{n}:t{t}" for t in range(rng.randint(0, 3))] or [None]
-        recs = [_record(name, stack, sizes, created=n) for name in names]
+        names: list[str | None] = [f"img{seed}-{n}:t{t}" for t in range(rng.randint(0, 3))]
+        recs = [_record(name, stack, sizes, created=n) for name in names or [None]]
         image_id = recs[0].id  # a child without layers of its own is still another image
         if image_id in layers_of:
             continue  # two identical stacks made at the same time: the same image
@@ -113,9 +113,9 @@ def test_df_adds_up(seed: int) -> None:
     rows_by_id: dict[str, list[tuple[int, int, int]]] = {}
     for u in du.images:
         assert u.size == u.shared_size + u.unique_size
-        stack = set(fam.layers_of[u.id])
-        assert u.size == sum(fam.sizes[d] for d in stack)
-        assert u.unique_size == sum(fam.sizes[d] for d in stack if owners[d] == {u.id})
+        mine = set(fam.layers_of[u.id])
+        assert u.size == sum(fam.sizes[d] for d in mine)
+        assert u.unique_size == sum(fam.sizes[d] for d in mine if owners[d] == {u.id})
         assert u.containers == fam.used[u.id]
         rows_by_id.setdefault(u.id, []).append((u.size, u.shared_size, u.unique_size))
     # one row per name, the same numbers for every name of an image id
