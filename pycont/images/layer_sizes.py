@@ -52,10 +52,13 @@ def read(root: str, diff_id: str) -> int | None:
 
 
 def record(root: str, diff_id: str, size: int) -> None:
-    """Keep the size of the layer ``diff_id`` (atomically: a reader sees all or nothing)."""
+    """Keep the size of the layer ``diff_id`` (atomically: a reader sees all or nothing).
+    A cache: when it cannot be written (a read-only store, a full disk, a prune racing a
+    first count), the size is counted again next time."""
     path = _path(root, diff_id)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_atomic(path, f"{size}\n")
+    with contextlib.suppress(OSError):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_atomic(path, f"{size}\n")
 
 
 def measure(blobs: BlobStore, desc: dict[str, Any]) -> int:

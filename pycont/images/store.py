@@ -179,8 +179,7 @@ class Store:
             size = layer_sizes.read(self.root, diff_id)
         if size is None:
             size = layer_sizes.measure(self.blobs, desc)
-            with contextlib.suppress(OSError):  # a cache: a read-only store counts again
-                layer_sizes.record(self.root, diff_id, size)
+            layer_sizes.record(self.root, diff_id, size)
         self._sizes[diff_id] = size
         return size
 
