@@ -106,6 +106,11 @@ def check(store: Store | None = None, repair: bool = False) -> Report:
             )
         if repair:
             _repair(store, refs, report)
+    if not refs.complete:
+        note = "(maybe not one: an image's manifest or config could not be read; fix that first)"
+        for f in report.findings:
+            if f.orphan and not f.repaired and f.kind != "stale temporary":
+                f.detail += f" {note}"
     return report
 
 
@@ -217,8 +222,3 @@ def _repair(store: Store, refs: _Refs, report: Report) -> None:
             with contextlib.suppress(PycontError):  # its blob is missing or corrupt: reported
                 store.unpack(desc, f.name)
                 f.repaired = True
-    if not refs.complete:
-        note = "not removed: an image's manifest or config could not be read, fix that first"
-        for f in report.findings:
-            if f.orphan and not f.repaired:
-                f.detail += f" ({note})"
