@@ -29,7 +29,6 @@ from pycont.errors import PycontError, UsageError
 from pycont.images import buildcache as cache
 from pycont.images import oci
 from pycont.images.reference import Reference
-from pycont.images.staging import Staging
 from pycont.images.store import Store
 
 __all__ = ["BuildError", "build"]  # BuildError: from pycont.builder.stage
@@ -231,10 +230,12 @@ class _Builder:
             state.key = key
             cache.save(self.store.root, cache.CacheEntry(key, state.config, state.layers))
         else:
+            from pycont.builder import steps
+
             # The step's layer waits in a staging folder; it enters the store together with
             # the cache entry that names it, so a failed step leaves nothing behind.
             with self.store.stage() as stage:
-                size = self._layer_step(state, inst, number, shown, now, stage)
+                size = steps.layer_step(self, state, inst, number, shown, now, stage)
                 state.key = key
                 entry = cache.CacheEntry(key, state.config, state.layers)
                 stage.publish(
@@ -243,26 +244,6 @@ class _Builder:
                     lambda: cache.save(self.store.root, entry),
                 )
         self._record(number, label, shown, False, t0, size)
-
-    def _layer_step(
-        self, state: State, inst: Instruction, number: int, shown: str, now: float, stage: Staging
-    ) -> int | None:
-        """RUN, COPY, ADD, WORKDIR: the new layer (staged) added to ``state``; its size."""
-        from pycont.builder import steps
-
-        desc = steps.run_step(self, state, inst, number, stage)
-        if desc is None:  # WORKDIR of a folder the image has
-            oci.add_layer(state.config, None, created=now, created_by=shown, comment="pycont build")
-            return None
-        oci.add_layer(
-            state.config,
-            desc["digest"],
-            created=now,
-            created_by=steps.created_by(state, inst, shown),
-            comment="pycont build",
-        )
-        state.layers.append(desc)
-        return int(desc["size"])
 
     def _record(
         self,

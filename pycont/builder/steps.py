@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pycont.builder.stage import Builder, State
     from pycont.images.staging import Staging
 
-__all__ = ["created_by", "layer_dirs", "run_env", "run_step", "sources_digest"]
+__all__ = ["created_by", "layer_dirs", "layer_step", "run_env", "run_step", "sources_digest"]
 
 _ONLY_HEREDOC = re.compile(r"""<<-?(["']?)(\w+)\1""")
 RUN_FLAGS = ("network",)
@@ -90,6 +90,25 @@ def run_step(
     if inst.cmd == "WORKDIR":
         return _workdir(b, state, inst, stage)
     raise DockerfileError(f"Dockerfile:{inst.line}: {inst.cmd} is not a filesystem step")
+
+
+def layer_step(
+    b: Builder, state: State, inst: Instruction, number: int, shown: str, now: float, stage: Staging
+) -> int | None:
+    """RUN, COPY, ADD, WORKDIR: the new layer (staged) added to ``state``; its size."""
+    desc = run_step(b, state, inst, number, stage)
+    if desc is None:  # WORKDIR of a folder the image has
+        oci.add_layer(state.config, None, created=now, created_by=shown, comment="pycont build")
+        return None
+    oci.add_layer(
+        state.config,
+        desc["digest"],
+        created=now,
+        created_by=created_by(state, inst, shown),
+        comment="pycont build",
+    )
+    state.layers.append(desc)
+    return int(desc["size"])
 
 
 def _store_layer(b: Builder, w: Any, stage: Staging) -> dict[str, Any]:
