@@ -57,11 +57,11 @@ def write_atomic(path: str, data: bytes | str, *, durable: bool = False) -> None
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
-    except BaseException:
+        os.rename(tmp, path)
+    except BaseException:  # a full disk, a refused rename: no temporary stays behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    os.rename(tmp, path)
     if durable:
         fsync_dir(os.path.dirname(path) or ".")
 

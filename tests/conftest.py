@@ -7,6 +7,9 @@
   were skipped, so a silent skip cannot pass for coverage.
 - After the last test, nothing pycont made may be left on the machine (``tests/leaks.py``) and
   the temporary store must hold no container; otherwise the session fails.
+- Then the store check (``pycont system check``) runs on every image store of the session that
+  is still on disk (the roots given to :func:`tests.helpers.register_root`): an orphan blob or
+  layer, a stale temporary or staging folder fails the session too.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ _skip_reasons: dict[str, str] = {}
 _leaks: list[str] = []
 _preexisting: list[str] = []  # on the machine before the session started
 _foreign: list[str] = []  # made during the session by another pycont store than ours
+_orphans: list[str] = []  # the store check's orphans, one line each
+_store_notes: list[str] = []  # its other findings (a test may corrupt a blob on purpose)
+_stores_checked: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,6 +101,23 @@ def _find_leaks() -> list[str]:
     return list(leaks.find_leaks())
 
 
+def _check_stores() -> None:
+    """``pycont system check`` on every registered store still on disk, before removal."""
+    try:
+        fsck = importlib.import_module("pycont.images.fsck")
+        store = importlib.import_module("pycont.images.store")
+    except ModuleNotFoundError:
+        return
+    for root in dict.fromkeys(SESSION_ROOTS):
+        images = os.path.join(root, "images")
+        if not os.path.isdir(images):
+            continue
+        _stores_checked.append(images)
+        report = fsck.check(store.Store(images))
+        for f in report.problems:
+            (_orphans if f.orphan else _store_notes).append(f"{images}: {f.line()}")
+
+
 def _stop_fork_server() -> None:
     """The API's fork server lives as long as this process; the session is over: stop it."""
     launcher = sys.modules.get("pycont.runtime.launcher")
@@ -147,6 +170,7 @@ def pycont_root() -> Iterator[str]:
         for leak in _find_leaks():
             if leak not in before:
                 (_foreign if _is_foreign(leak) else _leaks).append(leak)
+        _check_stores()
         if previous is None:
             del os.environ["PYCONT_ROOT"]
         else:
@@ -155,7 +179,7 @@ def pycont_root() -> Iterator[str]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _leaks and session.exitstatus == 0:
+    if (_leaks or _orphans) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -177,6 +201,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_line(f"  {leak}")
     else:
         tr.write_line("leak check: nothing left behind")
+    if _orphans:
+        tr.write_sep("=", f"store check: {len(_orphans)} orphan(s) left in the stores", red=True)
+        for line in _orphans:
+            tr.write_line(f"  {line}")
+    else:
+        tr.write_line(f"store check: 0 orphans in {len(_stores_checked)} store(s)")
+    for line in _store_notes:
+        tr.write_line(f"note: store check: {line}")
     if _foreign:
         tr.write_line(f"note: {len(_foreign)} pycont object(s) of another pycont store:")
         for leak in _foreign:

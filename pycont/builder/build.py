@@ -227,26 +227,22 @@ class _Builder:
             oci.add_layer(
                 state.config, None, created=now, created_by=created_by, comment="pycont build"
             )
+            state.key = key
+            cache.save(self.store.root, cache.CacheEntry(key, state.config, state.layers))
         else:
             from pycont.builder import steps
 
-            desc = steps.run_step(self, state, inst, number)
-            if desc is None:  # WORKDIR of a folder the image has
-                oci.add_layer(
-                    state.config, None, created=now, created_by=shown, comment="pycont build"
+            # The step's layer waits in a staging folder; it enters the store together with
+            # the cache entry that names it, so a failed step leaves nothing behind.
+            with self.store.stage() as stage:
+                size = steps.layer_step(self, state, inst, number, shown, now, stage)
+                state.key = key
+                entry = cache.CacheEntry(key, state.config, state.layers)
+                stage.publish(
+                    [d["digest"] for d in state.layers],
+                    state.diff_ids,
+                    lambda: cache.save(self.store.root, entry),
                 )
-            else:
-                oci.add_layer(
-                    state.config,
-                    desc["digest"],
-                    created=now,
-                    created_by=steps.created_by(state, inst, shown),
-                    comment="pycont build",
-                )
-                state.layers.append(desc)
-                size = int(desc["size"])
-        state.key = key
-        cache.save(self.store.root, cache.CacheEntry(key, state.config, state.layers))
         self._record(number, label, shown, False, t0, size)
 
     def _record(

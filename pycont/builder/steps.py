@@ -1,8 +1,9 @@
 """The build steps that write files: ``RUN`` (in a container), ``COPY``/``ADD`` (from the
 context or another stage, without one) and ``WORKDIR`` (only when it creates the folder).
 
-Each returns the descriptor of the new layer blob, already unpacked in the store so that the
-next ``RUN`` can stack it; ``WORKDIR`` of a folder the image has returns None (no layer).
+Each returns the descriptor of the new layer blob, written and unpacked in the step's staging
+folder (:mod:`pycont.images.staging`; the build publishes it with the step's cache entry);
+``WORKDIR`` of a folder the image has returns None (no layer).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from pycont.images.oci import DEFAULT_PATH
 
 if TYPE_CHECKING:
     from pycont.builder.stage import Builder, State
+    from pycont.images.staging import Staging
 
-__all__ = ["created_by", "layer_dirs", "run_env", "run_step", "sources_digest"]
+__all__ = ["created_by", "layer_dirs", "layer_step", "run_env", "run_step", "sources_digest"]
 
 _ONLY_HEREDOC = re.compile(r"""<<-?(["']?)(\w+)\1""")
 RUN_FLAGS = ("network",)
@@ -78,24 +80,47 @@ def _check_flags(inst: Instruction, accepted: tuple[str, ...]) -> None:
             )
 
 
-def run_step(b: Builder, state: State, inst: Instruction, number: int) -> dict[str, Any] | None:
+def run_step(
+    b: Builder, state: State, inst: Instruction, number: int, stage: Staging
+) -> dict[str, Any] | None:
     if inst.cmd == "RUN":
-        return _run(b, state, inst, number)
+        return _run(b, state, inst, number, stage)
     if inst.cmd in ("COPY", "ADD"):
-        return _copy(b, state, inst)
+        return _copy(b, state, inst, stage)
     if inst.cmd == "WORKDIR":
-        return _workdir(b, state, inst)
+        return _workdir(b, state, inst, stage)
     raise DockerfileError(f"Dockerfile:{inst.line}: {inst.cmd} is not a filesystem step")
 
 
-def _store_layer(b: Builder, w: Any) -> dict[str, Any]:
+def layer_step(
+    b: Builder, state: State, inst: Instruction, number: int, shown: str, now: float, stage: Staging
+) -> int | None:
+    """RUN, COPY, ADD, WORKDIR: the new layer (staged) added to ``state``; its size."""
+    desc = run_step(b, state, inst, number, stage)
+    if desc is None:  # WORKDIR of a folder the image has
+        oci.add_layer(state.config, None, created=now, created_by=shown, comment="pycont build")
+        return None
+    oci.add_layer(
+        state.config,
+        desc["digest"],
+        created=now,
+        created_by=created_by(state, inst, shown),
+        comment="pycont build",
+    )
+    state.layers.append(desc)
+    return int(desc["size"])
+
+
+def _store_layer(b: Builder, w: Any, stage: Staging) -> dict[str, Any]:
     desc = oci.descriptor(oci.LAYER, w.digest, w.size)  # uncompressed: its digest is its diff_id
-    b.store.unpack(desc, w.digest)
+    b.store.unpack(desc, w.digest, stage)
     return desc
 
 
 # -- RUN -----------------------------------------------------------------------------------
-def _run(b: Builder, state: State, inst: Instruction, number: int) -> dict[str, Any]:
+def _run(
+    b: Builder, state: State, inst: Instruction, number: int, stage: Staging
+) -> dict[str, Any]:
     from pycont import images
     from pycont.images.diff import write_layer
     from pycont.runtime.api import create_from_spec
@@ -138,9 +163,9 @@ def _run(b: Builder, state: State, inst: Instruction, number: int) -> dict[str, 
         code = c.wait()
         if code != 0:
             raise BuildError(f"{where}: the command exited with code {code}")
-        with b.store.blobs.writer() as w:
+        with stage.blobs.writer() as w:
             write_layer(os.path.join(c.dir, "upper"), w, userxattr=c.userxattr)
-        return _store_layer(b, w)
+        return _store_layer(b, w, stage)
     finally:
         c.remove(force=True)
 
@@ -201,23 +226,23 @@ def sources_digest(b: Builder, state: State, inst: Instruction) -> str:
     return f"{b.ctx.digest(b.ctx.sources(files)) if files else ''} {docs!r}"
 
 
-def _copy(b: Builder, state: State, inst: Instruction) -> dict[str, Any]:
+def _copy(b: Builder, state: State, inst: Instruction, stage: Staging) -> dict[str, Any]:
     from pycont.builder import copy as cp
 
     srcs, dest, heredocs = _split(inst)
     files = [s for s in srcs if _heredoc_name(s) is None]
     docs = {n: heredocs[n] for s in srcs if (n := _heredoc_name(s)) is not None and n in heredocs}
     lowers = layer_dirs(b, state)
-    stage = _from_stage(b, inst)
-    if stage is not None:
-        source = cp.from_layers(stage[1])
+    other = _from_stage(b, inst)
+    if other is not None:
+        source = cp.from_layers(other[1])
         sources = files
     else:
         source = cp.from_context(b.ctx)
         sources = files
     chown = cp.parse_chown(inst.flags["chown"], lowers) if "chown" in inst.flags else None
     chmod = cp.parse_chmod(inst.flags["chmod"]) if "chmod" in inst.flags else None
-    with b.store.blobs.writer() as w:
+    with stage.blobs.writer() as w:
         cp.copy_layer(
             w,
             sources,
@@ -230,11 +255,11 @@ def _copy(b: Builder, state: State, inst: Instruction) -> dict[str, Any]:
             extract_archives=inst.cmd == "ADD",
             heredocs=docs,
         )
-    return _store_layer(b, w)
+    return _store_layer(b, w, stage)
 
 
 # -- WORKDIR -------------------------------------------------------------------------------
-def _workdir(b: Builder, state: State, inst: Instruction) -> dict[str, Any] | None:
+def _workdir(b: Builder, state: State, inst: Instruction, stage: Staging) -> dict[str, Any] | None:
     from pycont import overlay
     from pycont.images._tarwrite import Entry, write_tar
 
@@ -256,6 +281,6 @@ def _workdir(b: Builder, state: State, inst: Instruction) -> dict[str, Any] | No
 
         uid, gid = cp.parse_chown(user, lowers)
     entries = [Entry(rel, tarfile.DIRTYPE, 0o755, uid, gid, 0) for rel in missing]
-    with b.store.blobs.writer() as w:
+    with stage.blobs.writer() as w:
         write_tar(entries, w)
-    return _store_layer(b, w)
+    return _store_layer(b, w, stage)

@@ -1,5 +1,5 @@
-"""The CLI's system verbs: ``pycont system df|prune`` (disk used and reclaimed) and
-``pycont doctor`` (what this machine allows pycont to do, and why).
+"""The CLI's system verbs: ``pycont system df|prune|check`` (disk used, reclaimed, and the
+store checked) and ``pycont doctor`` (what this machine allows pycont to do, and why).
 """
 
 from __future__ import annotations
@@ -107,7 +107,14 @@ def cmd_system(a: argparse.Namespace) -> int:
         reclaimed = Store().prune(dangling=not a.all, build_cache=True)
         print(f"Total reclaimed space: {decimal_size(reclaimed)}")
         return 0
-    raise UsageError("system: expected df or prune")
+    if a.system_verb == "check":
+        from pycont.images.fsck import check
+
+        report = check(Store(), repair=a.repair)
+        for line in report.lines():
+            print(line)
+        return 0 if report.clean else 1
+    raise UsageError("system: expected df, prune or check")
 
 
 def cmd_doctor(a: argparse.Namespace) -> int:
@@ -121,7 +128,7 @@ def cmd_doctor(a: argparse.Namespace) -> int:
 # -- parser --------------------------------------------------------------------------------
 def add_parsers(sub: Any) -> dict[str, Verb]:
     """Add the system verbs; returns verb name -> handler."""
-    p = sub.add_parser("system", help="disk usage and clean-up: df, prune")
+    p = sub.add_parser("system", help="disk usage, clean-up and the store check: df, prune, check")
     ssub = p.add_subparsers(dest="system_verb", metavar="COMMAND")
     ssub.required = True
     ssub.add_parser(
@@ -132,6 +139,16 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
     )
     q.add_argument("-a", "--all", action="store_true")
     q.add_argument("-f", "--force", action="store_true")
+    c = ssub.add_parser(
+        "check",
+        help="verify every blob and reference of the image store; report orphans "
+        "(exit 1 when something is wrong)",
+    )
+    c.add_argument(
+        "--repair",
+        action="store_true",
+        help="remove orphans and stale temporaries, unpack missing layers",
+    )
 
     sub.add_parser("doctor", help="what this machine allows pycont to do, and why")
     return {"system": cmd_system, "doctor": cmd_doctor}

@@ -2,7 +2,8 @@
 
 Each format is turned into a plan: per image, an OCI manifest (stored) and the names to give
 it. Every config, layer and manifest is checked against the digests the archive's documents
-name before the store's index changes; a broken archive leaves the index as it was.
+name before anything enters the store: a broken archive leaves the store as it was (what was
+read waits in a staging folder, removed on failure).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def load(inp: PathOrFile, store: Store | None = None) -> list[str]:
                 raise ArchiveError(f"{name}: cannot open: {err.strerror}") from None
         else:
             f = inp
-        stack.enter_context(store.writing())  # prune waits until our blobs are referenced
-        arc = ArchiveReader(name, store)
+        stage = stack.enter_context(store.stage())  # removed whatever happens
+        arc = ArchiveReader(name, stage.blobs)
         arc.read(f)
         if "manifest.json" in arc.files:
             plan = _plan_docker(arc)
@@ -55,7 +56,7 @@ def load(inp: PathOrFile, store: Store | None = None) -> list[str]:
                 "and no oci-layout (oci-archive)"
             )
         try:
-            records = store.add_manifests(plan)
+            records = store.add_manifests(plan, staging=stage)
         except PycontError as err:  # a layer refused on unpacking, a blob gone meanwhile
             raise ArchiveError(f"{name}: {err}") from err
     loaded: list[str] = []
@@ -148,7 +149,7 @@ def _plan_docker(arc: ArchiveReader) -> Plan:
             layers.append(oci.descriptor(media, arc.stored(item), item.size))
         config = oci.descriptor(oci.CONFIG, arc.stored(cfg), cfg.size)
         manifest = canonical_json(oci.manifest(config, layers))
-        digest = arc.store.put_blob(manifest)
+        digest = arc.blobs.put(manifest)
         refs = _refs(arc, entry.get("RepoTags"), where)
         plan.append((oci.descriptor(oci.MANIFEST, digest, len(manifest)), refs))
     return plan

@@ -1,9 +1,10 @@
 """Reading an image archive: every member once, in one pass, nothing extracted to disk.
 
-Small members stay in memory, large ones go straight into the blob store under the hash of
-their content; a member name that could leave the archive, a duplicate, a device or a cut-off
-tar is refused with the member's name. Loading (:mod:`pycont.images._archive_load`) then checks
-the members against the digests the archive's documents name.
+Small members stay in memory, large ones go straight into the load's staging
+(:mod:`pycont.images.staging`) under the hash of their content; a member name that could
+leave the archive, a duplicate, a device or a cut-off tar is refused with the member's name.
+Loading (:mod:`pycont.images._archive_load`) then checks the members against the digests the
+archive's documents name.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from typing import IO, Any, Self, cast
 from pycont.errors import ArchiveError
 from pycont.images._archive_common import CHUNK, hex_of
 from pycont.images.blobs import DIGEST_RE, sha256_of
-from pycont.images.store import Store
+from pycont.images.staging import StagedBlobs
 
 __all__ = ["ArchiveReader", "Member"]
 
 _IN_MEMORY = 1 << 20  # members up to this size are kept in memory while the archive is read...
-_MEMORY_BUDGET = 64 << 20  # ...until they add up to this; the rest goes to the blob store
+_MEMORY_BUDGET = 64 << 20  # ...until they add up to this; the rest goes to the staging
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,12 @@ _EMPTY_HEADER = cast(type[Exception], getattr(tarfile, "EmptyHeaderError"))  # n
 
 
 class ArchiveReader:
-    """The members of an archive, read in one pass without extracting anything."""
+    """The members of an archive, read in one pass without extracting anything. Large
+    members are written to ``blobs``: a staging's, which finds the store's blobs too."""
 
-    def __init__(self, name: str, store: Store) -> None:
+    def __init__(self, name: str, blobs: StagedBlobs) -> None:
         self.name = name
-        self.store = store
+        self.blobs = blobs
         self.files: dict[str, Member] = {}
         self.links: dict[str, str] = {}  # member -> the member it links to
         self.in_memory = 0
@@ -132,7 +134,7 @@ class ArchiveReader:
             return Member(path, sha256_of(data), len(data), data[:8], data)
         head, size, h = b"", 0, hashlib.sha256()
         # An OCI blob already in the store is hashed, not written again.
-        writer = None if named and self.store.blobs.exists(named) else self.store.blobs.writer()
+        writer = None if named and self.blobs.exists(named) else self.blobs.writer()
         try:
             while chunk := src.read(CHUNK):
                 head = head or chunk[:8]
@@ -164,7 +166,7 @@ class ArchiveReader:
     def read_bytes(self, item: Member) -> bytes:
         if item.data is not None:
             return item.data
-        return self.store.blobs.read(item.digest)
+        return self.blobs.read(item.digest)
 
     def json(self, item: Member, what: str) -> Any:
         try:
@@ -185,9 +187,9 @@ class ArchiveReader:
         return item
 
     def stored(self, item: Member) -> str:
-        """Put a member kept in memory into the blob store; its digest."""
-        if item.data is not None:
-            self.store.put_blob(item.data, item.digest)
+        """Put a member kept in memory into the staging; its digest."""
+        if item.data is not None and not self.blobs.exists(item.digest):
+            self.blobs.put(item.data, item.digest)
         return item.digest
 
     def diff_id(self, item: Member, gzipped: bool, what: str) -> str:
@@ -197,9 +199,7 @@ class ArchiveReader:
         h = hashlib.sha256()
         try:
             source = (
-                io.BytesIO(item.data)
-                if item.data is not None
-                else self.store.open_blob(item.digest)
+                io.BytesIO(item.data) if item.data is not None else self.blobs.open(item.digest)
             )
             with source, gzip.GzipFile(fileobj=cast(IO[bytes], source), mode="rb") as z:
                 while chunk := z.read(CHUNK):

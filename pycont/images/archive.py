@@ -7,10 +7,11 @@ names, its layer files), the config as ``<image id>.json`` and each layer as an 
 image-layout.md): ``oci-layout``, ``index.json`` naming the manifests, ``blobs/sha256/<hex>``,
 the same layout as pycont's own store.
 
-Loading never extracts the archive to disk: each member is read once, into memory or straight
-into the blob store under the hash of its content, and only then checked against the digests
-the documents name. An image is named in the index only when everything it refers to is there
-and verified; a broken archive leaves the index as it was.
+Loading never extracts the archive to disk: each member is read once, into memory or into a
+staging folder beside the store under the hash of its content, and only then checked against
+the digests the documents name. Blobs and layers enter the store, and the image its index,
+only when everything it refers to is there and verified; a broken archive leaves the store
+as it was.
 
 The work is done in private modules, one per concept: ``_archive_save`` (writing),
 ``_archive_read`` (one pass over a tar), ``_archive_load`` (checking and naming what was read),

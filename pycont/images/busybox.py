@@ -100,9 +100,8 @@ def build_busybox(store: Store | None = None, ref: str = "busybox:latest") -> Im
     mtime = int(os.stat(binary).st_mtime)
     version = busybox_version(binary)
     config = oci.new_config(created=mtime, cmd=["sh"], env=[f"PATH={oci.DEFAULT_PATH}"])
-    with store.writing():
-        os.makedirs(store.blobs.dir, exist_ok=True)
-        with store.blobs.writer() as w:
+    with store.stage() as stage:
+        with stage.blobs.writer() as w:
             write_tar(busybox_entries(binary), w)
         oci.add_layer(
             config,
@@ -110,7 +109,8 @@ def build_busybox(store: Store | None = None, ref: str = "busybox:latest") -> Im
             created=mtime,
             created_by=f"pycont: busybox-static {version} (offline)",
         )
-        return store.add_image(ref, config, [oci.descriptor(oci.LAYER, w.digest, w.size)])
+        layer = oci.descriptor(oci.LAYER, w.digest, w.size)
+        return store.add_image(ref, config, [layer], staging=stage)
 
 
 build = build_busybox  # what pycont.images.resolve() calls for a built-in image

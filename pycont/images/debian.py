@@ -357,8 +357,8 @@ def import_debian(
         env.append("LD_LIBRARY_PATH=" + ":".join(extra_dirs))
     cfg.update(Env=env, Cmd=list(defaults.cmd), Labels=labels)
     what = " ".join(f"{p.name} ({p.version})" for p in pkgs)
-    with store.writing():
-        with store.blobs.writer() as w:
+    with store.stage() as stage:
+        with stage.blobs.writer() as w:
             write_tar(layer.sorted(), w)
         oci.add_layer(
             config,
@@ -367,7 +367,7 @@ def import_debian(
             created_by=f"pycont image import-debian {what} + {len(libs)} libraries",
         )
         layers = [*base.manifest["layers"], oci.descriptor(oci.LAYER, w.digest, w.size)]
-        rec = store.add_image(ref, config, layers)
+        rec = store.add_image(ref, config, layers, staging=stage)
     return DebianImport(rec, pkgs, tuple(libs), False, tuple(notes), time.monotonic() - start)
 
 

@@ -24,7 +24,7 @@ from typing import IO, Any, cast
 from pycont.fsutil import write_atomic
 from pycont.images.blobs import BlobStore
 
-__all__ = ["SIZES_DIR", "is_compressed", "keep_only", "measure", "read", "record"]
+__all__ = ["SIZES_DIR", "forget", "is_compressed", "keep_only", "measure", "read", "record"]
 
 SIZES_DIR = "layer-sizes"
 _CHUNK = 1 << 20
@@ -73,6 +73,12 @@ def measure(blobs: BlobStore, desc: dict[str, Any]) -> int:
             total += len(chunk)
         blob.verify()  # a corrupt blob's count must not be kept
     return total
+
+
+def forget(root: str, diff_id: str) -> None:
+    """Drop the size of one layer (a staged write that was undone)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_path(root, diff_id))
 
 
 def keep_only(root: str, keep: set[str]) -> None:

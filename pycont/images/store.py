@@ -18,13 +18,13 @@ import copy
 import hashlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, cast
 
 from pycont import paths
 from pycont.errors import ImageInUse, UsageError
-from pycont.fsutil import remove_tree, write_json
-from pycont.images import index, layer_sizes, oci
+from pycont.fsutil import write_json
+from pycont.images import gc, index, layer_sizes, oci, staging
 from pycont.images._locks import file_lock
 from pycont.images.blobs import BlobReader, BlobStore, CorruptBlob, Readable, check_digest
 from pycont.images.reference import Reference
@@ -36,6 +36,7 @@ from pycont.images.report import (
     disk_usage,
     history_rows,
 )
+from pycont.images.staging import Staging
 
 __all__ = ["ImageInUse", "InUse", "Store", "set_in_use_hook"]
 
@@ -62,16 +63,6 @@ class _Hashing:
         return data
 
 
-def _dir_size(path: str) -> int:
-    """Bytes of the files below ``path`` (apparent sizes, as ``du -sb`` without directories)."""
-    total = 0
-    for top, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(top, name)).st_size
-    return total
-
-
 class Store:
     """The images of one pycont root. ``in_use(image_id)`` names the containers using an image."""
 
@@ -89,8 +80,22 @@ class Store:
         """Hold while writing blobs that an index entry will reference: GC waits for it."""
         return file_lock(os.path.join(self.root, "gc.lock"), exclusive=False)
 
-    def _gc_lock(self) -> contextlib.AbstractContextManager[None]:
+    def gc_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held by what deletes blobs or layers (rmi, prune, ``system check --repair``)."""
         return file_lock(os.path.join(self.root, "gc.lock"), exclusive=True)
+
+    @contextlib.contextmanager
+    def stage(self) -> Iterator[Staging]:
+        """A staging folder for a new image's blobs and layers (:mod:`pycont.images.staging`),
+        removed at the end; ``writing()`` is held meanwhile. Stale ones of dead writers go."""
+        self._ensure_layout()
+        with self.writing():
+            staging.remove_stale(self.root)
+            st = Staging(self)
+            try:
+                yield st
+            finally:
+                st.discard()
 
     def _ensure_layout(self) -> None:
         os.makedirs(self.blobs.dir, exist_ok=True)
@@ -121,9 +126,10 @@ class Store:
         """A blob to read; CorruptBlob (naming the digest) at its end if it does not match."""
         return self.blobs.open(digest)
 
-    def _doc(self, digest: str) -> dict[str, Any]:
+    def document(self, digest: str, blobs: BlobStore | None = None) -> dict[str, Any]:
+        """A JSON blob (manifest, config), verified; ``blobs``: a staging's, to read first."""
         if digest not in self._docs:
-            self._docs[digest] = self.blobs.read_json(digest)
+            self._docs[digest] = (blobs or self.blobs).read_json(digest)
         return self._docs[digest]
 
     def layer_dir(self, diff_id: str) -> str:
@@ -131,11 +137,13 @@ class Store:
 
     # -- lookups ---------------------------------------------------------------------------
     def _image_id(self, entry: dict[str, Any]) -> str:
-        return str(self._doc(entry["digest"])["config"]["digest"])
+        return str(self.document(entry["digest"])["config"]["digest"])
 
-    def _record(self, entry: dict[str, Any], ref: Reference | None) -> ImageRecord:
-        manifest = self._doc(entry["digest"])
-        config = self._doc(manifest["config"]["digest"])
+    def _record(
+        self, entry: dict[str, Any], ref: Reference | None, blobs: BlobStore | None = None
+    ) -> ImageRecord:
+        manifest = self.document(entry["digest"], blobs)
+        config = self.document(manifest["config"]["digest"], blobs)
         diff_ids = tuple(config.get("rootfs", {}).get("diff_ids") or ())
         if len(diff_ids) != len(manifest.get("layers") or ()):
             raise CorruptBlob(
@@ -183,14 +191,15 @@ class Store:
         self._sizes[diff_id] = size
         return size
 
-    def unpack(self, desc: dict[str, Any], diff_id: str) -> str:
+    def unpack(self, desc: dict[str, Any], diff_id: str, stage: Staging | None = None) -> str:
         """Unpack a stored layer blob (verified against ``diff_id``) if it is not yet; returns
-        its folder. Call inside ``with store.writing():`` (the builder's new layers)."""
-        self._unpack(desc, diff_id)
-        return self.layer_dir(diff_id)
+        its folder. Call inside ``with store.writing():``; with ``stage`` (a new layer: the
+        builder's), the blob is read from the staging first and unpacked into it."""
+        self._unpack(desc, diff_id, stage)
+        return stage.layer_dir(diff_id) if stage else self.layer_dir(diff_id)
 
-    def _unpack(self, desc: dict[str, Any], diff_id: str) -> None:
-        dest = self.layer_dir(diff_id)
+    def _unpack(self, desc: dict[str, Any], diff_id: str, stage: Staging | None = None) -> None:
+        dest = stage.layer_dir(diff_id) if stage else self.layer_dir(diff_id)
         if os.path.isdir(dest):
             return
         self._ensure_layout()
@@ -201,7 +210,8 @@ class Store:
         media = desc.get("mediaType", oci.LAYER)
         if media not in oci.LAYER_TYPES:
             raise LayerError(f"layer {desc['digest']}: unsupported media type {media}")
-        with self.blobs.open(desc["digest"], desc.get("size")) as blob:
+        blobs = stage.blobs if stage else self.blobs
+        with blobs.open(desc["digest"], desc.get("size")) as blob:
             stream: Readable = blob
             if media.endswith("gzip"):
                 stream = gzip.GzipFile(fileobj=cast(IO[bytes], blob), mode="rb")
@@ -219,8 +229,11 @@ class Store:
                     )
 
             unpack_layer(hashing, dest, what=f"layer {desc['digest']}", check=check)
-            layer_sizes.record(self.root, diff_id, hashing.count)
             self._sizes[diff_id] = hashing.count
+            if stage is None:
+                layer_sizes.record(self.root, diff_id, hashing.count)
+            else:  # recorded when the layer enters the store (Staging.publish)
+                stage.sizes[diff_id] = hashing.count
 
     # -- listing ---------------------------------------------------------------------------
     def images(self) -> list[ImageInfo]:
@@ -244,7 +257,7 @@ class Store:
 
         blobs, _ = buildcache.referenced(self.root)
         for e in self._entries():
-            blobs -= {d["digest"] for d in self._doc(e["digest"]).get("layers") or ()}
+            blobs -= {d["digest"] for d in self.document(e["digest"]).get("layers") or ()}
         size = sum(self.blobs.size(d) for d in blobs if os.path.exists(self.blobs.path(d)))
         return len(buildcache.entries(self.root)), size
 
@@ -252,7 +265,7 @@ class Store:
         """``docker system df -v``: per image its size, the part shared with other images and
         the part only it has; the total counts each shared layer once."""
         recs = [self._record(e, None) for e in self._entries()]
-        on_disk = _dir_size(self.root) if os.path.isdir(self.root) else 0
+        on_disk = gc.dir_size(self.root) if os.path.isdir(self.root) else 0
         return disk_usage(recs, lambda i: len(self._users(i, in_use)), on_disk)
 
     def _users(self, image_id: str, in_use: InUse | None) -> list[str]:
@@ -261,49 +274,70 @@ class Store:
 
     # -- changing --------------------------------------------------------------------------
     def add_image(
-        self, ref: str | Reference | None, config: dict[str, Any], layers: Sequence[dict[str, Any]]
+        self,
+        ref: str | Reference | None,
+        config: dict[str, Any],
+        layers: Sequence[dict[str, Any]],
+        staging: Staging | None = None,
     ) -> ImageRecord:
-        """Write ``config`` and a manifest for ``layers`` (stored blobs, bottom first), unpack
-        the layers, point ``ref`` at the result (None: an untagged image). Returns it."""
+        """Write ``config`` and a manifest for ``layers`` (stored or staged blobs, bottom
+        first), unpack the layers, point ``ref`` at the result (None: an untagged image).
+        Everything new enters the store only when all of it is there (``staging``: the one the
+        new layers were written to; else a staging of its own). Returns the image."""
         target = Reference.parse(ref) if isinstance(ref, str) else ref
         if target is not None and target.digest:
             raise UsageError(f"cannot name an image with a digest: {target}")
-        self._ensure_layout()
-        with self.writing():
+        with contextlib.ExitStack() as stack:
+            stage = staging or stack.enter_context(self.stage())
             diff_ids = config.get("rootfs", {}).get("diff_ids") or []
-            for desc, diff_id in zip(layers, diff_ids, strict=True):
-                self._unpack(desc, diff_id)
-            cfg_digest, cfg_size = self.blobs.put_json(config)
+            for layer, diff_id in zip(layers, diff_ids, strict=True):
+                self._unpack(layer, diff_id, stage)
+            cfg_digest, cfg_size = stage.blobs.put_json(config)
             doc = oci.manifest(oci.descriptor(oci.CONFIG, cfg_digest, cfg_size), layers)
-            man_digest, man_size = self.blobs.put_json(doc)
+            man_digest, man_size = stage.blobs.put_json(doc)
             desc = oci.descriptor(oci.MANIFEST, man_digest, man_size)
-            with self._index() as entries:
-                index.point(entries, target, desc)
+
+            def name() -> None:
+                with self._index() as entries:
+                    index.point(entries, target, desc)
+
+            needed = [man_digest, cfg_digest, *(d["digest"] for d in layers)]
+            stage.publish(needed, diff_ids, name)
         return self._record(dict(desc), target)
 
     def add_manifests(
-        self, images: Sequence[tuple[dict[str, Any], Sequence[Reference]]]
+        self,
+        images: Sequence[tuple[dict[str, Any], Sequence[Reference]]],
+        staging: Staging | None = None,
     ) -> list[ImageRecord]:
-        """Name images whose blobs (manifest, config, layers) are already stored: ``load``.
+        """Name images whose blobs (manifest, config, layers) are stored, or staged in
+        ``staging``: ``load``, ``pull``.
 
         ``images``: (manifest descriptor, the references to point at it; none: untagged).
-        Every manifest and config is read back and verified and every layer unpacked before
-        index.json changes; then one write names them all. On any error the index is as it
-        was (blobs already written stay unreferenced until ``prune``)."""
-        self._ensure_layout()
-        with self.writing():
+        Every manifest and config is read back and verified and every layer unpacked (into
+        the staging) before anything enters the store; then one index write names them all.
+        On any error the store is as it was."""
+        with contextlib.ExitStack() as stack:
+            stage = staging or stack.enter_context(self.stage())
+            needed: list[str] = []
+            diff_ids: list[str] = []
             for desc, _refs in images:
-                rec = self._record(dict(desc), None)
+                rec = self._record(dict(desc), None, stage.blobs)
                 for layer, diff_id in zip(rec.manifest["layers"], rec.diff_ids, strict=True):
-                    self._unpack(layer, diff_id)
-            with self._index() as entries:
-                for desc, refs in images:
-                    plain = {k: desc[k] for k in ("mediaType", "digest", "size")}
-                    if not refs:
-                        index.point(entries, None, plain)
-                    for ref in refs:
-                        index.point(entries, ref, plain)
+                    self._unpack(layer, diff_id, stage)
+                needed += [rec.digest, rec.id, *(d["digest"] for d in rec.manifest["layers"])]
+                diff_ids += rec.diff_ids
+            stage.publish(needed, diff_ids, lambda: self._name_all(images))
         return [self._record(dict(desc), refs[0] if refs else None) for desc, refs in images]
+
+    def _name_all(self, images: Sequence[tuple[dict[str, Any], Sequence[Reference]]]) -> None:
+        with self._index() as entries:
+            for desc, refs in images:
+                plain = {k: desc[k] for k in ("mediaType", "digest", "size")}
+                if not refs:
+                    index.point(entries, None, plain)
+                for ref in refs:
+                    index.point(entries, ref, plain)
 
     def tag(self, src: str, dst: str) -> None:
         """``docker tag SRC DST``: one more name for the same image (no data is copied)."""
@@ -319,7 +353,7 @@ class Store:
         last name goes. Refused while containers use it, unless ``force`` (then it only loses
         its name). Returns docker's ``Untagged:``/``Deleted:`` lines."""
         lines: list[str] = []
-        with self._gc_lock(), self._index() as entries:
+        with self.gc_lock(), self._index() as entries:
             found, hits = index.find(ref, entries, self._image_id)
             image_id = self._image_id(hits[0])
             desc = {k: hits[0][k] for k in ("mediaType", "digest", "size")}
@@ -352,7 +386,7 @@ class Store:
                 entries.append(desc)
                 return lines
             lines.append(f"Deleted: {image_id}")
-            _, deleted = self._collect(entries)
+            _, deleted = gc.collect(self, entries)
             lines += [f"Deleted: {d}" for d in deleted if d != image_id and d != desc["digest"]]
         return lines
 
@@ -364,7 +398,7 @@ class Store:
         a build cache entry references. Returns the bytes reclaimed."""
         if not os.path.isdir(self.root):
             return 0
-        with self._gc_lock(), self._index() as entries:
+        with self.gc_lock(), self._index() as entries:
             if build_cache:
                 from pycont.images import buildcache as cache
 
@@ -373,38 +407,8 @@ class Store:
                 for e in [e for e in entries if not index.ref_name(e)]:
                     if not self._users(self._image_id(e), in_use):
                         entries.remove(e)
-            freed, _ = self._collect(entries)
+            freed, _ = gc.collect(self, entries)
         return freed
-
-    def _collect(self, entries: list[dict[str, Any]]) -> tuple[int, list[str]]:
-        """Delete what ``entries`` and the build cache do not reference. Call with the gc lock
-        held exclusively."""
-        from pycont.images import buildcache as cache
-
-        keep, keep_layers = cache.referenced(self.root)
-        for e in entries:
-            man = self._doc(e["digest"])
-            keep.add(e["digest"])
-            keep.add(man["config"]["digest"])
-            keep.update(d["digest"] for d in man.get("layers") or ())
-            keep_layers.update(self._doc(man["config"]["digest"])["rootfs"]["diff_ids"])
-        freed, deleted = 0, []
-        for digest in self.blobs.digests():
-            if digest not in keep:
-                freed += self.blobs.size(digest)
-                os.unlink(self.blobs.path(digest))
-                deleted.append(digest)
-        for tmp in self.blobs.temporaries():  # left by a writer that crashed: none runs now
-            freed += os.path.getsize(tmp)
-            os.unlink(tmp)
-        if os.path.isdir(self.layers_dir):
-            for name in sorted(os.listdir(self.layers_dir)):
-                if name.startswith(".tmp-") or f"sha256:{name}" not in keep_layers:
-                    path = os.path.join(self.layers_dir, name)
-                    freed += _dir_size(path)
-                    remove_tree(path)
-        layer_sizes.keep_only(self.root, keep_layers)
-        return freed, deleted
 
     def commit_layer(
         self,
@@ -433,9 +437,8 @@ class Store:
         else:
             config = oci.new_config(created=now, cmd=())
         oci.apply_changes(config, changes)
-        self._ensure_layout()
-        with self.writing():
-            with self.blobs.writer() as w:
+        with self.stage() as stage:
+            with stage.blobs.writer() as w:
                 write_layer(upper_dir, w, userxattr=userxattr)
             oci.add_layer(
                 config,
@@ -447,4 +450,4 @@ class Store:
             )
             layers = list(parent.manifest["layers"]) if parent else []
             layers.append(oci.descriptor(oci.LAYER, w.digest, w.size))
-            return self.add_image(target, config, layers).id
+            return self.add_image(target, config, layers, staging=stage).id
