@@ -80,6 +80,9 @@ class Store:
         self.index_path = os.path.join(self.root, "index.json")
         self._in_use = in_use
         self._docs: dict[str, dict[str, Any]] = {}  # digest -> verified JSON (blobs never change)
+        # One line per layer that unpacked with something left out (rootless: device nodes);
+        # the CLI prints them on stderr after load and pull.
+        self.warnings: list[str] = []
 
     # -- locks, index ----------------------------------------------------------------------
     def writing(self) -> contextlib.AbstractContextManager[None]:
@@ -180,7 +183,7 @@ class Store:
         self._ensure_layout()
         import gzip  # the tar code loads only when a layer is unpacked
 
-        from pycont.images.layers import LayerError, unpack_layer
+        from pycont.images.layers import LayerError, layer_warnings, unpack_layer
 
         media = desc.get("mediaType", oci.LAYER)
         if media not in oci.LAYER_TYPES:
@@ -202,7 +205,9 @@ class Store:
                         f"the image config says {diff_id}"
                     )
 
-            unpack_layer(hashing, dest, what=f"layer {desc['digest']}", check=check)
+            stats = unpack_layer(hashing, dest, what=f"layer {desc['digest']}", check=check)
+        if stats is not None:
+            self.warnings.extend(layer_warnings(desc["digest"], stats))
 
     # -- listing ---------------------------------------------------------------------------
     def images(self) -> list[ImageInfo]:
