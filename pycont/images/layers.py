@@ -279,14 +279,16 @@ class _Unpacker:
                 continue
             name = key[len(XATTR_PAX) :]
             if not keep_xattr(name):
-                self.stats.skipped_xattrs.append(f"{m.name}: {name}")
+                self.stats.skipped_xattrs.append(f"{m.name.removeprefix('./')}: {name}")
                 continue
             try:
                 setxattr(name, value.encode("utf-8", "surrogateescape"))
             except OSError as err:
                 if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EACCES):
                     raise
-                self.stats.skipped_xattrs.append(f"{m.name}: {name} ({err.strerror})")
+                self.stats.skipped_xattrs.append(
+                    f"{m.name.removeprefix('./')}: {name} ({err.strerror})"
+                )
 
     def finish(self) -> None:
         # Directory modes and times last (adding entries changes a directory's mtime), the

@@ -28,7 +28,7 @@ UID = 1000
 
 
 def dev(name: str, kind: bytes, major: int, minor: int, mode: int = 0o620, **kw: int) -> Member:
-    return typed(name, kind, mode=mode, devmajor=major, devminor=minor, **kw)
+    return typed(name, kind, "", mode, devmajor=major, devminor=minor, **kw)
 
 
 @pytest.fixture
