@@ -162,3 +162,16 @@ def test_the_warning_names_the_skipped_nodes() -> None:
 
 def _io(data: bytes) -> io.BytesIO:
     return io.BytesIO(data)
+
+
+@requires("root")
+def test_the_vfs_copy_keeps_the_nodes(box: tuple[Path, Path]) -> None:
+    from pycont.overlay import CopyStack
+
+    layer, _ = box
+    apply_layer(_io(NODES), str(layer))
+    merged = layer.parent / "merged"
+    CopyStack((str(layer),), str(merged)).mount()
+    sdx = os.lstat(merged / "dev/sdx")
+    assert stat.S_ISBLK(sdx.st_mode) and sdx.st_rdev == os.makedev(8, 16)
+    assert (stat.S_IMODE(sdx.st_mode), sdx.st_gid) == (0o660, 6)
