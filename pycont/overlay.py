@@ -270,6 +270,11 @@ def _copy_layer(src_root: str, dst_root: str, userxattr: bool) -> None:
             os.symlink(os.readlink(src), dst)
         elif stat.S_ISFIFO(st.st_mode):
             os.mkfifo(dst, 0o600)
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            try:  # a layer's device node; the root is mounted nodev (pycont.rootfs)
+                os.mknod(dst, stat.S_IFMT(st.st_mode) | 0o600, st.st_rdev)
+            except PermissionError:  # mknod(2) without CAP_MKNOD: skipped, as on unpacking
+                continue
         else:
             continue
         if same_owner:

@@ -109,6 +109,14 @@ def setup_root(k: Kernel, spec: RootSpec) -> None:
             if err.errno not in (errno.EPERM, errno.ENODEV, errno.EINVAL, errno.EOPNOTSUPP):
                 raise
             _copy_root(k, spec, str(err))
+    if not spec.privileged:
+        # Device nodes: the container may use only those the runtime gives it. Docker enforces
+        # that with the devices cgroup (v1 devices.allow, v2 a BPF program); a nodev root is
+        # the same rule without either: mount(2) MS_NODEV, "do not allow access to devices
+        # (special files) on this filesystem", so a node from a layer or made with mknod(2)
+        # (CAP_MKNOD is in docker's default set) exists but open(2) fails with EACCES.
+        # The runtime's own nodes are bind mounts of the host's, whose flags they keep.
+        _remount_adding(k, merged, MS_NODEV)
     for name in ("proc", "dev", "sys"):
         _runtime_dir(merged, name)
     mountinfo = _host_mountinfo() if spec.cgroup_view else ""
@@ -125,7 +133,8 @@ def setup_root(k: Kernel, spec: RootSpec) -> None:
         if not any(m.target == target for m in spec.mounts):  # a -v of the user's wins
             _mount_volume(k, merged, src, target, False)
     for m in spec.mounts:
-        _mount_volume(k, merged, m.host_path(), m.target, m.readonly)
+        # volumes nodev too (but for --privileged): a node made in one is no way around it
+        _mount_volume(k, merged, m.host_path(), m.target, m.readonly, nodev=not spec.privileged)
     # pivot_root(2): "new_root and put_old may be the same directory"; the old root then sits
     # on top of the new one and can be detached at once, without a directory for it.
     os.chdir(merged)
@@ -142,6 +151,16 @@ def _copy_root(k: Kernel, spec: RootSpec, why: str) -> None:
     k.mount(spec.merged, spec.merged, "", MS_BIND | MS_REC)
     with open(os.path.join(spec.container_dir, "driver"), "w") as f:
         f.write(f"vfs: {why}\n")
+
+
+def _remount_adding(k: Kernel, path: str, flags: int) -> None:
+    """Bind-remount the mount at ``path`` with ``flags`` added to its own. MS_REMOUNT|MS_BIND
+    replaces every per-mount flag (mount(2)), and in a user namespace dropping one its owner
+    locked (ro, nosuid, nodev, noexec) is EPERM: the current ones come from statvfs(3), whose
+    ST_RDONLY, ST_NOSUID, ST_NODEV and ST_NOEXEC are the MS_* bits. Atime flags are kept by
+    the kernel when none is given."""
+    current = os.statvfs(path).f_flag & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    k.mount("", path, "", MS_REMOUNT | MS_BIND | current | flags)
 
 
 def open_inside(root: str, target: str, want_dir: bool) -> int:
@@ -176,17 +195,19 @@ def open_inside(root: str, target: str, want_dir: bool) -> int:
         raise
 
 
-def _mount_volume(k: Kernel, merged: str, src: str, target: str, readonly: bool) -> None:
+def _mount_volume(
+    k: Kernel, merged: str, src: str, target: str, readonly: bool, nodev: bool = False
+) -> None:
     fd = open_inside(merged, target, want_dir=os.path.isdir(src))
     try:
         # proc(5): /proc/self/fd/N is the directory itself, whatever its path.
         k.mount(src, f"/proc/self/fd/{fd}", "", MS_BIND | MS_REC)
     finally:
         os.close(fd)
-    if readonly:
+    if readonly or nodev:
         # No symlink on the way (checked above): the path names the new mount.
         path = os.path.join(merged, target.lstrip("/"))
-        k.mount("", path, "", MS_REMOUNT | MS_BIND | MS_RDONLY | MS_REC)
+        _remount_adding(k, path, (MS_RDONLY if readonly else 0) | (MS_NODEV if nodev else 0))
 
 
 def _runtime_dir(merged: str, name: str) -> None:
@@ -228,7 +249,10 @@ def _mount_proc(k: Kernel, merged: str, spec: RootSpec) -> None:
 
 def _mount_dev(k: Kernel, merged: str, spec: RootSpec) -> None:
     dev = os.path.join(merged, "dev")
-    k.mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+    # nodev: a node made in /dev by mknod(2) cannot be opened; the bind mounts below keep the
+    # host's /dev flags (a bind mount is a new mount of its source), so /dev/null works.
+    nodev = 0 if spec.privileged else MS_NODEV
+    k.mount("tmpfs", dev, "tmpfs", MS_NOSUID | nodev, "mode=755,size=65536k")
     for name in DEVICES:
         target = os.path.join(dev, name)
         _touch(target)

@@ -24,9 +24,10 @@ PYCONT_COURSE_APT_PACKAGES=(busybox-static procps util-linux libcap2-bin libsecc
     docker-registry podman qemu-system-x86 iproute2 e2fsprogs)
 # What the whole test suite adds: the peers the benchmarks and interop tests compare with, image
 # tools (buildah for the build interop test, GNU cpio for the VM root tests), the cgroup v2
-# VM's mkfs, slirp4netns for the user-mode network's tests, and Chromium for the browser tests.
+# VM's mkfs, slirp4netns for the user-mode network's tests, mmdebstrap for the Debian base of
+# tests/distro.py, and Chromium for the browser tests.
 PYCONT_DEV_APT_PACKAGES=("${PYCONT_COURSE_APT_PACKAGES[@]}" psmisc crun runc time
-    skopeo umoci buildah cpio slirp4netns chromium chromium-driver)
+    skopeo umoci buildah cpio slirp4netns mmdebstrap chromium chromium-driver)
 
 pycont_bootstrap() (
     # Errors are checked explicitly (die) as well: set -e is void when the caller writes

@@ -120,10 +120,18 @@ def cmd_diff(a: argparse.Namespace) -> int:
 
 
 # -- moving images: registries and archives -------------------------------------------------
-def cmd_pull(a: argparse.Namespace) -> int:
-    from pycont.images import progress, registry
+def _print_warnings(store: Any) -> None:
+    """What the store left out while unpacking (rootless: device nodes), one line each."""
+    for line in store.warnings:
+        print(f"warning: {line}", file=sys.stderr)
 
-    registry.pull(a.reference, progress=None if a.quiet else progress.auto("pull"))
+
+def cmd_pull(a: argparse.Namespace) -> int:
+    from pycont.images import Store, progress, registry
+
+    store = Store()
+    registry.pull(a.reference, store, progress=None if a.quiet else progress.auto("pull"))
+    _print_warnings(store)
     if a.quiet:
         print(registry.local_name(a.reference).canonical)
     return 0
@@ -149,12 +157,14 @@ def cmd_save(a: argparse.Namespace) -> int:
 
 
 def cmd_load(a: argparse.Namespace) -> int:
-    from pycont.images import archive
+    from pycont.images import Store, archive
 
     if not a.input and sys.stdin.isatty():
         raise UsageError("load: give an archive with -i FILE or on stdin")
-    for ref in archive.load(a.input or sys.stdin.buffer):
+    store = Store()
+    for ref in archive.load(a.input or sys.stdin.buffer, store):
         print(f"Loaded image: {ref}")
+    _print_warnings(store)
     return 0
 
 

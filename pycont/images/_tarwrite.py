@@ -7,6 +7,7 @@ directory listings), so a layer's digest depends on its content alone.
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ class Entry:
     """One member of a layer tar: its metadata and where its content comes from."""
 
     name: str
-    type: bytes  # tarfile.REGTYPE, DIRTYPE, SYMTYPE, LNKTYPE, FIFOTYPE
+    type: bytes  # tarfile.REGTYPE, DIRTYPE, SYMTYPE, LNKTYPE, FIFOTYPE, CHRTYPE, BLKTYPE
     mode: int
     uid: int = 0
     gid: int = 0
@@ -60,6 +61,7 @@ class Entry:
     source: str | None = None  # ...the path to read it from
     size: int = 0
     xattrs: tuple[tuple[str, bytes], ...] = ()
+    rdev: int = 0  # a device node's number (st_rdev)
 
 
 def write_tar(entries: Iterable[Entry], out: Writable) -> TarStats:
@@ -77,6 +79,8 @@ def write_tar(entries: Iterable[Entry], out: Writable) -> TarStats:
             info.uname = info.gname = ""
             info.mtime = e.mtime
             info.linkname = e.linkname
+            if e.type in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+                info.devmajor, info.devminor = os.major(e.rdev), os.minor(e.rdev)
             if e.xattrs:
                 info.pax_headers = {
                     XATTR_PAX + k: v.decode("utf-8", "surrogateescape") for k, v in e.xattrs

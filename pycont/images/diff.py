@@ -93,8 +93,10 @@ def diff_entries(upper: str, *, userxattr: bool = True) -> Iterator[Entry]:
             yield Entry(rel, tarfile.FIFOTYPE, mode, uid, gid, mtime)
         elif stat.S_ISSOCK(st.st_mode):
             continue  # tar cannot hold a socket; it belonged to a process anyway
-        else:
-            raise LayerError(f"cannot commit /{rel}: layers may not hold device nodes")
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            # as docker commits one (the container could not open it: its root is nodev)
+            kind = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+            yield Entry(rel, kind, mode, uid, gid, mtime, rdev=st.st_rdev)
 
 
 def _has_xattr(path: str, name: str) -> bool:

@@ -39,6 +39,7 @@ __all__ = [
     "Readable",
     "apply_layer",
     "diff_entries",
+    "layer_warnings",
     "unpack_layer",
     "write_layer",
     "write_tar",
@@ -49,9 +50,13 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 @dataclass
 class LayerStats(TarStats):
-    """What a layer holds; ``skipped_xattrs`` lists the xattrs not applied, and why."""
+    """What a layer holds; ``skipped_xattrs`` lists the xattrs not applied, and why;
+    ``skipped_devices`` the device nodes not created (``dev/console (c 5:1)``): mknod(2)
+    needs CAP_MKNOD in the initial user namespace, which a rootless store has not."""
 
+    devices: int = 0
     skipped_xattrs: list[str] = field(default_factory=list)
+    skipped_devices: list[str] = field(default_factory=list)
 
 
 # -- unpacking --------------------------------------------------------------------------------
@@ -165,17 +170,9 @@ class _Unpacker:
             elif m.isfifo():
                 self.clear(parent, base)
                 os.mkfifo(base, 0o600, dir_fd=parent)
-                if self.same_owner:
-                    os.chown(base, m.uid, m.gid, dir_fd=parent, follow_symlinks=False)
-                os.chmod(base, m.mode & 0o7777, dir_fd=parent)
-                os.utime(base, ns=(_ns(m.mtime),) * 2, dir_fd=parent, follow_symlinks=False)
+                self.meta_path(parent, base, m)
             elif m.ischr() or m.isblk():
-                kind_name = "character" if m.ischr() else "block"
-                raise self.refuse(
-                    m.name,
-                    f"{kind_name} device {m.devmajor}:{m.devminor}: layers may not create device "
-                    "nodes (containers get theirs from the runtime)",
-                )
+                self.add_device(parent, base, "/".join(parts), m)
             else:
                 raise self.refuse(m.name, f"unsupported tar entry type {m.type!r}")
         finally:
@@ -209,6 +206,23 @@ class _Unpacker:
         self.stats.files += 1
         self.stats.size += m.size
 
+    def add_device(self, parent: int, base: str, name: str, m: tarfile.TarInfo) -> None:
+        """A character or block device node, as docker and podman unpack one as root. The
+        node is made with mknod(2) relative to ``parent`` (opened with O_NOFOLLOW all the way
+        down) and is never opened: opening a device has effects. A container cannot use it
+        anyway: its root is mounted nodev (pycont.rootfs)."""
+        kind, letter = (stat.S_IFCHR, "c") if m.ischr() else (stat.S_IFBLK, "b")
+        self.clear(parent, base)
+        try:
+            os.mknod(base, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=parent)
+        except PermissionError:
+            # EPERM: no CAP_MKNOD, or a user namespace (mknod(2)); podman and umoci skip the
+            # node there too, and so does a rootless docker.
+            self.stats.skipped_devices.append(f"{name} ({letter} {m.devmajor}:{m.devminor})")
+            return
+        self.meta_path(parent, base, m)
+        self.stats.devices += 1
+
     def add_hardlink(self, parent: int, base: str, parts: list[str], m: tarfile.TarInfo) -> None:
         target = _split(m.linkname, self.what, m.name)
         if not target:
@@ -216,10 +230,15 @@ class _Unpacker:
         if target == parts:
             return
         tparent = self.open_dir(target[:-1], m.name, create=False)
+        tname = "/".join(target)
         try:
             try:
                 st = os.stat(target[-1], dir_fd=tparent, follow_symlinks=False)
             except FileNotFoundError:
+                skipped = [d for d in self.stats.skipped_devices if d.startswith(tname + " (")]
+                if skipped:  # a link to a node mknod(2) refused: skipped with it
+                    self.stats.skipped_devices.append("/".join(parts) + skipped[0][len(tname) :])
+                    return
                 raise self.refuse(
                     m.name, f"hard link target {m.linkname!r} is not in the layer"
                 ) from None
@@ -238,21 +257,38 @@ class _Unpacker:
             os.fchown(fd, m.uid, m.gid)
         if mode:  # after chown(2), which clears the set-user-ID bit
             os.fchmod(fd, m.mode & 0o7777)
+        self.xattrs(m, lambda name, value: os.setxattr(fd, name, value))
+        if mode:
+            os.utime(fd, ns=(_ns(m.mtime),) * 2)
+
+    def meta_path(self, parent: int, base: str, m: tarfile.TarInfo) -> None:
+        """Owner, mode, xattrs and mtime of a fifo or device node, by name: opening one could
+        block (a fifo) or act on the device."""
+        if self.same_owner:
+            os.chown(base, m.uid, m.gid, dir_fd=parent, follow_symlinks=False)
+        os.chmod(base, m.mode & 0o7777, dir_fd=parent)  # just made by us: not a symlink
+        # setxattr(2) has no *at form: the parent's fd names the directory (proc(5)).
+        path = f"/proc/self/fd/{parent}/{base}"
+        self.xattrs(m, lambda name, value: os.setxattr(path, name, value, follow_symlinks=False))
+        os.utime(base, ns=(_ns(m.mtime),) * 2, dir_fd=parent, follow_symlinks=False)
+
+    def xattrs(self, m: tarfile.TarInfo, setxattr: Callable[[str, bytes], None]) -> None:
+        """The entry's SCHILY.xattr.* PAX records that the store keeps, applied."""
         for key, value in m.pax_headers.items():
             if not key.startswith(XATTR_PAX):
                 continue
             name = key[len(XATTR_PAX) :]
             if not keep_xattr(name):
-                self.stats.skipped_xattrs.append(f"{m.name}: {name}")
+                self.stats.skipped_xattrs.append(f"{m.name.removeprefix('./')}: {name}")
                 continue
             try:
-                os.setxattr(fd, name, value.encode("utf-8", "surrogateescape"))
+                setxattr(name, value.encode("utf-8", "surrogateescape"))
             except OSError as err:
                 if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EACCES):
                     raise
-                self.stats.skipped_xattrs.append(f"{m.name}: {name} ({err.strerror})")
-        if mode:
-            os.utime(fd, ns=(_ns(m.mtime),) * 2)
+                self.stats.skipped_xattrs.append(
+                    f"{m.name.removeprefix('./')}: {name} ({err.strerror})"
+                )
 
     def finish(self) -> None:
         # Directory modes and times last (adding entries changes a directory's mtime), the
@@ -273,12 +309,37 @@ def _ns(mtime: float) -> int:
     return int(mtime * 1_000_000_000)
 
 
+def layer_warnings(digest: str, stats: LayerStats, show: int = 8) -> list[str]:
+    """One-line warnings for what unpacking the layer ``digest`` left out (empty if nothing)."""
+    short = f"{digest[:19]}…"
+
+    def names(items: list[str]) -> str:
+        return ", ".join(items[:show]) + (", …" if len(items) > show else "")
+
+    out = []
+    if stats.skipped_devices:
+        n = len(stats.skipped_devices)
+        nodes = [d.split(" (", 1)[0] for d in stats.skipped_devices]
+        out.append(
+            f"layer {short}: skipped {n} device node{'s' if n != 1 else ''} "
+            f"(mknod(2) needs CAP_MKNOD; rootless, as podman): {names(nodes)}"
+        )
+    if stats.skipped_xattrs:
+        n = len(stats.skipped_xattrs)
+        out.append(
+            f"layer {short}: skipped {n} xattr{'s' if n != 1 else ''}: "
+            + names(stats.skipped_xattrs)
+        )
+    return out
+
+
 def apply_layer(fileobj: Readable, dest: str, *, what: str = "layer") -> LayerStats:
     """Unpack the tar (plain or compressed) read from ``fileobj`` into the directory ``dest``.
 
     OCI whiteouts become overlay whiteouts (:mod:`pycont.images.whiteouts`). Raises
     LayerError, naming the entry, for anything unsafe: absolute names, ``..``, writing through
-    a symlink, hard links out of the layer, device nodes."""
+    a symlink, hard links out of the layer. Device nodes are made where mknod(2) is allowed
+    and listed in ``skipped_devices`` where it is not (rootless)."""
     root_fd = os.open(dest, _DIR_FLAGS)
     try:
         unpacker = _Unpacker(root_fd, what)

@@ -74,6 +74,9 @@ class Store:
         self._in_use = in_use
         self._docs: dict[str, dict[str, Any]] = {}  # digest -> verified JSON (blobs never change)
         self._sizes: dict[str, int] = {}  # diff_id -> uncompressed size (layers never change)
+        # One line per layer that unpacked with something left out (rootless: device nodes);
+        # the CLI prints them on stderr after load and pull.
+        self.warnings: list[str] = []
 
     # -- locks, index ----------------------------------------------------------------------
     def writing(self) -> contextlib.AbstractContextManager[None]:
@@ -205,7 +208,7 @@ class Store:
         self._ensure_layout()
         import gzip  # the tar code loads only when a layer is unpacked
 
-        from pycont.images.layers import LayerError, unpack_layer
+        from pycont.images.layers import LayerError, layer_warnings, unpack_layer
 
         media = desc.get("mediaType", oci.LAYER)
         if media not in oci.LAYER_TYPES:
@@ -228,12 +231,14 @@ class Store:
                         f"the image config says {diff_id}"
                     )
 
-            unpack_layer(hashing, dest, what=f"layer {desc['digest']}", check=check)
+            stats = unpack_layer(hashing, dest, what=f"layer {desc['digest']}", check=check)
             self._sizes[diff_id] = hashing.count
             if stage is None:
                 layer_sizes.record(self.root, diff_id, hashing.count)
             else:  # recorded when the layer enters the store (Staging.publish)
                 stage.sizes[diff_id] = hashing.count
+        if stats is not None:
+            self.warnings.extend(layer_warnings(desc["digest"], stats))
 
     # -- listing ---------------------------------------------------------------------------
     def images(self) -> list[ImageInfo]:

@@ -169,6 +169,26 @@ def test_the_whole_sequence_in_order(spec: RootSpec) -> None:
     assert targets.index("dev/pts") < targets.index("sys")
 
 
+@pytest.mark.parametrize("privileged", [False, True])
+def test_root_and_dev_are_nodev_but_privileged(spec: RootSpec, privileged: bool) -> None:
+    # docker's devices cgroup, as a mount flag: nodes from layers or mknod(2) cannot be opened
+    s = RootSpec(spec.lowers, spec.container_dir, privileged=privileged)
+    k = RecordingKernel()
+    setup_root(k, s)
+    flags = {c: int(str(c.args[3])) for c in mounts(k)}  # Call.args is a tuple of objects
+    remounts = [c for c in mounts(k) if c.args[1] == s.merged and flags[c] & MS_REMOUNT]
+    dev = mount_at(k, os.path.join(s.merged, "dev"))
+    if privileged:
+        assert remounts == [] and not flags[dev] & MS_NODEV
+        return
+    (remount,) = remounts
+    want = MS_REMOUNT | MS_BIND | MS_NODEV
+    assert flags[remount] & want == want
+    assert flags[dev] & MS_NODEV
+    # it comes right after the overlay, before anything is mounted on top of the root
+    assert [c.args[1] for c in mounts(k)[1:3]] == [s.merged, s.merged]
+
+
 class SysfsRefused(RecordingKernel):
     """sysfs(5): refused with EPERM to a user namespace that does not own the netns."""
 
