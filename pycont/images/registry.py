@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 import zlib
-from typing import IO, Any
+from typing import Any
 
 from pycont.errors import ImageNotFound, PycontError, RegistryError, UsageError
 from pycont.fsutil import fsync_dir
@@ -37,8 +37,18 @@ from pycont.images import oci
 from pycont.images._registry_dir import DirRegistry
 from pycont.images._registry_http import ACCEPT, HttpRegistry, is_loopback, upload_url
 from pycont.images.blobs import BlobStore, sha256_of
+from pycont.images.distribution import (
+    Metadata,
+    corrupt_message,
+    cut_off_message,
+    local_layers,
+    local_manifest,
+    repo_digests,
+    stored_manifest,
+)
 from pycont.images.oci import DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1, media_type
 from pycont.images.progress import Progress
+from pycont.images.push import PushStats, push_image
 from pycont.images.reference import DEFAULT_REGISTRY, Reference
 from pycont.images.store import Store
 
@@ -129,12 +139,22 @@ class _DiffId:
 def _fetch(
     t: _Transport, desc: dict[str, Any], into: BlobStore, progress: Progress, diff_id: str | None
 ) -> None:
-    """Download one blob into ``into``, checking its size, digest and (a layer) diff_id."""
+    """Download one blob into ``into``, checking its size, digest and (a layer) diff_id.
+    A transfer that ends early is told apart from one that arrived whole but wrong."""
     digest, size = desc["digest"], desc.get("size")
     layer = _DiffId(str(desc.get("mediaType", "")).endswith("gzip")) if diff_id else None
     got = 0
     with t.blob(digest) as stream, into.writer() as w:
-        while chunk := stream.read(_CHUNK):
+        while True:
+            try:
+                chunk = stream.read(_CHUNK)
+            except (OSError, http.client.HTTPException) as err:
+                # IncompleteRead, a reset, a timeout: the bytes stopped coming
+                if size is None:
+                    raise
+                raise RegistryError(cut_off_message(digest, got, int(size))) from err
+            if not chunk:
+                break
             got += len(chunk)
             if size is not None and got > size:
                 raise RegistryError(f"blob {digest}: more than the {size} bytes it should have")
@@ -143,10 +163,11 @@ def _fetch(
                 layer.update(chunk)
             if diff_id:
                 progress.advance(digest, len(chunk))
-    if w.digest != digest:
-        raise RegistryError(f"digest mismatch for {digest}: the content received is {w.digest}")
-    if size is not None and got != size:
-        raise RegistryError(f"blob {digest}: {got} bytes received, its descriptor says {size}")
+        # http.client returns b"" when the peer closes before Content-Length: a short blob
+        if size is not None and got < size:
+            raise RegistryError(cut_off_message(digest, got, int(size)))
+    if w.digest != digest:  # whole, but not what was asked for (the staging folder goes)
+        raise RegistryError(corrupt_message(digest, w.digest, got))
     if layer is not None and layer.digest() != diff_id:
         raise RegistryError(
             f"layer {digest}: its content unpacks to {layer.digest()}, the config says {diff_id}"
@@ -217,13 +238,19 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
             )
     os.makedirs(store.root, exist_ok=True)
     _remove_stale_staging(store.root)
+    # Docker's classic store keeps layers by diff_id and a registry's manifest digest only as a
+    # RepoDigest; so does this pull when the store has the image (same config) or some of its
+    # layers (same diff_ids) from elsewhere (a load of plain tars, a push): those are not
+    # downloaded again, the image is stored with a manifest naming the store's own blobs, and
+    # the registry's digest is recorded so that the next pull says "Image is up to date".
+    cfg = manifest["config"]
+    local = stored_manifest(store.root, cfg["digest"])
     # Staged on the store's filesystem, so that a checked blob enters it by rename(2).
     staging = tempfile.mkdtemp(prefix=f".pull-{os.getpid()}-", dir=store.root)
     try:
         staged = BlobStore(staging)
         fetched: list[str] = []
-        cfg = manifest["config"]
-        if not store.blobs.exists(cfg["digest"]):
+        if local is None and not store.blobs.exists(cfg["digest"]):
             _fetch(t, cfg, staged, progress, None)
             fetched.append(cfg["digest"])
         source = staged if fetched else store.blobs
@@ -233,18 +260,36 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
             raise RegistryError(
                 f"{len(layers)} layers in the manifest, {len(diff_ids)} diff_ids in the config"
             )
+        have = local_layers(store.root) if local is None else {}
+        final: list[dict[str, Any]] = []
         for desc, diff_id in zip(layers, diff_ids, strict=True):
             progress.start(desc["digest"], desc.get("size"))
-            if store.blobs.exists(desc["digest"]) or desc["digest"] in fetched:
-                progress.done(desc["digest"], "Already exists")
+            if local is not None or store.blobs.exists(desc["digest"]):
+                final.append(desc)
+            elif diff_id in have:
+                final.append(have[diff_id])
+            elif desc["digest"] in fetched:
+                final.append(desc)
+            else:
+                _fetch(t, desc, staged, progress, diff_id)
+                fetched.append(desc["digest"])
+                final.append(desc)
                 continue
-            _fetch(t, desc, staged, progress, diff_id)
-            fetched.append(desc["digest"])
+            progress.done(desc["digest"], "Already exists")
+        if local is None and final != layers:
+            data = local_manifest(manifest, final)
+            local = (data, oci.MANIFEST, sha256_of(data))
+        stored = local or (data, media, digest)
         with store.writing():  # from here on, rmi and prune wait for this pull
-            fresh = fetched or _named(store, name) != digest
-            image_id = _commit(store, name, staged, fetched, data, media, digest, manifest)
+            named = _named(store, name)
+            fresh = bool(fetched) or (named != stored[2] and not name.digest)
+            if name.digest and named is None and not fetched:  # by the registry's digest
+                fresh = f"{name.name}@{digest}" not in repo_digests(store, cfg["digest"])
+            doc = {"config": cfg, "layers": final}
+            image_id = _commit(store, name, staged, fetched, *stored, doc)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _remember(t, name, store, image_id, digest, layers, diff_ids)
     for desc in layers:
         if desc["digest"] in fetched:
             progress.done(desc["digest"], "Pull complete")
@@ -252,6 +297,30 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
     note(f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {name}")
     note(name.canonical)
     return image_id
+
+
+def _remember(
+    t: _Transport,
+    name: Reference,
+    store: Store,
+    image_id: str,
+    digest: str,
+    layers: list[dict[str, Any]],
+    diff_ids: list[str],
+) -> None:
+    """Record the gzip forms pulled, where the blobs are and the RepoDigest (distribution)."""
+    http = isinstance(t, HttpRegistry)
+    Metadata(store.root).record(
+        gzip={
+            i: (d["digest"], int(d["size"]))
+            for d, i in zip(layers, diff_ids, strict=True)
+            if str(d.get("mediaType", "")).endswith("gzip")
+        },
+        blobs=[d["digest"] for d in layers] if http else [],
+        repository=f"{name.registry}/{name.repository}" if http else "",
+        image_id=image_id,
+        repo_digest=f"{name.name}@{digest}",
+    )
 
 
 def _remove_stale_staging(root: str) -> None:
@@ -310,67 +379,30 @@ def _commit(
         raise
 
 
-class _Counting:
-    """A blob being sent: reports each chunk to the progress reporter."""
-
-    def __init__(self, inner: IO[bytes] | Any, digest: str, progress: Progress | None) -> None:
-        self.inner, self.digest, self.progress = inner, digest, progress
-
-    def read(self, n: int = -1) -> bytes:
-        data: bytes = self.inner.read(n)
-        if data and self.progress is not None:
-            self.progress.advance(self.digest, len(data))
-        return data
-
-
-def push(ref: str, store: Store | None = None, progress: Progress | None = None) -> str:
+def push(
+    ref: str,
+    store: Store | None = None,
+    progress: Progress | None = None,
+    stats: PushStats | None = None,
+) -> str:
     """``docker push``: send the local image ``ref`` to its registry; return the manifest's
-    digest. Blobs the registry has are not sent again ("Layer already exists")."""
+    digest (see :mod:`pycont.images.push`). ``stats`` learns the bytes sent, mounts, ..."""
     store = store or Store()
     progress = progress or Progress()
     t, name = locate(ref, "push")
     if name.digest or not name.tag:
         raise UsageError(f"push {ref}: cannot push to a digest; name the image with a tag")
     try:
-        rec = store.lookup(name.canonical)
+        store.lookup(name.canonical)
     except ImageNotFound:
         raise ImageNotFound(
             f"push {ref}: an image does not exist locally with the tag {name} "
             f"(pycont tag IMAGE {name} first)"
         ) from None
     try:
-        return _push(t, name, store, rec.digest, rec.descriptor["mediaType"], progress)
+        return push_image(t, name, store, name.canonical, progress, stats or PushStats())
     except (PycontError, OSError, http.client.HTTPException, ValueError, KeyError) as err:
         raise RegistryError(f"push {ref}: {_one_line(err)}") from err
     finally:
         t.close()
         getattr(progress, "close", lambda: None)()
-
-
-def _push(
-    t: _Transport, name: Reference, store: Store, digest: str, media: str, progress: Progress
-) -> str:
-    note = getattr(progress, "note", lambda text: None)
-    note(f"The push refers to repository [{name.name}]")
-    data = store.blobs.read(digest)
-    manifest = json.loads(data)
-    # Layers bottom first, then the config (which only the manifest refers to), as docker.
-    for desc in [*manifest.get("layers", []), manifest["config"]]:
-        d, size = desc["digest"], int(desc["size"])
-        is_layer = desc is not manifest["config"]
-        if is_layer:
-            progress.start(d, size)
-        if t.has_blob(d):
-            if is_layer:
-                progress.done(d, "Layer already exists")
-            continue
-        with store.open_blob(d) as blob:
-            t.put_blob(d, size, _Counting(blob, d, progress if is_layer else None))
-            blob.verify()  # sent all of it: the store's copy was intact
-        if is_layer:
-            progress.done(d, "Pushed")
-    pushed = t.put_manifest(name.tag or "latest", data, media)
-    if pushed != digest:
-        raise RegistryError(f"the registry stored the manifest as {pushed}, not {digest}")
-    note(f"{name.tag}: digest: {digest} size: {len(data)}")
-    return digest
