@@ -10,6 +10,7 @@ blobs (and can corrupt them, or ask for a token): what a real registry will not 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import json
@@ -183,6 +184,7 @@ class FakeRegistry:
         self.challenge = challenge
         self.requests: list[tuple[str, str]] = []
         self._uploads: dict[str, bytearray] = {}
+        self._lock = threading.Lock()
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -206,6 +208,12 @@ class FakeRegistry:
                 self._send(status, body, Content_Type="application/json", **headers)
 
             def _route(self) -> None:
+                # An upload's status waits for a PATCH still reading its (cut) body.
+                uploads = "/blobs/uploads/" in self.path and self.command in ("GET", "PATCH")
+                with fake._lock if uploads else contextlib.nullcontext():
+                    self._handle()
+
+            def _handle(self) -> None:
                 fake.requests.append((self.command, self.path))
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if fake.challenge:

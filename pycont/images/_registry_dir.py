@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 from pycont.errors import RegistryError
 from pycont.fsutil import write_atomic
@@ -32,6 +33,7 @@ class DirRegistry:
         self.where = f"dir:{self.path}"
         self.sent = 0
         self.resumed = 0
+        self.restarted = 0
 
     def manifest(self, tail: str) -> tuple[bytes, str, str | None]:
         entries = index.read_entries(os.path.join(self.path, "index.json"))
@@ -68,8 +70,10 @@ class DirRegistry:
     def mount(self, digest: str, source: str) -> bool:
         return False  # one folder, one set of blobs: has_blob already said
 
-    def send(self, stream: Readable, expected: str | None = None) -> tuple[str, int]:
-        with self.blobs.writer(expected=expected) as w:
+    def send(
+        self, opener: Callable[[], AbstractContextManager[Readable]], expected: str | None = None
+    ) -> tuple[str, int]:
+        with opener() as stream, self.blobs.writer(expected=expected) as w:
             while chunk := stream.read(_CHUNK):
                 w.write(chunk)
         self.sent += w.size

@@ -14,7 +14,8 @@ import http.client
 import ipaddress
 import json
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from pycont.errors import RegistryError
@@ -134,6 +135,10 @@ class Http:
         self._conns.clear()
 
 
+class _Restart(Exception):
+    """The registry lost an upload: send the blob again from its first byte."""
+
+
 class _Sent:
     """A request body that counts what went out (http.client reads it in blocks)."""
 
@@ -157,6 +162,7 @@ class HttpRegistry:
         self.where = self.http.base
         self.sent = 0  # bytes of blobs sent (what a mount saves)
         self.resumed = 0  # uploads resumed after a dropped connection
+        self.restarted = 0  # uploads the registry lost, sent again from the start
 
     def url(self, kind: str, tail: str = "") -> str:
         """``/v2/<name>/manifests/<tag>``, ``/v2/<name>/blobs/<digest>``, ..."""
@@ -219,12 +225,28 @@ class HttpRegistry:
             return resp.status == 201
         raise http_error(resp, f"mount of {digest}")
 
-    def send(self, stream: Readable, expected: str | None = None) -> tuple[str, int]:
+    def send(
+        self, opener: Callable[[], AbstractContextManager[Readable]], expected: str | None = None
+    ) -> tuple[str, int]:
         """Upload a blob whose digest is known only at its end (a layer being compressed):
         chunked PATCHes with Content-Range (spec.md "Pushing a blob in chunks"), then the
         closing PUT with ``digest=``. A connection dropped mid-chunk is resumed where the
-        registry says it got to (GET on the upload: ``Range: 0-<last byte>``), a few times.
+        registry says it got to (GET on the upload: ``Range: 0-<last byte>``); a registry that
+        cannot resume it (distribution cancels an upload whose chunk broke off: "blob upload
+        invalid") gets it again from the start, from ``opener()`` anew. A few times each.
         Returns the blob's digest and size."""
+        restarts = RESUME_TRIES
+        while True:
+            try:
+                with opener() as stream:
+                    return self._send_once(stream, expected)
+            except _Restart as err:
+                if restarts == 0:
+                    raise RegistryError(f"upload failed {RESUME_TRIES + 1} times: {err}") from None
+                restarts -= 1
+                self.restarted += 1
+
+    def _send_once(self, stream: Readable, expected: str | None) -> tuple[str, int]:
         start = self.url("blobs", "uploads/")
         resp = self.http.request("POST", start, {"Content-Length": "0"}, b"")
         location = resp.getheader("Location")
@@ -247,10 +269,7 @@ class HttpRegistry:
                     retries -= 1
                     url, have = self._status(url)
                     if not offset <= have <= offset + len(chunk):
-                        raise RegistryError(
-                            f"upload interrupted; the registry has {have} bytes, "
-                            f"not between {offset} and {offset + len(chunk)}"
-                        ) from err
+                        raise _Restart(f"the registry has {have} bytes of it") from err
                     sent = have - offset
                     self.resumed += 1
             offset += len(chunk)
@@ -280,9 +299,9 @@ class HttpRegistry:
         """Where an upload stands: (its URL, the bytes the registry has). spec.md: GET on the
         upload's URL answers 204 with ``Range: 0-<last byte offset>``."""
         resp = self.http.request("GET", url)
-        resp.read()
         if resp.status != 204:
-            raise http_error(resp, "upload status")
+            raise _Restart(str(http_error(resp, "upload status")))
+        resp.read()
         last = (resp.getheader("Range") or "0--1").rpartition("-")[2]
         return urljoin(url, resp.getheader("Location") or url), int(last) + 1
 

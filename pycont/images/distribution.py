@@ -12,8 +12,8 @@ digest, and can ask the registry to *mount* a blob it already has in another rep
 
 Stale entries are ignored, never trusted: a gzip digest is re-checked when the layer is
 compressed again; a blob the registry lost makes the mount answer 202 (then it is uploaded);
-:func:`repo_digests` lists only images still in the store. ``rmi``/``prune`` leave the file
-alone (it holds a few hundred bytes per image).
+:func:`repo_digests` lists only repositories the image still has a name in. ``rmi`` and
+``prune`` leave the file alone (it holds a few hundred bytes per image).
 """
 
 from __future__ import annotations
@@ -204,10 +204,20 @@ def stored_manifest(root: str, image_id: str) -> tuple[bytes, str, str] | None:
 
 def repo_digests(store: Any, image_id: str) -> list[str]:
     """``RepoDigests`` of ``docker image inspect``: ``name@sha256:...`` of every manifest of
-    this image pushed or pulled (the registry's digests, not the store's)."""
-    if not any(man["config"]["digest"] == image_id for _, man in _manifests(store.root)):
+    this image pushed or pulled (the registry's digests, not the store's), for the
+    repositories the image still has a name in (as docker drops them with the last tag)."""
+    from pycont.images.reference import Reference
+
+    names = [
+        index.ref_name(e) for e, m in _manifests(store.root) if m["config"]["digest"] == image_id
+    ]
+    if not names:
         return []  # removed: its entries are stale
-    return sorted(Metadata(store.root).read()["repo_digests"].get(image_id) or [])
+    known = Metadata(store.root).read()["repo_digests"].get(image_id) or []
+    if not any(names):  # pulled by digest only: no tag to go by
+        return sorted(known)
+    repos = {Reference.parse(n).name for n in names if n}
+    return sorted(r for r in known if r.split("@", 1)[0] in repos)
 
 
 def local_layers(root: str) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,8 @@ digest of each layer, the repositories that hold each blob and the manifest dige
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +36,14 @@ __all__ = ["PushStats", "push_image"]
 
 @dataclass
 class PushStats:
-    """What a push did: blob bytes sent, blobs mounted, blobs uploaded, uploads resumed."""
+    """What a push did: blob bytes sent, blobs mounted, blobs uploaded, uploads resumed
+    after a dropped connection, uploads the registry lost and that went again whole."""
 
     bytes_sent: int = 0
     mounted: list[str] = field(default_factory=list)
     uploaded: list[str] = field(default_factory=list)
     resumed: int = 0
+    restarted: int = 0
 
 
 class _Counting:
@@ -86,12 +90,15 @@ def push_image(
             progress.done(local, f"Mounted from {source}")
             remote.append({"digest": known[0], "size": known[1]})
             continue
-        with store.open_blob(local) as blob:
-            stream: Readable = _Counting(blob, local, progress)
-            if not gz:
-                stream = GzipStream(stream)
-            digest, sent = t.send(stream, local if gz else None)
-            blob.verify()  # all of it went: the store's copy was intact
+
+        @contextlib.contextmanager
+        def opener(local: str = local, gz: bool = gz) -> Iterator[Readable]:
+            with store.open_blob(local) as blob:
+                stream: Readable = _Counting(blob, local, progress)
+                yield stream if gz else GzipStream(stream)
+                blob.verify()  # all of it went: the store's copy was intact
+
+        digest, sent = t.send(opener, local if gz else None)
         stats.uploaded.append(digest)
         if not gz:
             gzip_forms[diff_id] = (digest, sent)
@@ -109,7 +116,7 @@ def push_image(
         data, media = docker_manifest(cfg, remote)
     digest = t.put_manifest(name.tag or "latest", data, media)
     check_pushed(digest, sha256_of(data))
-    stats.bytes_sent, stats.resumed = t.sent, t.resumed
+    stats.bytes_sent, stats.resumed, stats.restarted = t.sent, t.resumed, t.restarted
     meta.record(
         gzip=gzip_forms,
         blobs=[d["digest"] for d in remote] + [cfg["digest"]] if here else [],

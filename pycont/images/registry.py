@@ -43,7 +43,6 @@ from pycont.images.distribution import (
     cut_off_message,
     local_layers,
     local_manifest,
-    repo_digests,
     stored_manifest,
 )
 from pycont.images.oci import DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1, media_type
@@ -284,7 +283,8 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
             named = _named(store, name)
             fresh = bool(fetched) or (named != stored[2] and not name.digest)
             if name.digest and named is None and not fetched:  # by the registry's digest
-                fresh = f"{name.name}@{digest}" not in repo_digests(store, cfg["digest"])
+                known = Metadata(store.root).read()["repo_digests"].get(cfg["digest"]) or []
+                fresh = f"{name.name}@{digest}" not in known
             doc = {"config": cfg, "layers": final}
             image_id = _commit(store, name, staged, fetched, *stored, doc)
     finally:
