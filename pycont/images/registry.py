@@ -22,25 +22,22 @@ A pycont store (``<root>/images``) is itself such a folder.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import json
 import os
 import shutil
 import tempfile
-import zlib
 from typing import Any
 
 from pycont.errors import ImageNotFound, PycontError, RegistryError, UsageError
 from pycont.fsutil import fsync_dir
 from pycont.images import oci
+from pycont.images._fetch import fetch_blob
 from pycont.images._registry_dir import DirRegistry
 from pycont.images._registry_http import ACCEPT, HttpRegistry, is_loopback, upload_url
 from pycont.images.blobs import BlobStore, sha256_of
 from pycont.images.distribution import (
     Metadata,
-    corrupt_message,
-    cut_off_message,
     local_layers,
     local_manifest,
     stored_manifest,
@@ -108,69 +105,6 @@ def locate(text: str, verb: str) -> tuple[_Transport, Reference]:
             f"(dir:/path:{ref}), or set {REGISTRY_DIR_ENV}=/path"
         )
     return HttpRegistry(ref), ref
-
-
-class _DiffId:
-    """The sha256 of a layer's uncompressed tar (its diff_id), computed as the bytes arrive."""
-
-    def __init__(self, gzipped: bool) -> None:
-        self.hash = hashlib.sha256()
-        self.z = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
-
-    def update(self, data: bytes) -> None:
-        while self.z is not None and data:
-            self.hash.update(self.z.decompress(data))
-            data = b""
-            if self.z.eof:  # gzip allows several members one after the other (RFC 1952)
-                data = self.z.unused_data
-                if not data.strip(b"\0"):  # zero padding after the last member
-                    break
-                self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        if self.z is None:
-            self.hash.update(data)
-
-    def digest(self) -> str:
-        if self.z is not None:
-            self.hash.update(self.z.flush())
-        return "sha256:" + self.hash.hexdigest()
-
-
-def _fetch(
-    t: _Transport, desc: dict[str, Any], into: BlobStore, progress: Progress, diff_id: str | None
-) -> None:
-    """Download one blob into ``into``, checking its size, digest and (a layer) diff_id.
-    A transfer that ends early is told apart from one that arrived whole but wrong."""
-    digest, size = desc["digest"], desc.get("size")
-    layer = _DiffId(str(desc.get("mediaType", "")).endswith("gzip")) if diff_id else None
-    got = 0
-    with t.blob(digest) as stream, into.writer() as w:
-        while True:
-            try:
-                chunk = stream.read(_CHUNK)
-            except (OSError, http.client.HTTPException) as err:
-                # IncompleteRead, a reset, a timeout: the bytes stopped coming
-                if size is None:
-                    raise
-                raise RegistryError(cut_off_message(digest, got, int(size))) from err
-            if not chunk:
-                break
-            got += len(chunk)
-            if size is not None and got > size:
-                raise RegistryError(f"blob {digest}: more than the {size} bytes it should have")
-            w.write(chunk)
-            if layer is not None:
-                layer.update(chunk)
-            if diff_id:
-                progress.advance(digest, len(chunk))
-        # http.client returns b"" when the peer closes before Content-Length: a short blob
-        if size is not None and got < size:
-            raise RegistryError(cut_off_message(digest, got, int(size)))
-    if w.digest != digest:  # whole, but not what was asked for (the staging folder goes)
-        raise RegistryError(corrupt_message(digest, w.digest, got))
-    if layer is not None and layer.digest() != diff_id:
-        raise RegistryError(
-            f"layer {digest}: its content unpacks to {layer.digest()}, the config says {diff_id}"
-        )
 
 
 def _get_manifest(t: _Transport, tail: str) -> tuple[bytes, str, str]:
@@ -250,7 +184,7 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
         staged = BlobStore(staging)
         fetched: list[str] = []
         if local is None and not store.blobs.exists(cfg["digest"]):
-            _fetch(t, cfg, staged, progress, None)
+            fetch_blob(t, cfg, staged, progress, None)
             fetched.append(cfg["digest"])
         source = staged if fetched else store.blobs
         config = json.loads(source.read(cfg["digest"]))
@@ -260,17 +194,20 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
                 f"{len(layers)} layers in the manifest, {len(diff_ids)} diff_ids in the config"
             )
         have = local_layers(store.root) if local is None else {}
+        mine = json.loads(local[0])["layers"] if local else []  # the store's own manifest
         final: list[dict[str, Any]] = []
-        for desc, diff_id in zip(layers, diff_ids, strict=True):
+        for i, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
             progress.start(desc["digest"], desc.get("size"))
-            if local is not None or store.blobs.exists(desc["digest"]):
+            if local is not None:
+                final.append(mine[i])
+            elif store.blobs.exists(desc["digest"]):
                 final.append(desc)
             elif diff_id in have:
                 final.append(have[diff_id])
             elif desc["digest"] in fetched:
                 final.append(desc)
             else:
-                _fetch(t, desc, staged, progress, diff_id)
+                fetch_blob(t, desc, staged, progress, diff_id)
                 fetched.append(desc["digest"])
                 final.append(desc)
                 continue

@@ -19,9 +19,9 @@ import pytest
 
 from pycont.fsutil import remove_tree
 from pycont.images import oci
-from pycont.images.blobs import sha256_of
+from pycont.images.blobs import canonical_json, sha256_of
 from pycont.images.busybox import build_busybox
-from pycont.images.distribution import repo_digests
+from pycont.images.distribution import docker_manifest, repo_digests
 from pycont.images.progress import RecordingProgress
 from pycont.images.registry import ACCEPT, RegistryError, pull, push
 from pycont.images.store import Store
@@ -263,3 +263,37 @@ def test_run_the_pulled_image(machines: Machines, pulled: object) -> None:
         env={"PYCONT_ROOT": machines.b_root},
     )  # fmt: skip
     assert (out.returncode, out.stdout, out.stderr) == (0, "pulled-ok\n", "")
+
+
+def test_pull_skips_layers_the_store_has_by_diff_id(machines: Machines, pulled: object) -> None:
+    """Machine a holds busybox as a plain tar; an image on another registry has the same
+    layer gzip'ed (machine b's copy) under a new config: nothing of the layer is fetched."""
+    v1 = machines.a.lookup(f"{machines.host}/busybox:1")
+    gz = machines.b.lookup(f"{machines.host}/busybox:1")
+    config = {**v1.config, "config": {**v1.config["config"], "Labels": {"pc-i14reg": "skip"}}}
+    cfg = canonical_json(config)
+    cfg_desc = {"digest": sha256_of(cfg), "size": len(cfg)}
+    data, media = docker_manifest(cfg_desc, gz.manifest["layers"])
+    blobs = {sha256_of(cfg): cfg, **{d["digest"]: b"" for d in gz.manifest["layers"]}}
+    manifests = {"label:1": (data, media), sha256_of(data): (data, media)}
+    with FakeRegistry(manifests, blobs) as fake:
+        ref = f"{fake.host}/label:1"
+        rec = RecordingProgress()
+        assert pull(ref, machines.a, rec) == sha256_of(cfg)
+        assert set(rec.statuses.values()) == {"Already exists"}
+        assert [p for m, p in fake.requests if m == "GET" and "/blobs/" in p] == [
+            f"/v2/label/blobs/{sha256_of(cfg)}"
+        ]
+        got = machines.a.get(ref)  # complete: its layers unpack from the store's own blobs
+        assert got.manifest["layers"] == v1.manifest["layers"]
+        assert repo_digests(machines.a, got.id) == [f"{fake.host}/label@{sha256_of(data)}"]
+        for again in (ref, f"{fake.host}/label@{sha256_of(data)}"):
+            rec = RecordingProgress()
+            pull(again, machines.a, rec)
+            assert rec.notes[-2] == f"Status: Image is up to date for {again}"
+    machines.a.remove(ref)
+    # The image this store pushed, pulled back: the same image, nothing fetched.
+    rec = RecordingProgress()
+    assert pull(f"{machines.host}/busybox:1", machines.a, rec) == v1.id
+    assert set(rec.statuses.values()) == {"Already exists"}
+    assert rec.notes[-2] == f"Status: Image is up to date for {machines.host}/busybox:1"
