@@ -72,12 +72,16 @@ def push_image(
     manifest = rec.manifest
     meta = Metadata(store.root)
     here = f"{name.registry}/{name.repository}" if isinstance(t, HttpRegistry) else ""
-    stored_gzip = all(str(d.get("mediaType", "")).endswith("gzip") for d in manifest["layers"])
+    # A folder (dir:) is an OCI layout like the store: it gets the image as stored, as
+    # skopeo's oci: transport does. A registry gets gzip.
+    as_stored = not here or all(
+        str(d.get("mediaType", "")).endswith("gzip") for d in manifest["layers"]
+    )
     remote: list[dict[str, Any]] = []
     gzip_forms: dict[str, tuple[str, int]] = {}
     for desc, diff_id in zip(manifest["layers"], rec.diff_ids, strict=True):
         local, size = desc["digest"], int(desc["size"])
-        gz = str(desc.get("mediaType", "")).endswith("gzip")
+        gz = as_stored or str(desc.get("mediaType", "")).endswith("gzip")  # sent as stored
         progress.start(local, size)
         known = (local, size) if gz else meta.gzip_of(diff_id)
         if known and t.has_blob(known[0]):
@@ -110,7 +114,7 @@ def push_image(
             t.put_blob(cfg["digest"], int(cfg["size"]), blob)
             blob.verify()
         stats.uploaded.append(cfg["digest"])
-    if stored_gzip:
+    if as_stored:
         data, media = store.blobs.read(rec.digest), rec.descriptor["mediaType"]
     else:
         data, media = docker_manifest(cfg, remote)
