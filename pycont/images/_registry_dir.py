@@ -28,6 +28,7 @@ class DirRegistry:
 
     def __init__(self, path: str, ref: Reference) -> None:
         self.path = os.path.abspath(path)
+        self._ref = ref
         self.name = ref.name  # "docker.io/library/busybox": index.json says name:tag
         self.blobs = BlobStore(self.path)
         self.where = f"dir:{self.path}"
@@ -66,6 +67,9 @@ class DirRegistry:
         with self.blobs.writer(expected=digest) as w:
             while chunk := data.read(_CHUNK):
                 w.write(chunk)
+
+    def fork(self) -> DirRegistry:
+        return DirRegistry(self.path, self._ref)
 
     def mount(self, digest: str, source: str) -> bool:
         return False  # one folder, one set of blobs: has_blob already said

@@ -157,6 +157,7 @@ class HttpRegistry:
     """A repository of a registry that speaks the distribution API."""
 
     def __init__(self, ref: Reference) -> None:
+        self.ref = ref
         self.http = Http(ref.registry)
         self.repository = ref.repository
         self.where = self.http.base
@@ -211,6 +212,10 @@ class HttpRegistry:
             raise http_error(resp, f"upload of {digest}")
         resp.read()
         self.sent += size
+
+    def fork(self) -> HttpRegistry:
+        """The same repository over a connection of its own (for another thread)."""
+        return HttpRegistry(self.ref)
 
     def mount(self, digest: str, source: str) -> bool:
         """Ask the registry to link ``digest`` from the repository ``source`` into this one

@@ -20,11 +20,14 @@ digest of each layer, the repositories that hold each blob and the manifest dige
 from __future__ import annotations
 
 import contextlib
+import functools
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pycont.errors import RegistryError
+from pycont.images._parallel import UPLOADS, run_parallel
 from pycont.images.blobs import Readable, sha256_of
 from pycont.images.distribution import Metadata, docker_manifest
 from pycont.images.progress import Progress
@@ -77,39 +80,55 @@ def push_image(
     as_stored = not here or all(
         str(d.get("mediaType", "")).endswith("gzip") for d in manifest["layers"]
     )
-    remote: list[dict[str, Any]] = []
     gzip_forms: dict[str, tuple[str, int]] = {}
-    for desc, diff_id in zip(manifest["layers"], rec.diff_ids, strict=True):
+    lock = threading.Lock()
+
+    def one(desc: dict[str, Any], diff_id: str, progress: Progress) -> dict[str, Any]:
+        """One layer, on a worker with its own connection: its descriptor in the registry."""
         local, size = desc["digest"], int(desc["size"])
         gz = as_stored or str(desc.get("mediaType", "")).endswith("gzip")  # sent as stored
-        progress.start(local, size)
         known = (local, size) if gz else meta.gzip_of(diff_id)
-        if known and t.has_blob(known[0]):
-            progress.done(local, "Layer already exists")
-            remote.append({"digest": known[0], "size": known[1]})
-            continue
-        source = _mount_source(t, here, known[0], meta) if known else None
-        if known and source:
-            stats.mounted.append(known[0])
-            progress.done(local, f"Mounted from {source}")
-            remote.append({"digest": known[0], "size": known[1]})
-            continue
+        w = t.fork()
+        try:
+            if known and w.has_blob(known[0]):
+                progress.done(local, "Layer already exists")
+                return {"digest": known[0], "size": known[1]}
+            source = _mount_source(w, here, known[0], meta) if known else None
+            if known and source:
+                stats.mounted.append(known[0])
+                progress.done(local, f"Mounted from {source}")
+                return {"digest": known[0], "size": known[1]}
 
-        @contextlib.contextmanager
-        def opener(local: str = local, gz: bool = gz) -> Iterator[Readable]:
-            with store.open_blob(local) as blob:
-                stream: Readable = _Counting(blob, local, progress)
-                yield stream if gz else GzipStream(stream)
-                blob.verify()  # all of it went: the store's copy was intact
+            @contextlib.contextmanager
+            def opener() -> Iterator[Readable]:
+                with store.open_blob(local) as blob:
+                    stream: Readable = _Counting(blob, local, progress)
+                    yield stream if gz else GzipStream(stream)
+                    blob.verify()  # all of it went: the store's copy was intact
 
-        digest, sent = t.send(opener, local if gz else None)
-        stats.uploaded.append(digest)
-        if not gz:
-            gzip_forms[diff_id] = (digest, sent)
-        remote.append({"digest": digest, "size": sent})
-        progress.done(local, "Pushed")
+            digest, sent = w.send(opener, local if gz else None)
+            stats.uploaded.append(digest)
+            if not gz:
+                with lock:
+                    gzip_forms[diff_id] = (digest, sent)
+            progress.done(local, "Pushed")
+            return {"digest": digest, "size": sent}
+        finally:
+            with lock:
+                stats.bytes_sent += w.sent
+                stats.resumed += w.resumed
+                stats.restarted += w.restarted
+            if w is not t:
+                w.close()
+
+    pairs = list(zip(manifest["layers"], rec.diff_ids, strict=True))
+    for desc, _ in pairs:  # one line per layer, bottom first, before any moves (as docker)
+        progress.start(desc["digest"], int(desc["size"]))
+    jobs = [functools.partial(one, desc, diff_id) for desc, diff_id in pairs]
+    remote = run_parallel(jobs, UPLOADS, progress)
     cfg = manifest["config"]
     if not t.has_blob(cfg["digest"]):
+        t.sent = 0
         with store.open_blob(cfg["digest"]) as blob:
             t.put_blob(cfg["digest"], int(cfg["size"]), blob)
             blob.verify()
@@ -120,7 +139,7 @@ def push_image(
         data, media = docker_manifest(cfg, remote)
     digest = t.put_manifest(name.tag or "latest", data, media)
     check_pushed(digest, sha256_of(data))
-    stats.bytes_sent, stats.resumed, stats.restarted = t.sent, t.resumed, t.restarted
+    stats.bytes_sent += t.sent
     meta.record(
         gzip=gzip_forms,
         blobs=[d["digest"] for d in remote] + [cfg["digest"]] if here else [],

@@ -22,6 +22,7 @@ A pycont store (``<root>/images``) is itself such a folder.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -33,6 +34,7 @@ from pycont.errors import ImageNotFound, PycontError, RegistryError, UsageError
 from pycont.fsutil import fsync_dir
 from pycont.images import oci
 from pycont.images._fetch import fetch_blob
+from pycont.images._parallel import DOWNLOADS, run_parallel
 from pycont.images._registry_dir import DirRegistry
 from pycont.images._registry_http import ACCEPT, HttpRegistry, is_loopback, upload_url
 from pycont.images.blobs import BlobStore, sha256_of
@@ -196,6 +198,7 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
         have = local_layers(store.root) if local is None else {}
         mine = json.loads(local[0])["layers"] if local else []  # the store's own manifest
         final: list[dict[str, Any]] = []
+        todo: list[tuple[dict[str, Any], str]] = []
         for i, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
             progress.start(desc["digest"], desc.get("size"))
             if local is not None:
@@ -207,11 +210,14 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
             elif desc["digest"] in fetched:
                 final.append(desc)
             else:
-                fetch_blob(t, desc, staged, progress, diff_id)
+                todo.append((desc, diff_id))
                 fetched.append(desc["digest"])
                 final.append(desc)
                 continue
             progress.done(desc["digest"], "Already exists")
+        run_parallel(
+            [functools.partial(_download, t, d, i, staged) for d, i in todo], DOWNLOADS, progress
+        )
         if local is None and final != layers:
             data = local_manifest(manifest, final)
             local = (data, oci.MANIFEST, sha256_of(data))
@@ -234,6 +240,17 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
     note(f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {name}")
     note(name.canonical)
     return image_id
+
+
+def _download(
+    t: _Transport, desc: dict[str, Any], diff_id: str, into: BlobStore, progress: Progress
+) -> None:
+    """One layer, on a worker with a connection of its own."""
+    w = t.fork()
+    try:
+        fetch_blob(w, desc, into, progress, diff_id)
+    finally:
+        w.close()
 
 
 def _remember(

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
 import os
 import tempfile
+import threading
+
+import pytest
 
 from pycont.fsutil import remove_tree
 from pycont.images import oci
+from pycont.images._parallel import run_parallel
 from pycont.images.blobs import sha256_of
 from pycont.images.distribution import (
     GzipStream,
@@ -19,6 +24,7 @@ from pycont.images.distribution import (
     docker_manifest,
     local_manifest,
 )
+from pycont.images.progress import Progress, RecordingProgress
 
 
 def _gzip(data: bytes, chunk: int = 1 << 20) -> bytes:
@@ -101,3 +107,48 @@ def test_metadata_records_and_replaces() -> None:
         assert meta.gzip_of(diff) is None  # a damaged cache starts again, it does not fail
     finally:
         remove_tree(root)
+
+
+class _ThreadRecording(RecordingProgress):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def advance(self, layer: str, n: int) -> None:
+        self.threads.add(threading.get_ident())
+        super().advance(layer, n)
+
+
+def test_layers_move_side_by_side_and_only_the_caller_draws() -> None:
+    barrier = threading.Barrier(3, timeout=30)  # passes only if three jobs run at once
+    workers: set[int] = set()
+
+    def job(name: str, progress: Progress) -> str:
+        workers.add(threading.get_ident())
+        barrier.wait()
+        progress.advance(name, 1)
+        progress.done(name, "Pull complete")
+        return name
+
+    rec = _ThreadRecording()
+    jobs = [functools.partial(job, n) for n in ("a", "b", "c")]
+    assert run_parallel(jobs, 3, rec) == ["a", "b", "c"]
+    assert len(workers) == 3 and threading.get_ident() not in workers
+    assert rec.threads == {threading.get_ident()}
+    assert rec.statuses == {"a": "Pull complete", "b": "Pull complete", "c": "Pull complete"}
+
+
+def test_the_first_failure_stops_the_others() -> None:
+    started = threading.Event()
+
+    def fails(progress: Progress) -> None:
+        started.wait(30)
+        raise RuntimeError("layer 1 broke")
+
+    def long(progress: Progress) -> None:
+        started.set()
+        while True:  # stops at its next report once the other failed
+            progress.advance("x", 1)
+
+    with pytest.raises(RuntimeError, match="layer 1 broke"):
+        run_parallel([fails, long], 2, Progress())
