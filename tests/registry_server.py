@@ -10,6 +10,7 @@ blobs (and can corrupt them, or ask for a token): what a real registry will not 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import json
@@ -175,12 +176,15 @@ class FakeRegistry:
         manifests: dict[str, tuple[bytes, str]] | None = None,
         blobs: dict[str, bytes] | None = None,
         challenge: str | None = None,
+        cut: dict[str, int] | None = None,
     ) -> None:
+        self.cut = dict(cut or {})  # digest -> bytes of it sent before the connection closes
         self.manifests = dict(manifests or {})
         self.blobs = dict(blobs or {})
         self.challenge = challenge
         self.requests: list[tuple[str, str]] = []
-        self._uploads: dict[str, str] = {}
+        self._uploads: dict[str, bytearray] = {}
+        self._lock = threading.Lock()
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -204,6 +208,12 @@ class FakeRegistry:
                 self._send(status, body, Content_Type="application/json", **headers)
 
             def _route(self) -> None:
+                # An upload's status waits for a PATCH still reading its (cut) body.
+                uploads = "/blobs/uploads/" in self.path and self.command in ("GET", "PATCH")
+                with fake._lock if uploads else contextlib.nullcontext():
+                    self._handle()
+
+            def _handle(self) -> None:
                 fake.requests.append((self.command, self.path))
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if fake.challenge:
@@ -223,7 +233,9 @@ class FakeRegistry:
                 elif m := re.fullmatch(r"/v2/(.+)/blobs/uploads/([^/]*)", path):
                     self._upload(m[1], m[2], query, body)
                 elif m := re.fullmatch(r"/v2/(.+)/blobs/(sha256:[0-9a-f]{64})", path):
-                    if m[2] in fake.blobs:
+                    if m[2] in fake.cut and self.command == "GET":
+                        self._cut_short(fake.blobs[m[2]], fake.cut[m[2]])
+                    elif m[2] in fake.blobs:
                         self._send(200, fake.blobs[m[2]], Docker_Content_Digest=m[2])
                     else:
                         self._error(404, "BLOB_UNKNOWN", "blob unknown to registry")
@@ -244,18 +256,41 @@ class FakeRegistry:
                 else:
                     self._error(404, "MANIFEST_UNKNOWN", "manifest unknown")
 
+            def _cut_short(self, data: bytes, n: int) -> None:
+                """The whole length announced, ``n`` bytes sent, the connection closed."""
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[:n])
+                self.wfile.flush()
+                self.close_connection = True
+
             def _upload(self, name: str, upload: str, query: str, body: bytes) -> None:
+                params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+                params = {k: v.replace("%3A", ":").replace("%2F", "/") for k, v in params.items()}
+                where = f"/v2/{name}/blobs/uploads/{upload}?state=1"
                 if self.command == "POST":
+                    if params.get("mount") in fake.blobs:
+                        self._send(201, Location=f"/v2/{name}/blobs/{params['mount']}")
+                        return
                     uid = uuid.uuid4().hex
-                    fake._uploads[uid] = name
+                    fake._uploads[uid] = bytearray()
                     self._send(202, Location=f"/v2/{name}/blobs/uploads/{uid}?state=1")
                     return
-                digest = dict(p.split("=", 1) for p in query.split("&") if "=" in p)["digest"]
-                digest = digest.replace("%3A", ":")
-                fake.blobs[digest] = body
+                if self.command == "GET":  # the upload's status (spec.md)
+                    have = len(fake._uploads[upload])
+                    self._send(204, Range=f"0-{have - 1}", Location=where)
+                    return
+                fake._uploads[upload] += body
+                if self.command == "PATCH":
+                    have = len(fake._uploads[upload])
+                    self._send(202, Range=f"0-{have - 1}", Location=where)
+                    return
+                digest = params["digest"]
+                fake.blobs[digest] = bytes(fake._uploads.pop(upload))
                 self._send(201, Location=f"/v2/{name}/blobs/{digest}")
 
-            do_GET = do_HEAD = do_POST = do_PUT = _route
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _route
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

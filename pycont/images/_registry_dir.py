@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 from pycont.errors import RegistryError
 from pycont.fsutil import write_atomic
@@ -27,9 +28,13 @@ class DirRegistry:
 
     def __init__(self, path: str, ref: Reference) -> None:
         self.path = os.path.abspath(path)
+        self._ref = ref
         self.name = ref.name  # "docker.io/library/busybox": index.json says name:tag
         self.blobs = BlobStore(self.path)
         self.where = f"dir:{self.path}"
+        self.sent = 0
+        self.resumed = 0
+        self.restarted = 0
 
     def manifest(self, tail: str) -> tuple[bytes, str, str | None]:
         entries = index.read_entries(os.path.join(self.path, "index.json"))
@@ -62,6 +67,21 @@ class DirRegistry:
         with self.blobs.writer(expected=digest) as w:
             while chunk := data.read(_CHUNK):
                 w.write(chunk)
+
+    def fork(self) -> DirRegistry:
+        return DirRegistry(self.path, self._ref)
+
+    def mount(self, digest: str, source: str) -> bool:
+        return False  # one folder, one set of blobs: has_blob already said
+
+    def send(
+        self, opener: Callable[[], AbstractContextManager[Readable]], expected: str | None = None
+    ) -> tuple[str, int]:
+        with opener() as stream, self.blobs.writer(expected=expected) as w:
+            while chunk := stream.read(_CHUNK):
+                w.write(chunk)
+        self.sent += w.size
+        return w.digest, w.size
 
     def put_manifest(self, tag: str, data: bytes, media: str) -> str:
         digest = self.blobs.put(data)

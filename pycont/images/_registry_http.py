@@ -9,11 +9,13 @@ registries on loopback; https anywhere else; a registry that asks for a token is
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import ipaddress
 import json
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from pycont.errors import RegistryError
@@ -27,6 +29,8 @@ ACCEPT = ", ".join((*oci.MANIFEST_TYPES, *oci.INDEX_TYPES))
 TIMEOUT = 60.0  # seconds a socket may wait for the registry (connect, each read)
 MAX_MANIFEST = 4 << 20  # distribution refuses bigger manifests; so does pycont
 _CHUNK = 1 << 20
+UPLOAD_CHUNK = 16 << 20  # bytes a PATCH carries: what a dropped connection may cost again
+RESUME_TRIES = 3  # resumptions of one upload before giving up
 _USER_AGENT = "pycont/0.1"
 
 
@@ -131,13 +135,35 @@ class Http:
         self._conns.clear()
 
 
+class _Restart(Exception):
+    """The registry lost an upload: send the blob again from its first byte."""
+
+
+class _Sent:
+    """A request body that counts what went out (http.client reads it in blocks)."""
+
+    def __init__(self, data: bytes, owner: HttpRegistry) -> None:
+        self.data, self.pos, self.owner = memoryview(data), 0, owner
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self.data) if n < 0 else self.pos + n
+        out = bytes(self.data[self.pos : end])
+        self.pos += len(out)
+        self.owner.sent += len(out)
+        return out
+
+
 class HttpRegistry:
     """A repository of a registry that speaks the distribution API."""
 
     def __init__(self, ref: Reference) -> None:
+        self.ref = ref
         self.http = Http(ref.registry)
         self.repository = ref.repository
         self.where = self.http.base
+        self.sent = 0  # bytes of blobs sent (what a mount saves)
+        self.resumed = 0  # uploads resumed after a dropped connection
+        self.restarted = 0  # uploads the registry lost, sent again from the start
 
     def url(self, kind: str, tail: str = "") -> str:
         """``/v2/<name>/manifests/<tag>``, ``/v2/<name>/blobs/<digest>``, ..."""
@@ -185,6 +211,104 @@ class HttpRegistry:
         if resp.status != 201:
             raise http_error(resp, f"upload of {digest}")
         resp.read()
+        self.sent += size
+
+    def fork(self) -> HttpRegistry:
+        """The same repository over a connection of its own (for another thread)."""
+        return HttpRegistry(self.ref)
+
+    def mount(self, digest: str, source: str) -> bool:
+        """Ask the registry to link ``digest`` from the repository ``source`` into this one
+        (spec.md "Mounting a blob from another repository"): True when it did (201). On 202 it
+        would rather take an upload: that session is left to expire."""
+        query = urlencode({"mount": digest, "from": source})
+        resp = self.http.request(
+            "POST", self.url("blobs", f"uploads/?{query}"), {"Content-Length": "0"}, b""
+        )
+        resp.read()
+        if resp.status in (201, 202):
+            return resp.status == 201
+        raise http_error(resp, f"mount of {digest}")
+
+    def send(
+        self, opener: Callable[[], AbstractContextManager[Readable]], expected: str | None = None
+    ) -> tuple[str, int]:
+        """Upload a blob whose digest is known only at its end (a layer being compressed):
+        chunked PATCHes with Content-Range (spec.md "Pushing a blob in chunks"), then the
+        closing PUT with ``digest=``. A connection dropped mid-chunk is resumed where the
+        registry says it got to (GET on the upload: ``Range: 0-<last byte>``); a registry that
+        cannot resume it (distribution cancels an upload whose chunk broke off: "blob upload
+        invalid") gets it again from the start, from ``opener()`` anew. A few times each.
+        Returns the blob's digest and size."""
+        restarts = RESUME_TRIES
+        while True:
+            try:
+                with opener() as stream:
+                    return self._send_once(stream, expected)
+            except _Restart as err:
+                if restarts == 0:
+                    raise RegistryError(f"upload failed {RESUME_TRIES + 1} times: {err}") from None
+                restarts -= 1
+                self.restarted += 1
+
+    def _send_once(self, stream: Readable, expected: str | None) -> tuple[str, int]:
+        start = self.url("blobs", "uploads/")
+        resp = self.http.request("POST", start, {"Content-Length": "0"}, b"")
+        location = resp.getheader("Location")
+        resp.read()
+        if resp.status != 202 or not location:
+            raise http_error(resp, "upload")
+        url = urljoin(self.http.base + start, location)
+        hasher, offset, retries = hashlib.sha256(), 0, RESUME_TRIES
+        while chunk := stream.read(UPLOAD_CHUNK):
+            hasher.update(chunk)
+            sent = 0  # bytes of this chunk the registry has
+            while sent < len(chunk):
+                try:
+                    url = self._patch(url, chunk[sent:], offset + sent)
+                    sent = len(chunk)
+                except (OSError, http.client.HTTPException, RegistryError) as err:
+                    self.http.close()
+                    if retries == 0 or isinstance(err, RegistryError) and "HTTP 4" in str(err):
+                        raise
+                    retries -= 1
+                    url, have = self._status(url)
+                    if not offset <= have <= offset + len(chunk):
+                        raise _Restart(f"the registry has {have} bytes of it") from err
+                    sent = have - offset
+                    self.resumed += 1
+            offset += len(chunk)
+        digest = "sha256:" + hasher.hexdigest()
+        if expected and digest != expected:
+            raise RegistryError(f"blob {expected} changed while it was sent: it is now {digest}")
+        final = url + ("&" if urlsplit(url).query else "?") + urlencode({"digest": digest})
+        resp = self.http.request("PUT", final, {"Content-Length": "0"}, b"")
+        if resp.status != 201:
+            raise http_error(resp, f"upload of {digest}")
+        resp.read()
+        return digest, offset
+
+    def _patch(self, url: str, data: bytes, offset: int) -> str:
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(len(data)),
+            "Content-Range": f"{offset}-{offset + len(data) - 1}",
+        }
+        resp = self.http.request("PATCH", url, headers, _Sent(data, self))
+        if resp.status != 202:
+            raise http_error(resp, "upload")
+        resp.read()
+        return urljoin(url, resp.getheader("Location") or url)
+
+    def _status(self, url: str) -> tuple[str, int]:
+        """Where an upload stands: (its URL, the bytes the registry has). spec.md: GET on the
+        upload's URL answers 204 with ``Range: 0-<last byte offset>``."""
+        resp = self.http.request("GET", url)
+        if resp.status != 204:
+            raise _Restart(str(http_error(resp, "upload status")))
+        resp.read()
+        last = (resp.getheader("Range") or "0--1").rpartition("-")[2]
+        return urljoin(url, resp.getheader("Location") or url), int(last) + 1
 
     def put_manifest(self, tag: str, data: bytes, media: str) -> str:
         resp = self.http.request("PUT", self.url("manifests", tag), {"Content-Type": media}, data)

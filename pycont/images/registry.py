@@ -22,23 +22,31 @@ A pycont store (``<root>/images``) is itself such a folder.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import http.client
 import json
 import os
 import shutil
 import tempfile
-import zlib
-from typing import IO, Any
+from typing import Any
 
 from pycont.errors import ImageNotFound, PycontError, RegistryError, UsageError
 from pycont.fsutil import fsync_dir
 from pycont.images import oci
+from pycont.images._fetch import fetch_blob
+from pycont.images._parallel import DOWNLOADS, run_parallel
 from pycont.images._registry_dir import DirRegistry
 from pycont.images._registry_http import ACCEPT, HttpRegistry, is_loopback, upload_url
 from pycont.images.blobs import BlobStore, sha256_of
+from pycont.images.distribution import (
+    Metadata,
+    local_layers,
+    local_manifest,
+    stored_manifest,
+)
 from pycont.images.oci import DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1, media_type
 from pycont.images.progress import Progress
+from pycont.images.push import PushStats, push_image
 from pycont.images.reference import DEFAULT_REGISTRY, Reference
 from pycont.images.store import Store
 
@@ -99,58 +107,6 @@ def locate(text: str, verb: str) -> tuple[_Transport, Reference]:
             f"(dir:/path:{ref}), or set {REGISTRY_DIR_ENV}=/path"
         )
     return HttpRegistry(ref), ref
-
-
-class _DiffId:
-    """The sha256 of a layer's uncompressed tar (its diff_id), computed as the bytes arrive."""
-
-    def __init__(self, gzipped: bool) -> None:
-        self.hash = hashlib.sha256()
-        self.z = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
-
-    def update(self, data: bytes) -> None:
-        while self.z is not None and data:
-            self.hash.update(self.z.decompress(data))
-            data = b""
-            if self.z.eof:  # gzip allows several members one after the other (RFC 1952)
-                data = self.z.unused_data
-                if not data.strip(b"\0"):  # zero padding after the last member
-                    break
-                self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        if self.z is None:
-            self.hash.update(data)
-
-    def digest(self) -> str:
-        if self.z is not None:
-            self.hash.update(self.z.flush())
-        return "sha256:" + self.hash.hexdigest()
-
-
-def _fetch(
-    t: _Transport, desc: dict[str, Any], into: BlobStore, progress: Progress, diff_id: str | None
-) -> None:
-    """Download one blob into ``into``, checking its size, digest and (a layer) diff_id."""
-    digest, size = desc["digest"], desc.get("size")
-    layer = _DiffId(str(desc.get("mediaType", "")).endswith("gzip")) if diff_id else None
-    got = 0
-    with t.blob(digest) as stream, into.writer() as w:
-        while chunk := stream.read(_CHUNK):
-            got += len(chunk)
-            if size is not None and got > size:
-                raise RegistryError(f"blob {digest}: more than the {size} bytes it should have")
-            w.write(chunk)
-            if layer is not None:
-                layer.update(chunk)
-            if diff_id:
-                progress.advance(digest, len(chunk))
-    if w.digest != digest:
-        raise RegistryError(f"digest mismatch for {digest}: the content received is {w.digest}")
-    if size is not None and got != size:
-        raise RegistryError(f"blob {digest}: {got} bytes received, its descriptor says {size}")
-    if layer is not None and layer.digest() != diff_id:
-        raise RegistryError(
-            f"layer {digest}: its content unpacks to {layer.digest()}, the config says {diff_id}"
-        )
 
 
 def _get_manifest(t: _Transport, tail: str) -> tuple[bytes, str, str]:
@@ -217,14 +173,20 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
             )
     os.makedirs(store.root, exist_ok=True)
     _remove_stale_staging(store.root)
+    # Docker's classic store keeps layers by diff_id and a registry's manifest digest only as a
+    # RepoDigest; so does this pull when the store has the image (same config) or some of its
+    # layers (same diff_ids) from elsewhere (a load of plain tars, a push): those are not
+    # downloaded again, the image is stored with a manifest naming the store's own blobs, and
+    # the registry's digest is recorded so that the next pull says "Image is up to date".
+    cfg = manifest["config"]
+    local = stored_manifest(store.root, cfg["digest"])
     # Staged on the store's filesystem, so that a checked blob enters it by rename(2).
     staging = tempfile.mkdtemp(prefix=f".pull-{os.getpid()}-", dir=store.root)
     try:
         staged = BlobStore(staging)
         fetched: list[str] = []
-        cfg = manifest["config"]
-        if not store.blobs.exists(cfg["digest"]):
-            _fetch(t, cfg, staged, progress, None)
+        if local is None and not store.blobs.exists(cfg["digest"]):
+            fetch_blob(t, cfg, staged, progress, None)
             fetched.append(cfg["digest"])
         source = staged if fetched else store.blobs
         config = json.loads(source.read(cfg["digest"]))
@@ -233,18 +195,44 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
             raise RegistryError(
                 f"{len(layers)} layers in the manifest, {len(diff_ids)} diff_ids in the config"
             )
-        for desc, diff_id in zip(layers, diff_ids, strict=True):
+        have = local_layers(store.root) if local is None else {}
+        mine = json.loads(local[0])["layers"] if local else []  # the store's own manifest
+        final: list[dict[str, Any]] = []
+        todo: list[tuple[dict[str, Any], str]] = []
+        for i, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
             progress.start(desc["digest"], desc.get("size"))
-            if store.blobs.exists(desc["digest"]) or desc["digest"] in fetched:
-                progress.done(desc["digest"], "Already exists")
+            if local is not None:
+                final.append(mine[i])
+            elif store.blobs.exists(desc["digest"]):
+                final.append(desc)
+            elif diff_id in have:
+                final.append(have[diff_id])
+            elif desc["digest"] in fetched:
+                final.append(desc)
+            else:
+                todo.append((desc, diff_id))
+                fetched.append(desc["digest"])
+                final.append(desc)
                 continue
-            _fetch(t, desc, staged, progress, diff_id)
-            fetched.append(desc["digest"])
+            progress.done(desc["digest"], "Already exists")
+        run_parallel(
+            [functools.partial(_download, t, d, i, staged) for d, i in todo], DOWNLOADS, progress
+        )
+        if local is None and final != layers:
+            data = local_manifest(manifest, final)
+            local = (data, oci.MANIFEST, sha256_of(data))
+        stored = local or (data, media, digest)
         with store.writing():  # from here on, rmi and prune wait for this pull
-            fresh = fetched or _named(store, name) != digest
-            image_id = _commit(store, name, staged, fetched, data, media, digest, manifest)
+            named = _named(store, name)
+            fresh = bool(fetched) or (named != stored[2] and not name.digest)
+            if name.digest and named is None and not fetched:  # by the registry's digest
+                known = Metadata(store.root).read()["repo_digests"].get(cfg["digest"]) or []
+                fresh = f"{name.name}@{digest}" not in known
+            doc = {"config": cfg, "layers": final}
+            image_id = _commit(store, name, staged, fetched, *stored, doc)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _remember(t, name, store, image_id, digest, layers, diff_ids)
     for desc in layers:
         if desc["digest"] in fetched:
             progress.done(desc["digest"], "Pull complete")
@@ -252,6 +240,41 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
     note(f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {name}")
     note(name.canonical)
     return image_id
+
+
+def _download(
+    t: _Transport, desc: dict[str, Any], diff_id: str, into: BlobStore, progress: Progress
+) -> None:
+    """One layer, on a worker with a connection of its own."""
+    w = t.fork()
+    try:
+        fetch_blob(w, desc, into, progress, diff_id)
+    finally:
+        w.close()
+
+
+def _remember(
+    t: _Transport,
+    name: Reference,
+    store: Store,
+    image_id: str,
+    digest: str,
+    layers: list[dict[str, Any]],
+    diff_ids: list[str],
+) -> None:
+    """Record the gzip forms pulled, where the blobs are and the RepoDigest (distribution)."""
+    http = isinstance(t, HttpRegistry)
+    Metadata(store.root).record(
+        gzip={
+            i: (d["digest"], int(d["size"]))
+            for d, i in zip(layers, diff_ids, strict=True)
+            if str(d.get("mediaType", "")).endswith("gzip")
+        },
+        blobs=[d["digest"] for d in layers] if http else [],
+        repository=f"{name.registry}/{name.repository}" if http else "",
+        image_id=image_id,
+        repo_digest=f"{name.name}@{digest}",
+    )
 
 
 def _remove_stale_staging(root: str) -> None:
@@ -310,67 +333,30 @@ def _commit(
         raise
 
 
-class _Counting:
-    """A blob being sent: reports each chunk to the progress reporter."""
-
-    def __init__(self, inner: IO[bytes] | Any, digest: str, progress: Progress | None) -> None:
-        self.inner, self.digest, self.progress = inner, digest, progress
-
-    def read(self, n: int = -1) -> bytes:
-        data: bytes = self.inner.read(n)
-        if data and self.progress is not None:
-            self.progress.advance(self.digest, len(data))
-        return data
-
-
-def push(ref: str, store: Store | None = None, progress: Progress | None = None) -> str:
+def push(
+    ref: str,
+    store: Store | None = None,
+    progress: Progress | None = None,
+    stats: PushStats | None = None,
+) -> str:
     """``docker push``: send the local image ``ref`` to its registry; return the manifest's
-    digest. Blobs the registry has are not sent again ("Layer already exists")."""
+    digest (see :mod:`pycont.images.push`). ``stats`` learns the bytes sent, mounts, ..."""
     store = store or Store()
     progress = progress or Progress()
     t, name = locate(ref, "push")
     if name.digest or not name.tag:
         raise UsageError(f"push {ref}: cannot push to a digest; name the image with a tag")
     try:
-        rec = store.lookup(name.canonical)
+        store.lookup(name.canonical)
     except ImageNotFound:
         raise ImageNotFound(
             f"push {ref}: an image does not exist locally with the tag {name} "
             f"(pycont tag IMAGE {name} first)"
         ) from None
     try:
-        return _push(t, name, store, rec.digest, rec.descriptor["mediaType"], progress)
+        return push_image(t, name, store, name.canonical, progress, stats or PushStats())
     except (PycontError, OSError, http.client.HTTPException, ValueError, KeyError) as err:
         raise RegistryError(f"push {ref}: {_one_line(err)}") from err
     finally:
         t.close()
         getattr(progress, "close", lambda: None)()
-
-
-def _push(
-    t: _Transport, name: Reference, store: Store, digest: str, media: str, progress: Progress
-) -> str:
-    note = getattr(progress, "note", lambda text: None)
-    note(f"The push refers to repository [{name.name}]")
-    data = store.blobs.read(digest)
-    manifest = json.loads(data)
-    # Layers bottom first, then the config (which only the manifest refers to), as docker.
-    for desc in [*manifest.get("layers", []), manifest["config"]]:
-        d, size = desc["digest"], int(desc["size"])
-        is_layer = desc is not manifest["config"]
-        if is_layer:
-            progress.start(d, size)
-        if t.has_blob(d):
-            if is_layer:
-                progress.done(d, "Layer already exists")
-            continue
-        with store.open_blob(d) as blob:
-            t.put_blob(d, size, _Counting(blob, d, progress if is_layer else None))
-            blob.verify()  # sent all of it: the store's copy was intact
-        if is_layer:
-            progress.done(d, "Pushed")
-    pushed = t.put_manifest(name.tag or "latest", data, media)
-    if pushed != digest:
-        raise RegistryError(f"the registry stored the manifest as {pushed}, not {digest}")
-    note(f"{name.tag}: digest: {digest} size: {len(data)}")
-    return digest

@@ -8,17 +8,22 @@ tag, a registry that sends a corrupted blob) leave the receiving store exactly a
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from pycont.fsutil import remove_tree
+from pycont.images import oci
+from pycont.images.blobs import canonical_json, sha256_of
 from pycont.images.busybox import build_busybox
+from pycont.images.distribution import docker_manifest, repo_digests
 from pycont.images.progress import RecordingProgress
-from pycont.images.registry import RegistryError, pull, push
+from pycont.images.registry import ACCEPT, RegistryError, pull, push
 from pycont.images.store import Store
 from tests.helpers import cli, register_root, requires
 from tests.registry_server import FakeRegistry, RegistryServer, install_registry
@@ -123,30 +128,58 @@ def _snapshot(store: Store) -> tuple[bytes, list[str], list[str], list[str]]:
     )
 
 
-def test_push_sends_every_blob(machines: Machines, pushed: tuple[str, RecordingProgress, Log]):
+def _served(host: str, repo: str, digest: str) -> bytes:
+    """A blob (or ``../manifests/<tag>``) as the registry serves it."""
+    url = f"http://{host}/v2/{repo}/blobs/{digest}"
+    req = urllib.request.Request(url, headers={"Accept": ACCEPT})  # else schema 1
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return bytes(r.read())
+
+
+def test_push_sends_every_blob_gzip(
+    machines: Machines, pushed: tuple[str, RecordingProgress, Log]
+) -> None:
     digest, rec, log = pushed
     src = machines.a.lookup(f"{machines.host}/busybox:1")
-    layers = [d["digest"] for d in src.manifest["layers"]]
-    assert digest == src.digest
-    assert rec.with_status("Pushed") == layers
-    assert sorted(_uploads(log)) == sorted([*layers, src.id])
+    local = [d["digest"] for d in src.manifest["layers"]]
+    assert {d["mediaType"] for d in src.manifest["layers"]} == {oci.LAYER}  # stored plain
+    assert rec.with_status("Pushed") == local
+    data = _served(machines.host, "busybox", "../manifests/1")  # GET /v2/busybox/manifests/1
+    assert sha256_of(data) == digest != src.digest
+    sent = json.loads(data)
+    assert sent["mediaType"] == oci.DOCKER_MANIFEST
+    assert sent["config"] == {
+        "mediaType": "application/vnd.docker.container.image.v1+json",
+        "digest": src.id,
+        "size": src.manifest["config"]["size"],
+    }
+    assert {d["mediaType"] for d in sent["layers"]} == {oci.DOCKER_LAYER_GZIP}
+    gz = [d["digest"] for d in sent["layers"]]
+    assert sorted(_uploads(log)) == sorted([*gz, src.id])
+    for d in sent["layers"]:
+        blob = _served(machines.host, "busybox", d["digest"])
+        assert blob[:2] == b"\x1f\x8b" and len(blob) == d["size"]  # gzip (RFC 1952)
+        assert blob[4:8] == b"\0\0\0\0"  # mtime 0: the same layer, the same bytes
     assert ("PUT", "/v2/busybox/manifests/1", 201) in log
+    assert repo_digests(machines.a, src.id) == [f"{machines.host}/busybox@{digest}"]
 
 
-def test_pull_gives_the_same_image(machines: Machines, pulled: tuple[str, RecordingProgress]):
+def test_pull_gives_the_same_image(
+    machines: Machines, pulled: tuple[str, RecordingProgress], pushed: tuple[str, object, object]
+) -> None:
     image_id, rec = pulled
     src = machines.a.lookup(f"{machines.host}/busybox:1")
     got = machines.b.get(f"{machines.host}/busybox:1")
-    assert (image_id, got.digest) == (src.id, src.digest)
-    assert got.manifest["layers"] == src.manifest["layers"]
+    assert (image_id, got.digest) == (src.id, pushed[0])
     assert got.diff_ids == src.diff_ids
-    assert machines.b.blobs.read(got.digest) == machines.a.blobs.read(src.digest)
-    assert rec.with_status("Pull complete") == [d["digest"] for d in src.manifest["layers"]]
+    assert machines.b.blobs.read(got.id) == machines.a.blobs.read(src.id)
+    assert rec.with_status("Pull complete") == [d["digest"] for d in got.manifest["layers"]]
     assert rec.notes[-3:] == [
-        f"Digest: {src.digest}",
+        f"Digest: {got.digest}",
         f"Status: Downloaded newer image for {machines.host}/busybox:1",
         f"{machines.host}/busybox:1",
     ]
+    assert repo_digests(machines.b, got.id) == [f"{machines.host}/busybox@{got.digest}"]
 
 
 def test_push_again_sends_nothing(
@@ -173,13 +206,15 @@ def test_a_new_version_sends_only_its_layer(
     assert [d["digest"] for d in v2.manifest["layers"]] == [base, new]
 
     digest, rec, log = _push(registry_server, version2, machines.a)
-    assert digest == v2.digest
     assert rec.statuses == {base: "Layer already exists", new: "Pushed"}
-    assert sorted(_uploads(log)) == sorted([new, v2.id])  # the new layer and the new config
+    sent = json.loads(_served(machines.host, "busybox", f"../manifests/{digest}"))
+    gz_base, gz_new = (d["digest"] for d in sent["layers"])
+    assert sorted(_uploads(log)) == sorted([gz_new, v2.id])  # the new layer and the config
 
     # The other way: the machine that has busybox:1 downloads only the new layer.
     rec = RecordingProgress()
     assert pull(version2, machines.b, rec) == v2.id
+    base, new = gz_base, gz_new
     assert rec.statuses == {base: "Already exists", new: "Pull complete"}
     assert [e[1] for e in rec.events if e[0] == "advance"] == [new] * len(
         [e for e in rec.events if e[0] == "advance"]
@@ -213,7 +248,10 @@ def test_a_corrupted_blob_changes_nothing(
         ref = f"{fake.host}/busybox:2"
         with pytest.raises(RegistryError) as info:
             pull(ref, machines.b)
-    assert str(info.value).startswith(f"pull {ref}: digest mismatch for {new}: ")
+    assert str(info.value).startswith(f"pull {ref}: blob {new} is corrupt: all ")
+    assert str(info.value).endswith(
+        "; the registry's copy is damaged (pulling again will not help)"
+    )
     assert "\n" not in str(info.value)
     assert _snapshot(machines.b) == before  # index.json byte for byte, no blob, no image
 
@@ -225,3 +263,37 @@ def test_run_the_pulled_image(machines: Machines, pulled: object) -> None:
         env={"PYCONT_ROOT": machines.b_root},
     )  # fmt: skip
     assert (out.returncode, out.stdout, out.stderr) == (0, "pulled-ok\n", "")
+
+
+def test_pull_skips_layers_the_store_has_by_diff_id(machines: Machines, pulled: object) -> None:
+    """Machine a holds busybox as a plain tar; an image on another registry has the same
+    layer gzip'ed (machine b's copy) under a new config: nothing of the layer is fetched."""
+    v1 = machines.a.lookup(f"{machines.host}/busybox:1")
+    gz = machines.b.lookup(f"{machines.host}/busybox:1")
+    config = {**v1.config, "config": {**v1.config["config"], "Labels": {"pc-i14reg": "skip"}}}
+    cfg = canonical_json(config)
+    cfg_desc = {"digest": sha256_of(cfg), "size": len(cfg)}
+    data, media = docker_manifest(cfg_desc, gz.manifest["layers"])
+    blobs = {sha256_of(cfg): cfg, **{d["digest"]: b"" for d in gz.manifest["layers"]}}
+    manifests = {"label:1": (data, media), sha256_of(data): (data, media)}
+    with FakeRegistry(manifests, blobs) as fake:
+        ref = f"{fake.host}/label:1"
+        rec = RecordingProgress()
+        assert pull(ref, machines.a, rec) == sha256_of(cfg)
+        assert set(rec.statuses.values()) == {"Already exists"}
+        assert [p for m, p in fake.requests if m == "GET" and "/blobs/" in p] == [
+            f"/v2/label/blobs/{sha256_of(cfg)}"
+        ]
+        got = machines.a.get(ref)  # complete: its layers unpack from the store's own blobs
+        assert got.manifest["layers"] == v1.manifest["layers"]
+        assert repo_digests(machines.a, got.id) == [f"{fake.host}/label@{sha256_of(data)}"]
+        for again in (ref, f"{fake.host}/label@{sha256_of(data)}"):
+            rec = RecordingProgress()
+            pull(again, machines.a, rec)
+            assert rec.notes[-2] == f"Status: Image is up to date for {again}"
+    machines.a.remove(ref)
+    # The image this store pushed, pulled back: the same image, nothing fetched.
+    rec = RecordingProgress()
+    assert pull(f"{machines.host}/busybox:1", machines.a, rec) == v1.id
+    assert set(rec.statuses.values()) == {"Already exists"}
+    assert rec.notes[-2] == f"Status: Image is up to date for {machines.host}/busybox:1"

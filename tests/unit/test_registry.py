@@ -243,13 +243,17 @@ def test_push_follows_a_relative_location(busybox: Store) -> None:
     with FakeRegistry() as fake:
         ref = f"{fake.host}/busybox:1"
         busybox.tag("busybox", ref)
-        assert push(ref, busybox) == src.digest
+        digest = push(ref, busybox)
     layer = src.manifest["layers"][0]["digest"]
+    sent = json.loads(fake.manifests["busybox:1"][0])
+    assert fake.manifests["busybox:1"][1] == oci.DOCKER_MANIFEST and digest != src.digest
+    gz = sent["layers"][0]["digest"]
+    patches = [p for m, p in fake.requests if m == "PATCH"]
     puts = [p for m, p in fake.requests if m == "PUT" and "/blobs/uploads/" in p]
     assert len(puts) == 2 and all(p.startswith("/v2/busybox/blobs/uploads/") for p in puts)
-    assert f"?state=1&digest={layer.replace(':', '%3A')}" in puts[0]
-    assert fake.blobs[layer] == busybox.blobs.read(layer)
-    assert fake.manifests["busybox:1"][1] == oci.MANIFEST
+    assert patches and all(p.endswith("?state=1") for p in patches)  # relative, followed
+    assert f"?state=1&digest={gz.replace(':', '%3A')}" in puts[0]
+    assert gzip.decompress(fake.blobs[gz]) == busybox.blobs.read(layer)
 
 
 def test_a_token_challenge_is_one_line(busybox: Store) -> None:
