@@ -72,7 +72,7 @@ def cmd_rmi(a: argparse.Namespace) -> int:
 
 def image_inspect(ref: str) -> dict[str, Any]:
     """docker image inspect's main fields."""
-    from pycont.images import Store
+    from pycont.images import Store, distribution
 
     store = Store()
     rec = store.get(ref)
@@ -80,7 +80,7 @@ def image_inspect(ref: str) -> dict[str, Any]:
     # every name of the image id, however it was looked up (docker lists them all)
     tags = sorted({i.reference for i in store.images() if i.id == rec.id} - {"<none>:<none>"})
     # repo@digest is known only for an image pulled or pushed (the registry's manifest digest)
-    digests: list[str] = []  # LEAD: digests = distribution.repo_digests(store, rec.id)
+    digests = distribution.repo_digests(store, rec.id)
     return {
         "Id": rec.id,
         "RepoTags": tags,

@@ -220,6 +220,14 @@ def repo_digests(store: Any, image_id: str) -> list[str]:
     return sorted(r for r in known if r.split("@", 1)[0] in repos)
 
 
+def image_of_repo_digest(root: str, repo_digest: str) -> str | None:
+    """The image id recorded for ``name@sha256:…`` (a registry's manifest digest), if any."""
+    for image_id, known in Metadata(root).read()["repo_digests"].items():
+        if repo_digest in known:
+            return str(image_id)
+    return None
+
+
 def local_layers(root: str) -> dict[str, dict[str, Any]]:
     """diff_id -> a layer descriptor of a manifest in the store that gives it (its blob
     there), for the layers whose unpacked folder exists."""

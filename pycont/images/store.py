@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, cast
 
 from pycont import paths
-from pycont.errors import ImageInUse, UsageError
+from pycont.errors import ImageInUse, ImageNotFound, UsageError
 from pycont.fsutil import write_json
 from pycont.images import gc, index, layer_sizes, oci, staging
 from pycont.images._locks import file_lock
@@ -142,6 +142,26 @@ class Store:
     def _image_id(self, entry: dict[str, Any]) -> str:
         return str(self.document(entry["digest"])["config"]["digest"])
 
+    def _find(
+        self, ref: str, entries: list[dict[str, Any]]
+    ) -> tuple[Reference | None, list[dict[str, Any]]]:
+        """:func:`index.find`, and ``name@sha256:…`` by a registry's manifest digest too: an
+        image pushed as gzip, or pulled onto layers the store had, keeps its own manifest and
+        knows the registry's digest only as a RepoDigest (:mod:`pycont.images.distribution`)."""
+        try:
+            return index.find(ref, entries, self._image_id)
+        except ImageNotFound:
+            if "@sha256:" not in ref:
+                raise
+            from pycont.images.distribution import image_of_repo_digest
+
+            target = Reference.parse(ref)
+            image_id = image_of_repo_digest(self.root, f"{target.name}@{target.digest}")
+            hits = [e for e in entries if image_id and self._image_id(e) == image_id]
+            if not hits:
+                raise
+            return target, hits[:1]
+
     def _record(
         self, entry: dict[str, Any], ref: Reference | None, blobs: BlobStore | None = None
     ) -> ImageRecord:
@@ -170,7 +190,7 @@ class Store:
 
     def get(self, ref: str) -> ImageRecord:
         """The image ``ref`` (a reference or an id prefix), its layers unpacked, top first."""
-        found, entries = index.find(ref, self._entries(), self._image_id)
+        found, entries = self._find(ref, self._entries())
         rec = self._record(entries[0], found)
         with self.writing():
             for desc, diff_id in zip(rec.manifest["layers"], rec.diff_ids, strict=True):
@@ -179,7 +199,7 @@ class Store:
 
     def lookup(self, ref: str) -> ImageRecord:
         """The image ``ref`` names, as :meth:`get`, without unpacking its layers (``save``)."""
-        found, entries = index.find(ref, self._entries(), self._image_id)
+        found, entries = self._find(ref, self._entries())
         return self._record(entries[0], found)
 
     def layer_size(self, desc: dict[str, Any], diff_id: str) -> int:
@@ -251,7 +271,7 @@ class Store:
 
     def history(self, ref: str) -> list[HistoryEntry]:
         """One row per build step, newest first, as ``docker history``."""
-        found, entries = index.find(ref, self._entries(), self._image_id)
+        found, entries = self._find(ref, self._entries())
         rec = self._record(entries[0], found)
         return history_rows(rec, [self._record(e, None) for e in self._entries()])
 
@@ -359,7 +379,7 @@ class Store:
         its name). Returns docker's ``Untagged:``/``Deleted:`` lines."""
         lines: list[str] = []
         with self.gc_lock(), self._index() as entries:
-            found, hits = index.find(ref, entries, self._image_id)
+            found, hits = self._find(ref, entries)
             image_id = self._image_id(hits[0])
             desc = {k: hits[0][k] for k in ("mediaType", "digest", "size")}
             if found is not None:

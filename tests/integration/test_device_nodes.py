@@ -38,7 +38,7 @@ def first_disk() -> tuple[int, int]:
 
 @pytest.fixture
 def root() -> Iterator[str]:
-    path = register_root(tempfile.mkdtemp(prefix="pc-i14dev-devnodes-"))
+    path = register_root(tempfile.mkdtemp(prefix="pc-distro-devnodes-"))
     try:
         yield path
     finally:
@@ -60,7 +60,7 @@ def image_with_nodes(root: str) -> str:
     """An image whose top layer holds disk/sdx (the first disk) and tmp/zero (c 1:5): made by
     mknod in a container, committed, saved, removed and loaded back from the archive."""
     major, minor = first_disk()
-    name, ref = f"pc-i14dev-{uuid.uuid4().hex[:8]}", "pc-i14dev-devnodes:1"
+    name, ref = f"pc-distro-{uuid.uuid4().hex[:8]}", "pc-distro-devnodes:1"
     script = f"mkdir /disk && mknod -m 640 /disk/sdx b {major} {minor} && mknod /tmp/zero c 1 5"
     ok(root, "run", "--name", name, "busybox", "sh", "-c", script)
     ok(root, "commit", name, ref)
@@ -94,7 +94,7 @@ def test_nodes_from_a_layer_exist_but_cannot_be_opened(root: str, image_with_nod
 
 
 def test_a_node_made_inside_cannot_be_opened_anywhere(root: str, tmp_path: object) -> None:
-    vol = tempfile.mkdtemp(prefix="pc-i14dev-vol-")
+    vol = tempfile.mkdtemp(prefix="pc-distro-vol-")
     try:
         script = "; ".join(
             f"mknod {d}/z c 1 5 && head -c1 {d}/z >/dev/null; echo {d}=$?"

@@ -29,7 +29,7 @@ from tests.helpers import cli, register_root, requires
 
 pytestmark = requires("root", "overlay")
 
-P = "pc-i14acct"
+P = "pc-acct"
 APP, CHILD = f"{P}-app", f"{P}-child"
 
 

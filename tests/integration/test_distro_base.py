@@ -75,7 +75,7 @@ def base() -> distro.DebianBase:
 @pytest.fixture(scope="module", params=FORMATS)
 def loaded(request: pytest.FixtureRequest, base: distro.DebianBase) -> Iterator[Loaded]:
     fmt = request.param
-    root = register_root(tempfile.mkdtemp(prefix=f"pc-i14dev-{fmt}-"))
+    root = register_root(tempfile.mkdtemp(prefix=f"pc-distro-{fmt}-"))
     try:
         archive = base.docker_archive if fmt == "docker-archive" else base.oci_archive
         r = cli("load", "-i", os.fspath(archive), env={"PYCONT_ROOT": root}, timeout=600)
@@ -124,7 +124,7 @@ def podman_view(base: distro.DebianBase) -> Iterator[tuple[Tree, set[frozenset[s
     """The image as podman unpacks it (its own storage root), walked at ``podman image mount``."""
     peers.ensure_tools({"podman": "podman"})
     with (
-        peers.scratch(Path(tempfile.mkdtemp(prefix="pc-i14dev-podman-"))) as work,
+        peers.scratch(Path(tempfile.mkdtemp(prefix="pc-distro-podman-"))) as work,
         peers.podman(work) as podman,
     ):
         podman("load", "-i", base.oci_archive)
@@ -174,7 +174,7 @@ def rootless(base: distro.DebianBase) -> Iterator[Rootless]:
     except KeyError:
         pytest.skip(f"needs a user with uid {UID}")
     pkg = _readable_copy_of_the_package()
-    home = tempfile.mkdtemp(prefix="pc-i14dev-rootless-")
+    home = tempfile.mkdtemp(prefix="pc-distro-rootless-")
     os.chown(home, UID, UID)
     os.chmod(home, 0o755)
     env = Rootless(home=home, root=register_root(os.path.join(home, "pycont")), pkg=pkg)

@@ -28,7 +28,7 @@ from pycont.images.progress import RecordingProgress
 from pycont.images.push import PushStats
 from pycont.images.registry import RegistryError, pull, push
 from pycont.images.store import Store
-from tests.helpers import register_root
+from tests.helpers import cli, register_root
 from tests.registry_server import FakeRegistry, RegistryServer, install_registry
 
 BIG = 24 << 20  # bytes of random data in the big layer: more than one upload chunk (16 MiB)
@@ -48,8 +48,8 @@ def setup() -> Iterator[Setup]:
     if reason:
         pytest.skip(reason)
     server = RegistryServer()
-    roots = [register_root(tempfile.mkdtemp(prefix="pc-i14reg-root-")) for _ in range(2)]
-    upper = tempfile.mkdtemp(prefix="pc-i14reg-upper-")
+    roots = [register_root(tempfile.mkdtemp(prefix="pc-regx-root-")) for _ in range(2)]
+    upper = tempfile.mkdtemp(prefix="pc-regx-upper-")
     try:
         server.start()
         a, b = (Store(os.path.join(r, "images")) for r in roots)
@@ -111,7 +111,7 @@ def test_skopeo_reads_what_pycont_pushed(setup: Setup) -> None:
     assert out.returncode == 0, out.stderr
     manifest = json.loads(out.stdout)
     assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
-    dest = tempfile.mkdtemp(prefix="pc-i14reg-oci-")
+    dest = tempfile.mkdtemp(prefix="pc-regx-oci-")
     try:
         out = subprocess.run(
             ["skopeo", "copy", "-q", "--src-tls-verify=false", ref, f"oci:{dest}:big"],
@@ -127,6 +127,26 @@ def test_skopeo_reads_what_pycont_pushed(setup: Setup) -> None:
             assert "sha256:" + hashlib.sha256(gzip.decompress(data)).hexdigest() == diff_id
     finally:
         remove_tree(dest)
+
+
+def test_inspect_lists_the_registry_digest_and_finds_the_image_by_it(setup: Setup) -> None:
+    """A gzip push keeps the store's own manifest: the registry's digest is a RepoDigest, and
+    ``name@<that digest>`` names the image, as in docker."""
+    host = setup.server.host
+    digest = push(setup.big, setup.a)
+    local = setup.a.lookup(setup.big)
+    assert digest != local.digest  # the registry has the gzip form, the store the plain one
+    env = {"PYCONT_ROOT": os.path.dirname(setup.a.root)}
+    out = cli("image", "inspect", setup.big, env=env)
+    assert out.returncode == 0, out.stderr
+    (doc,) = json.loads(out.stdout)
+    assert f"{host}/big@{digest}" in doc["RepoDigests"]
+    assert setup.big in doc["RepoTags"]
+    out = cli("image", "inspect", f"{host}/big@{digest}", env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)[0]["Id"] == local.id
+    out = cli("image", "inspect", f"{host}/big@sha256:{'0' * 64}", env=env)
+    assert out.returncode != 0 and "no such image" in out.stderr.lower()
 
 
 def _snapshot(store: Store) -> tuple[list[str], list[str]]:

@@ -21,7 +21,7 @@ from pycont.images.busybox import build_busybox
 from pycont.images.store import Store
 from tests.helpers import cli, register_root
 
-PREFIX = "pc-i14stage-"
+PREFIX = "pc-stage-"
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from pycont.images.busybox import build_busybox
 from pycont.images.store import Store
 from tests.helpers import register_root, requires
 
-PREFIX = "pc-i14stage-"
+PREFIX = "pc-stage-"
 BIG = 3 << 19  # 1.5 MB: above what the archive reader keeps in memory, so it is staged
 
 

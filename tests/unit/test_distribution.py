@@ -91,7 +91,7 @@ def test_local_manifest_is_oci_with_the_stores_layers() -> None:
 
 
 def test_metadata_records_and_replaces() -> None:
-    root = tempfile.mkdtemp(prefix="pc-i14reg-meta-")
+    root = tempfile.mkdtemp(prefix="pc-regx-meta-")
     try:
         meta = Metadata(root)
         diff, gz = "sha256:" + "5" * 64, "sha256:" + "6" * 64

@@ -35,7 +35,7 @@ def dev(name: str, kind: bytes, major: int, minor: int, mode: int = 0o620, **kw:
 def box() -> Iterator[tuple[Path, Path]]:
     """(root, outside): the layer root, and a sibling an escape would write into; in a folder
     uid 1000 can reach (pytest's tmp_path is root's, mode 0700)."""
-    top = Path(tempfile.mkdtemp(prefix="pc-i14dev-layers-"))
+    top = Path(tempfile.mkdtemp(prefix="pc-distro-layers-"))
     os.chmod(top, 0o755)
     root, outside = top / "root", top / "outside"
     root.mkdir()
