@@ -11,13 +11,18 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pycont.fsutil import remove_tree
 from pycont.images import buildcache, layer_sizes, staging
 
-if TYPE_CHECKING:
-    from pycont.images.store import Store
+
+class Store(staging.StoreFiles, Protocol):
+    """What collecting needs of a :class:`pycont.images.store.Store` (not imported: it
+    imports this module)."""
+
+    def document(self, digest: str) -> dict[str, Any]: ...
+
 
 __all__ = ["References", "collect", "dir_size", "references"]
 

@@ -19,17 +19,26 @@ import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 from pycont.errors import CorruptBlob
 from pycont.fsutil import fsync_dir, remove_tree
 from pycont.images import layer_sizes
 from pycont.images.blobs import BlobStore, check_digest
 
-if TYPE_CHECKING:
-    from pycont.images.store import Store
 
-__all__ = ["STAGING_PREFIXES", "StagedBlobs", "Staging", "remove_stale", "stale"]
+class StoreFiles(Protocol):
+    """What staging (and gc) need of a :class:`pycont.images.store.Store`: a Protocol, so
+    that these modules, which the store imports, do not import it back."""
+
+    root: str
+    blobs: BlobStore
+    layers_dir: str
+
+    def layer_dir(self, diff_id: str) -> str: ...
+
+
+__all__ = ["STAGING_PREFIXES", "StagedBlobs", "Staging", "StoreFiles", "remove_stale", "stale"]
 
 STAGE_PREFIX = ".stage-"
 STAGING_PREFIXES = (STAGE_PREFIX, ".pull-")  # ours, and registry.py's pulls
@@ -88,7 +97,7 @@ class Staging:
     which holds the store's ``writing()`` lock for its whole life (so the garbage collector
     never removes a store blob it relies on) and removes the folder at the end."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreFiles) -> None:
         self.store = store
         self.dir = tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=store.root)
         self.blobs = StagedBlobs(self.dir, store.blobs)
