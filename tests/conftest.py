@@ -25,7 +25,15 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import PRIVILEGED_NEEDS, SESSION_ROOTS, needs_of, register_root
+from tests.helpers import (
+    PRIVILEGED_NEEDS,
+    SESSION_ROOTS,
+    STORE_FINDINGS,
+    STORES_CHECKED,
+    check_store,
+    needs_of,
+    register_root,
+)
 
 _privileged: set[str] = set()  # node ids of the privileged tests collected
 _outcomes: dict[str, str] = {}  # node id -> "ran" | "skipped" | "error"
@@ -33,9 +41,6 @@ _skip_reasons: dict[str, str] = {}
 _leaks: list[str] = []
 _preexisting: list[str] = []  # on the machine before the session started
 _foreign: list[str] = []  # made during the session by another pycont store than ours
-_orphans: list[str] = []  # the store check's orphans, one line each
-_store_notes: list[str] = []  # its other findings (a test may corrupt a blob on purpose)
-_stores_checked: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -102,20 +107,14 @@ def _find_leaks() -> list[str]:
 
 
 def _check_stores() -> None:
-    """``pycont system check`` on every registered store still on disk, before removal."""
+    """``pycont system check`` on every registered store still on disk, before removal (the
+    stores a test removed itself were checked then: tests.helpers.remove_root)."""
     try:
-        fsck = importlib.import_module("pycont.images.fsck")
-        store = importlib.import_module("pycont.images.store")
+        importlib.import_module("pycont.images.fsck")
     except ModuleNotFoundError:
         return
     for root in dict.fromkeys(SESSION_ROOTS):
-        images = os.path.join(root, "images")
-        if not os.path.isdir(images):
-            continue
-        _stores_checked.append(images)
-        report = fsck.check(store.Store(images))
-        for f in report.problems:
-            (_orphans if f.orphan else _store_notes).append(f"{images}: {f.line()}")
+        check_store(root)
 
 
 def _stop_fork_server() -> None:
@@ -179,7 +178,7 @@ def pycont_root() -> Iterator[str]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if (_leaks or _orphans) and session.exitstatus == 0:
+    if (_leaks or any(orphan for orphan, _ in STORE_FINDINGS)) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -201,13 +200,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_line(f"  {leak}")
     else:
         tr.write_line("leak check: nothing left behind")
-    if _orphans:
-        tr.write_sep("=", f"store check: {len(_orphans)} orphan(s) left in the stores", red=True)
-        for line in _orphans:
+    orphans = [line for orphan, line in STORE_FINDINGS if orphan]
+    if orphans:
+        tr.write_sep("=", f"store check: {len(orphans)} orphan(s) left in the stores", red=True)
+        for line in orphans:
             tr.write_line(f"  {line}")
     else:
-        tr.write_line(f"store check: 0 orphans in {len(_stores_checked)} store(s)")
-    for line in _store_notes:
+        tr.write_line(f"store check: 0 orphans in {len(STORES_CHECKED)} store(s)")
+    for line in (line for orphan, line in STORE_FINDINGS if not orphan):
         tr.write_line(f"note: store check: {line}")
     if _foreign:
         tr.write_line(f"note: {len(_foreign)} pycont object(s) of another pycont store:")

@@ -116,6 +116,34 @@ def register_root(path: str) -> str:
     return path
 
 
+# The store check (``pycont system check``) of every store a test removed, and of the ones left
+# at the session's end (tests/conftest.py reports them): (is it an orphan?, one line).
+STORE_FINDINGS: list[tuple[bool, str]] = []
+STORES_CHECKED: list[str] = []
+
+
+def check_store(root: str) -> None:
+    """Run the store check on the PYCONT_ROOT ``root`` (if it has images) and keep its
+    findings: a test's store must hold no orphan blob or layer when the test is done."""
+    images = os.path.join(root, "images")
+    if not os.path.isdir(images) or images in STORES_CHECKED:
+        return
+    from pycont.images import fsck
+    from pycont.images.store import Store
+
+    STORES_CHECKED.append(images)
+    for f in fsck.check(Store(images)).problems:
+        STORE_FINDINGS.append((f.orphan, f"{images}: {f.line()}"))
+
+
+def remove_root(root: str) -> None:
+    """Check a test's store (:func:`check_store`), then remove the folder."""
+    from pycont.fsutil import remove_tree
+
+    check_store(root)
+    remove_tree(root)
+
+
 def cli(
     *args: str,
     timeout: float = 60,

@@ -30,8 +30,11 @@ At the end of this chapter you will have:
   second version costs only its new layer;
 - removed images: `myapp:v1` while `myapp:v2` still needs its layers, and an image that a
   container uses (refused);
-- run a **registry** on this machine, **pushed** `myapp:v2` to it, removed it locally and
-  **pulled** it back, with the same digests.
+- run a **registry** on this machine, **pushed** `myapp:v2` to it (its layers compressed on the
+  way, and **mounted**, not sent again, into a second repository), removed it locally and
+  **pulled** it back: the same image id and layers, and a digest the registry gave it;
+- asked the store to **check itself**: every blob hashed, every reference followed, nothing
+  left over.
 """
 ALLOWS = r"""
 Images are files: listing, committing and removing them needs no privilege. Running the
@@ -44,12 +47,15 @@ loopback address only. The next cell removes what an interrupted run of this cha
 NEEDS = ("namespaces",)
 SETUP = r"""
 import contextlib
+import gzip
 import hashlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
+import urllib.request
 
 import pycont
 from pycont.course import Chapter
@@ -331,6 +337,28 @@ container — running or not — was made from the image, and names it, as docke
 message is docker's, word for word, *daemon* included, so that scripts written for docker
 recognise it; pycont has no daemon.) `rmi -f` would only remove the name.
 
+After all these removals, does the store hold exactly what its images need — no blob that
+nothing names, no layer folder left over, no blob whose bytes no longer match its name?
+`pycont system check` hashes every blob and follows every reference (index → manifest → config
+→ layers); it is `git fsck` for images (docker has no such verb). `--repair` would remove what
+nothing references.
+"""),
+    ("code", r"""
+# NBVAL_IGNORE_OUTPUT
+%pycont system check
+"""),
+    ("code", r"""
+from pycont.images import fsck
+
+report = fsck.check(store)
+print("problems:", len(report.problems), "| blobs checked:", report.blobs > 0)
+"""),
+    ("md", r"""
+**Why it stays clean.** Every write to the store — `commit`, `load`, `pull`, a build step —
+puts its new blobs and unpacked layers in a **staging** folder beside the store first, and
+moves them in (rename(2), atomic) only together with the index change that names them; a load
+refused halfway, or killed, leaves the store as it was.
+
 ---
 ## 5. Registries: push and pull
 
@@ -381,19 +409,66 @@ To push, name the image after the registry (`docker tag`), then `push`. In a mag
 v2 = store.get("myapp:v2")
 print("GET /v2/_catalog         ->", registry.get("/v2/_catalog"))
 print("GET /v2/myapp/tags/list  ->", registry.get("/v2/myapp/tags/list"))
-blobs = set()
-for top, _dirs, files in os.walk(f"{registry.folder}/data/docker/registry/v2/blobs"):
-    if "data" in files:
-        blobs.add("sha256:" + os.path.basename(top))
-wanted = {v2.digest, v2.id, *(d["digest"] for d in v2.manifest["layers"])}
-print("the registry's blobs are the image's manifest, config and layers:", blobs == wanted)
+# Ask for the manifest as docker does: the Accept header names the formats this client reads.
+request = urllib.request.Request(
+    f"http://{REGISTRY}/v2/myapp/manifests/v2",
+    headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+with urllib.request.urlopen(request, timeout=10) as answer:
+    pushed_digest = answer.headers["Docker-Content-Digest"]
+    remote = json.loads(answer.read())
+print("the registry's manifest is a", remote["mediaType"])
+print("same config, so the same image id:", remote["config"]["digest"] == v2.id)
+print("same manifest as the store's     :", pushed_digest == v2.digest)
 """),
     ("md", r"""
-Now remove the image here — both names — and pull it back from the registry:
+Same image, **different manifest**. The store keeps layers as plain tars (what `commit` wrote);
+`push` compressed each one with gzip on the way, as `docker push` does, so the registry's layers
+are other bytes, with other digests, in a manifest that lists those. What did not change is
+what identifies the image: its config (the image id) and, in it, the `diff_ids` — the digest of
+each layer's *uncompressed* tar. Fetch each layer back from the registry, decompress it, hash it:
+"""),
+    ("code", r"""
+for i, (here, diff_id, there) in enumerate(zip(v2.manifest["layers"], v2.diff_ids, remote["layers"])):
+    with urllib.request.urlopen(f"http://{REGISTRY}/v2/myapp/blobs/{there['digest']}") as answer:
+        blob = answer.read()
+    unpacked = "sha256:" + hashlib.sha256(gzip.decompress(blob)).hexdigest()
+    print(f"layer {i}: {there['mediaType']}, smaller than the store's tar: "
+          f"{there['size'] < here['size']}; decompressed, it is the diff_id: {unpacked == diff_id}")
+"""),
+    ("md", r"""
+Docker keeps the registry's manifest digest beside the image as a **RepoDigest**
+(`name@sha256:…`): `docker image inspect` lists it, and `docker pull name@sha256:…` names exactly
+that manifest.
+"""),
+    ("code", r"""
+info = json.loads(subprocess.run(
+    [sys.executable, "-m", "pycont", "image", "inspect", f"{REGISTRY}/myapp:v2"],
+    capture_output=True, text=True, check=True).stdout)[0]
+print("RepoTags   :", [t.replace(REGISTRY, "{REGISTRY}") for t in info["RepoTags"]])
+print("RepoDigests: the registry's digest:", info["RepoDigests"] == [f"{REGISTRY}/myapp@{pushed_digest}"])
+"""),
+    ("md", r"""
+Push the same image to a **second repository** of the same registry, as you would to share a
+base between projects. The registry already holds every layer under `myapp`, and the client
+knows it (it remembers where it pushed each blob): it asks the registry to **mount** each blob
+from `myapp` into the new repository (`POST /v2/team/myapp/blobs/uploads/?mount=…&from=myapp`,
+distribution-spec) instead of sending it again. Count the bytes:
+"""),
+    ("code", r"""
+from pycont.images.push import PushStats
+
+%pycont tag myapp:v2 {REGISTRY}/team/myapp:v2
+stats = PushStats()
+pycont.push(f"{REGISTRY}/team/myapp:v2", stats=stats)
+print(f"layers mounted: {len(stats.mounted)}, uploaded: {len(stats.uploaded)}, "
+      f"bytes sent: {stats.bytes_sent} (the config only: {stats.bytes_sent == v2.manifest['config']['size']})")
+"""),
+    ("md", r"""
+Now remove the image here — all three names — and pull it back from the registry:
 """),
     ("code", r"""
 # NBVAL_IGNORE_OUTPUT
-%pycont image rm myapp:v2 {REGISTRY}/myapp:v2
+%pycont image rm myapp:v2 {REGISTRY}/myapp:v2 {REGISTRY}/team/myapp:v2
 """),
     ("code", r"""
 print("myapp images here:", [i.reference for i in store.images() if "myapp" in i.reference])
@@ -405,18 +480,18 @@ print("v2's own layer is on disk:", os.path.exists(blob_path(v2.manifest["layers
 """),
     ("code", r"""
 pulled = store.get(f"{REGISTRY}/myapp:v2")
-print("same manifest digest:", pulled.digest == v2.digest)
 print("same image id       :", pulled.id == v2_id)
 print("same layers         :", pulled.diff_ids == v2.diff_ids)
 print(pycont.run(f"{REGISTRY}/myapp:v2", rm=True, name="ch05-run").output)
 """),
     ("md", r"""
-**What happened.** `push` sent each layer the registry did not have, then the config, then the
-manifest under the tag (`PUT /v2/myapp/manifests/v2`); the registry stores each blob under its
-digest, exactly like the local store. `pull` asked for the manifest by tag, fetched the blobs this
-store lacked — busybox's layer was already here, so it was not downloaded again (*Already
-exists*) — checked every digest, and only then named the image. Same bytes, same digests: an
-image id means the same image on every machine. `docker pull node:14` does the same against Docker
+**What happened.** `push` compressed and sent each layer the registry did not have, then the
+config, then the manifest under the tag (`PUT /v2/myapp/manifests/v2`); the registry stores each
+blob under its digest, exactly like the local store. `pull` asked for the manifest by tag and
+fetched the layers this store lacked — busybox's layer was already here, recognised by its
+`diff_id` although the registry's copy is gzip and the store's is not, so it was not downloaded
+again (*Already exists*) — checked every digest, and only then named the image. Same config,
+same `diff_ids`: an image id means the same image on every machine, however its layers travelled. `docker pull node:14` does the same against Docker
 Hub, which serves a **multi-platform index** first (one manifest per CPU architecture).
 
 A registry need not even be a server: `pycont push dir:/some/folder:myapp:v2` writes the image

@@ -6,7 +6,6 @@ node, npm and busybox's shell from it, with no network but loopback."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pycont.images.debian import (
     installed_package,
 )
 from pycont.images.store import Store
-from tests.helpers import cli, register_root, requires
+from tests.helpers import cli, register_root, remove_root, requires
 
 pytestmark = requires("root", "overlay")
 PREFIX = "pc-h4-"
@@ -53,7 +52,7 @@ def node() -> Iterator[DebianImport]:
             del os.environ["PYCONT_ROOT"]
         else:
             os.environ["PYCONT_ROOT"] = previous
-        shutil.rmtree(root)
+        remove_root(root)
 
 
 def run(image: DebianImport, command: list[str], **options: Any) -> pycont.Container:

@@ -22,8 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pycont.fsutil import remove_tree
-from tests.helpers import REPO, cli, register_root, requires
+from tests.helpers import REPO, cli, register_root, remove_root, requires
 
 pytestmark = requires("root", "overlay")
 
@@ -42,7 +41,7 @@ def root() -> Iterator[str]:
     try:
         yield path
     finally:
-        remove_tree(path)
+        remove_root(path)
 
 
 def pc(root: str, *args: str) -> subprocess.CompletedProcess[str]:

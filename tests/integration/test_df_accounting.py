@@ -23,9 +23,8 @@ from pathlib import Path
 import pytest
 
 from pycont.format import decimal_size
-from pycont.fsutil import remove_tree
 from pycont.images.store import Store
-from tests.helpers import cli, register_root, requires
+from tests.helpers import cli, register_root, remove_root, requires
 
 pytestmark = requires("root", "overlay")
 
@@ -68,7 +67,7 @@ def family() -> Iterator[Family]:
     finally:
         for n in names:
             cli("rm", "-f", n, env=env)  # those a failure left
-        remove_tree(root)
+        remove_root(root)
 
 
 def rows_of(text: str, first: str) -> list[list[str]]:
@@ -175,7 +174,7 @@ def test_one_size_from_a_docker_archive_and_a_gzip_oci_archive(
             history = [h.size for h in store.history(rec.id)]
             sizes[fmt] = (rec.id, rec.size, row[4], history)
         finally:
-            remove_tree(root)
+            remove_root(root)
     expected = family.store.lookup(f"{CHILD}:1")
     assert sizes["docker-archive"] == sizes["oci-archive"]
     assert sizes["docker-archive"][:3] == (expected.id, expected.size, decimal_size(expected.size))

@@ -23,11 +23,10 @@ from typing import NamedTuple
 
 import pytest
 
-from pycont.fsutil import remove_tree
 from pycont.images._tarwrite import keep_xattr
 from pycont.images.store import Store
 from tests import distro, peers
-from tests.helpers import cli, register_root, requires
+from tests.helpers import check_store, cli, register_root, remove_root, requires
 from tests.integration.test_rootless import (
     UID,
     Rootless,
@@ -82,7 +81,7 @@ def loaded(request: pytest.FixtureRequest, base: distro.DebianBase) -> Iterator[
         assert r.returncode == 0, r.stderr
         yield Loaded(fmt, root, r.stdout, r.stderr)
     finally:
-        remove_tree(root)
+        remove_root(root)
 
 
 def walk(top: str) -> tuple[Tree, set[frozenset[str]]]:
@@ -182,6 +181,7 @@ def rootless(base: distro.DebianBase) -> Iterator[Rootless]:
         yield env
     finally:
         left = env.containers()
+        check_store(env.root)
         shutil.rmtree(home)
         shutil.rmtree(pkg)
         assert left == [], f"rootless containers left: {left}"

@@ -27,7 +27,7 @@ from pycont.images.busybox import build_busybox
 from pycont.images.report import ImageRecord
 from pycont.images.store import Store
 from tests import peers
-from tests.helpers import cli, register_root, requires
+from tests.helpers import cli, register_root, remove_root, requires
 from tests.peers import BUSYBOX, ULIMITS, Run, ensure_tools, run, scratch
 
 pytestmark = [requires("root"), pytest.mark.timeout(900)]
@@ -206,7 +206,7 @@ def test_pycont_loads_and_runs_what_podman_saves(
     try:
         check_load_and_run(path, root, podman_image)
     finally:
-        shutil.rmtree(root, ignore_errors=True)  # its unpacked layers: megabytes
+        remove_root(root)  # its unpacked layers: megabytes
 
 
 def check_load_and_run(path: Path, root: str, podman_image: dict[str, object]) -> None:

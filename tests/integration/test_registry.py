@@ -25,7 +25,7 @@ from pycont.images.distribution import docker_manifest, repo_digests
 from pycont.images.progress import RecordingProgress
 from pycont.images.registry import ACCEPT, RegistryError, pull, push
 from pycont.images.store import Store
-from tests.helpers import cli, register_root, requires
+from tests.helpers import cli, register_root, remove_root, requires
 from tests.registry_server import FakeRegistry, RegistryServer, install_registry
 
 Log = list[tuple[str, str, int]]
@@ -67,7 +67,7 @@ def machines(registry_server: RegistryServer) -> Iterator[Machines]:
         yield Machines(registry_server.host, a, b, roots[1])
     finally:
         for r in roots:
-            remove_tree(r)
+            remove_root(r)
 
 
 def _push(server: RegistryServer, ref: str, store: Store) -> tuple[str, RecordingProgress, Log]:

@@ -28,7 +28,7 @@ from pycont.images.progress import RecordingProgress
 from pycont.images.push import PushStats
 from pycont.images.registry import RegistryError, pull, push
 from pycont.images.store import Store
-from tests.helpers import cli, register_root
+from tests.helpers import cli, register_root, remove_root
 from tests.registry_server import FakeRegistry, RegistryServer, install_registry
 
 BIG = 24 << 20  # bytes of random data in the big layer: more than one upload chunk (16 MiB)
@@ -61,8 +61,9 @@ def setup() -> Iterator[Setup]:
         yield Setup(server, a, b, big)
     finally:
         server.stop()
-        for r in [*roots, upper]:
-            remove_tree(r)
+        for r in roots:
+            remove_root(r)
+        remove_tree(upper)
         assert not [p for p in server.pids if os.path.exists(f"/proc/{p}")]
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from tests.helpers import (
     REPO,
+    check_store,
     mountinfo_lines,
     pids_in_pid_namespace,
     process_gone,
@@ -105,6 +106,7 @@ def rootless() -> Iterator[Rootless]:
         left = env.containers()
         if left:
             env.cli("rm", "-f", *left)
+        check_store(env.root)
         shutil.rmtree(home)
         shutil.rmtree(pkg)
         assert left == [], f"rootless containers left by a test: {left}"
