@@ -460,8 +460,9 @@ from pycont.images.push import PushStats
 %pycont tag myapp:v2 {REGISTRY}/team/myapp:v2
 stats = PushStats()
 pycont.push(f"{REGISTRY}/team/myapp:v2", stats=stats)
-print(f"layers mounted: {len(stats.mounted)}, uploaded: {len(stats.uploaded)}, "
-      f"bytes sent: {stats.bytes_sent} (the config only: {stats.bytes_sent == v2.manifest['config']['size']})")
+print(f"layers mounted from myapp: {len(stats.mounted)} of {len(v2.manifest['layers'])}")
+print(f"bytes sent: {stats.bytes_sent}, the image config only: "
+      f"{stats.bytes_sent == v2.manifest['config']['size']}")
 """),
     ("md", r"""
 Now remove the image here — all three names — and pull it back from the registry:
