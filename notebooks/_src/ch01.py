@@ -326,8 +326,11 @@ for line in lines:
    container's host name, its loopback device.
 6. `mount(... MS_REC|MS_PRIVATE)` then `mount("pycont-overlay", … "overlay" …)` —
    `mount_namespaces(7)`: stop mounts from propagating to the host, then stack the image's layer
-   under the container's read/write layer (chapter 04).
-7. `proc`, `/dev` (a tmpfs with a few bind-mounted devices), `devpts`, `shm`, `mqueue`, a
+   under the container's read/write layer (chapter 04). The bind remount with `MS_NODEV` makes
+   every device node in that root unusable: one shipped in an image, or made with `mknod` inside,
+   cannot be opened (docker gets the same from the devices cgroup).
+7. `proc`, `/dev` (a `nodev` tmpfs with a few devices bind-mounted from the host: those
+   work), `devpts`, `shm`, `mqueue`, a
    read-only `sysfs` — the special filesystems a Linux program expects; then, at
    `/sys/fs/cgroup`, the container's own cgroup, read-only (chapter 03).
 8. `pivot_root(".", ".")` then `umount2(".", MNT_DETACH)` — `pivot_root(2)`: the overlay becomes

@@ -270,6 +270,8 @@ for name in recs:
     u = du[name if ":" in name else name + ":latest"]
     print(f"{name:<9} size {kb(u.size):>10}   shared {kb(u.shared_size):>10}   "
           f"unique {kb(u.unique_size):>8}")
+print("size = shared + unique, for every image:",
+      all(u.size == u.shared_size + u.unique_size for u in du.values()))
 v2_top = int(recs["myapp:v2"].manifest["layers"][-1]["size"])
 print("v2's unique size is exactly its own layer:", du["myapp:v2"].unique_size == v2_top)
 print()
