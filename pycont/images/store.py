@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from pycont import paths
 from pycont.errors import ImageInUse, ImageNotFound, UsageError
 from pycont.fsutil import write_json
 from pycont.images import gc, index, layer_sizes, oci, staging
 from pycont.images._locks import file_lock
-from pycont.images.blobs import BlobReader, BlobStore, CorruptBlob, Readable, check_digest
+from pycont.images.blobs import BlobReader, BlobStore, CorruptBlob, check_digest
 from pycont.images.reference import Reference
 from pycont.images.report import (
     DiskUsage,
@@ -48,19 +47,6 @@ def set_in_use_hook(fn: InUse | None) -> None:
     """Tell every Store which containers use an image (the runtime registers this)."""
     global _in_use_hook
     _in_use_hook = fn
-
-
-class _Hashing:
-    """A reader that hashes what passes through (a layer's diff_id is its uncompressed hash)."""
-
-    def __init__(self, inner: Readable) -> None:
-        self.inner, self.hash, self.count = inner, hashlib.sha256(), 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.inner.read(n)
-        self.hash.update(data)
-        self.count += len(data)  # the layer's size (layer_sizes)
-        return data
 
 
 class Store:
@@ -226,37 +212,16 @@ class Store:
         if os.path.isdir(dest):
             return
         self._ensure_layout()
-        import gzip  # the tar code loads only when a layer is unpacked
+        # The tar code loads only when a layer is unpacked.
+        from pycont.images.layers import layer_warnings
+        from pycont.images.unpack import unpack_blob
 
-        from pycont.images.layers import LayerError, layer_warnings, unpack_layer
-
-        media = desc.get("mediaType", oci.LAYER)
-        if media not in oci.LAYER_TYPES:
-            raise LayerError(f"layer {desc['digest']}: unsupported media type {media}")
-        blobs = stage.blobs if stage else self.blobs
-        with blobs.open(desc["digest"], desc.get("size")) as blob:
-            stream: Readable = blob
-            if media.endswith("gzip"):
-                stream = gzip.GzipFile(fileobj=cast(IO[bytes], blob), mode="rb")
-            hashing = _Hashing(stream)
-
-            def check() -> None:
-                while hashing.read(1 << 20):
-                    pass
-                blob.verify()
-                actual = "sha256:" + hashing.hash.hexdigest()
-                if actual != diff_id:
-                    raise CorruptBlob(
-                        f"layer {desc['digest']}: its content hashes to {actual}, "
-                        f"the image config says {diff_id}"
-                    )
-
-            stats = unpack_layer(hashing, dest, what=f"layer {desc['digest']}", check=check)
-            self._sizes[diff_id] = hashing.count
-            if stage is None:
-                layer_sizes.record(self.root, diff_id, hashing.count)
-            else:  # recorded when the layer enters the store (Staging.publish)
-                stage.sizes[diff_id] = hashing.count
+        stats, size = unpack_blob(stage.blobs if stage else self.blobs, desc, diff_id, dest)
+        self._sizes[diff_id] = size
+        if stage is None:
+            layer_sizes.record(self.root, diff_id, size)
+        else:  # recorded when the layer enters the store (Staging.publish)
+            stage.sizes[diff_id] = size
         if stats is not None:
             self.warnings.extend(layer_warnings(desc["digest"], stats))
 
