@@ -103,7 +103,11 @@ def push_image(
             def opener() -> Iterator[Readable]:
                 with store.open_blob(local) as blob:
                     stream: Readable = _Counting(blob, local, progress)
-                    yield stream if gz else GzipStream(stream)
+                    if gz:
+                        yield stream
+                    else:  # closed even if the upload breaks off: its threads are joined
+                        with GzipStream(stream) as zipped:
+                            yield zipped
                     blob.verify()  # all of it went: the store's copy was intact
 
             digest, sent = w.send(opener, local if gz else None)
