@@ -34,7 +34,10 @@ _OS_UNKNOWN = 255  # RFC 1952 "OS" byte: fixed, so the bytes do not depend on th
 
 
 def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+    """The CPUs this process may run on (sched_getaffinity(2), as Go's runtime.NumCPU that
+    podman's pgzip sizes itself by), at most ``MAX_WORKERS``."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cpus or 1, MAX_WORKERS))
 
 
 def gzip_header(level: int) -> bytes:

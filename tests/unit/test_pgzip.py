@@ -163,3 +163,8 @@ def test_a_source_error_reaches_the_reader_and_closes() -> None:
 def test_bad_settings_are_refused(workers: int, block: int) -> None:
     with pytest.raises(ValueError, match="must be at least 1"):
         ParallelGzip(io.BytesIO(b""), GZIP_LEVEL, workers, block)
+
+
+def test_one_worker_per_cpu_this_process_may_use_at_most_four() -> None:
+    assert _pgzip.default_workers() == min(len(os.sched_getaffinity(0)), 4)
+    assert GzipStream(io.BytesIO(b"")).workers == _pgzip.default_workers()
