@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -29,6 +28,7 @@ from pycont.format import decimal_size
 from pycont.fsutil import write_json
 from pycont.images import index, oci
 from pycont.images._locks import file_lock
+from pycont.images._pgzip import ParallelGzip
 from pycont.images.blobs import Readable, canonical_json
 
 __all__ = [
@@ -49,28 +49,15 @@ GZIP_LEVEL = 1
 _FILE = "distribution.json"
 
 
-class GzipStream:
-    """A plain tar read as a deterministic gzip stream: zlib's gzip header (RFC 1952) has no
-    file name and mtime 0, and one level is used, so the same layer always gives the same
-    bytes and the same digest (with this zlib)."""
+class GzipStream(ParallelGzip):
+    """A plain tar read as a deterministic gzip stream, compressed on up to 4 cores
+    (:mod:`pycont.images._pgzip`): the header (RFC 1952) has no file name, mtime 0 and a fixed
+    OS byte, the blocks have a fixed size and one level is used, so the same layer always gives
+    the same bytes and the same digest (with this zlib), whatever the machine. Close it when
+    stopping before its end (its threads are joined)."""
 
-    def __init__(self, inner: Readable, chunk: int = 1 << 20) -> None:
-        self.inner, self.chunk = inner, chunk
-        self._z: Any = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-        self._buf = b""
-        self._eof = False
-
-    def read(self, n: int = -1) -> bytes:
-        want = n if n > 0 else 1 << 62
-        while len(self._buf) < want and not self._eof:
-            data = self.inner.read(self.chunk)
-            if data:
-                self._buf += self._z.compress(data)
-            else:
-                self._buf += self._z.flush()
-                self._eof = True
-        out, self._buf = self._buf[:want], self._buf[want:]
-        return out
+    def __init__(self, inner: Readable, workers: int | None = None) -> None:
+        super().__init__(inner, GZIP_LEVEL, workers)
 
 
 def docker_manifest(config: dict[str, Any], layers: list[dict[str, Any]]) -> tuple[bytes, str]:

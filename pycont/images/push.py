@@ -7,8 +7,8 @@ For each layer, bottom first, as docker does:
   /v2/<name>/blobs/uploads/?mount=<digest>&from=<repo>`` links it without sending a byte
   (spec.md "Mounting a blob from another repository"): ``Mounted from <repo>``;
 * else it is sent: a layer stored as a plain tar is compressed on the way
-  (:class:`pycont.images.distribution.GzipStream`, deterministic), in chunks that survive a
-  dropped connection: ``Pushed``.
+  (:class:`pycont.images.distribution.GzipStream`, deterministic, on up to 4 cores as podman's
+  pgzip), in chunks that survive a dropped connection: ``Pushed``.
 
 An image whose layers are all gzip already goes up exactly as stored (its manifest digest
 unchanged, as docker keeps the digest of a pulled image); any other gets a docker schema2
@@ -103,7 +103,11 @@ def push_image(
             def opener() -> Iterator[Readable]:
                 with store.open_blob(local) as blob:
                     stream: Readable = _Counting(blob, local, progress)
-                    yield stream if gz else GzipStream(stream)
+                    if gz:
+                        yield stream
+                    else:  # closed even if the upload breaks off: its threads are joined
+                        with GzipStream(stream) as zipped:
+                            yield zipped
                     blob.verify()  # all of it went: the store's copy was intact
 
             digest, sent = w.send(opener, local if gz else None)
