@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -66,13 +67,24 @@ def run_parallel(
     jobs: Sequence[Callable[[Progress], T]], workers: int, progress: Progress
 ) -> list[T]:
     """Run ``jobs`` (each given the reporter to use) on up to ``workers`` threads; their
-    results in order. The first failure stops the others (at their next chunk) and is raised."""
+    results in order. The first failure stops the others (at their next chunk) and is raised:
+    the first in time, which is the cause (a registry that dies under one layer then refuses the
+    next layer's connection; that second error is only a consequence)."""
     if len(jobs) <= 1 or workers <= 1:
         return [job(progress) for job in jobs]
     events: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
     relay = _Relay(events)
+    failed_at: dict[int, float] = {}
+
+    def timed(i: int, job: Callable[[Progress], T]) -> T:
+        try:
+            return job(relay)
+        except BaseException:
+            failed_at[i] = time.monotonic()
+            raise
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pycont-layer") as pool:
-        futures: list[Future[T]] = [pool.submit(job, relay) for job in jobs]
+        futures: list[Future[T]] = [pool.submit(timed, i, job) for i, job in enumerate(jobs)]
         try:
             while not all(f.done() for f in futures):
                 try:
@@ -90,8 +102,9 @@ def run_parallel(
                 f.cancel()
             raise
     _drain(events, progress)
-    errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
-    first = next((e for e in errors if not isinstance(e, _Cancelled)), None)
+    failed = sorted((failed_at[i], i) for i, f in enumerate(futures) if i in failed_at)
+    causes = [futures[i].exception() for _, i in failed]
+    first = next((e for e in causes if not isinstance(e, _Cancelled)), None)
     if first is not None:
         raise first
     return [f.result() for f in futures]

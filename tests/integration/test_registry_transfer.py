@@ -186,7 +186,11 @@ def test_registry_killed_mid_pull(setup: Setup) -> None:
         def advance(self, layer: str, n: int) -> None:
             super().advance(layer, n)
             big = any(e[:2] == ("start", layer) and (e[2] or 0) > BIG // 2 for e in self.events)
-            if big and server.proc is not None and server.proc.poll() is None:
+            # the small layer is all in: only the big one is on the wire when the registry dies
+            totals = {e[1]: e[2] for e in self.events if e[0] == "start" and e[1] != layer}
+            got = {d: sum(e[2] for e in self.events if e[:2] == ("advance", d)) for d in totals}
+            small_in = all(got[d] >= (totals[d] or 0) for d in totals)
+            if big and small_in and server.proc and server.proc.poll() is None:
                 server.proc.kill()  # mid-blob: the rest of it never comes
                 server.proc.wait()
 

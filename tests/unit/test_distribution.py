@@ -152,3 +152,24 @@ def test_the_first_failure_stops_the_others() -> None:
 
     with pytest.raises(RuntimeError, match="layer 1 broke"):
         run_parallel([fails, long], 2, Progress())
+
+
+def test_the_failure_raised_is_the_first_in_time_not_in_order() -> None:
+    """The registry dies under layer 2 (cut off); layer 1 then cannot connect. The cut-off is
+    the cause, whatever the order of the layers."""
+    cut = threading.Event()
+
+    def refused(progress: Progress) -> None:
+        cut.wait(30)
+        raise ConnectionRefusedError("connection refused")
+
+    def cut_off(progress: Progress) -> None:
+        try:
+            raise EOFError("the connection closed after 5MB of 24MB")
+        finally:
+            cut.set()
+
+    for _ in range(20):
+        cut.clear()
+        with pytest.raises(EOFError, match="closed after"):
+            run_parallel([refused, cut_off], 2, Progress())
