@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import signal
 import stat
 import sys
 import tempfile
@@ -44,6 +45,12 @@ _foreign: list[str] = []  # made during the session by another pycont store than
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A shell without job control starts `cmd &` with SIGINT and SIGQUIT ignored (POSIX, "Shell
+    # Command Language" 2.11), Python then keeps SIG_IGN, and every child inherits it across
+    # exec: the Ctrl-C tests would wait for an interrupt that cannot arrive. A terminal's
+    # Ctrl-C is what they model, so the session starts with Python's own handler.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers",
         "privileged: needs root or user namespaces; added by tests.helpers.requires()",
