@@ -14,7 +14,7 @@ process it starts (children such as the shim inherit it)::
 
 The variable is read once, at import; with it unset, :func:`hit` is one dict lookup on an empty
 dict. Every step is declared in :data:`STEPS` with what has happened when it is reached, so a
-test can sweep them all (``tests/integration/test_failpoints.py``).
+test can sweep them all.
 """
 
 from __future__ import annotations
@@ -30,14 +30,7 @@ ENV = "PYCONT_FAILPOINTS"
 
 # name -> what has been done when the step is reached, one block per command, in the order of
 # its steps. A name given to hit() must be here (checked when failpoints are on).
-STEPS: dict[str, str] = {
-    # -- create / run (runtime) --
-    # -- start (shim, init) --
-    # -- exec, stop, kill --
-    # -- rm, prune --
-    # -- pause, unpause, update, commit --
-    # -- load, pull, build (images) --
-}
+STEPS: dict[str, str] = {}
 
 
 class FailpointError(PycontError):
