@@ -30,7 +30,32 @@ ENV = "PYCONT_FAILPOINTS"
 
 # name -> what has been done when the step is reached, one block per command, in the order of
 # its steps. A name given to hit() must be here (checked when failpoints are on).
-STEPS: dict[str, str] = {}
+STEPS: dict[str, str] = {
+    # -- create (pycont.runtime.api) --
+    #
+    # -- start (pycont.runtime.shim, in the shim) --
+    #
+    # -- exec (pycont.runtime.shim) --
+    #
+    # -- stop, kill --
+    #
+    # -- rm, container prune (pycont.runtime._container) --
+    #
+    # -- pause, unpause --
+    #
+    # -- update --
+    #
+    # -- commit --
+    #
+    # -- load --
+    #
+    # -- pull --
+    #
+    # -- build --
+    #
+    # -- rmi, image prune --
+    #
+}
 
 
 class FailpointError(PycontError):
