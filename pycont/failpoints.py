@@ -10,7 +10,9 @@ process it starts (children such as the shim inherit it)::
     PYCONT_FAILPOINTS="pull.layer-staged=kill@2"            on the 2nd time the step is reached
 
 ``kill`` sends SIGKILL to the process itself (nothing runs after it: no ``finally``, no atexit);
-``error`` raises :class:`FailpointError` (the code's own error path runs).
+``error`` raises :class:`FailpointError` (the code's own error path runs). With
+``PYCONT_FAILPOINTS_LOG=FILE`` too, each point that fires first appends ``NAME PID`` to FILE, so
+a test knows its step was reached (a step that is never reached tests nothing).
 
 The variable is read once, at import; with it unset, :func:`hit` is one dict lookup on an empty
 dict. Every step is declared in :data:`STEPS` with what has happened when it is reached, so a
@@ -27,6 +29,7 @@ from pycont.errors import PycontError
 __all__ = ["STEPS", "FailpointError", "hit", "parse"]
 
 ENV = "PYCONT_FAILPOINTS"
+LOG_ENV = "PYCONT_FAILPOINTS_LOG"
 
 # name -> what has been done when the step is reached, one block per command, in the order of
 # its steps. A name given to hit() must be here (checked when failpoints are on).
@@ -95,6 +98,14 @@ def hit(name: str) -> None:
     action, nth = point
     if _seen[name] != nth:
         return
+    log = os.environ.get(LOG_ENV)
+    if log:
+        # One write(2) with O_APPEND: whole lines, even from several processes (open(2)).
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, f"{name} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     raise FailpointError(f"failpoint {name}: injected error")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,12 @@ def test_error_raises_and_an_undeclared_step_is_a_bug() -> None:
 def test_unset_hit_does_nothing() -> None:
     out = _child("", "from pycont import failpoints as f; f.hit('no.such.step'); print('on')")
     assert out.returncode == 0 and out.stdout == "on\n"  # not even the name is checked
+
+
+def test_a_point_that_fires_is_logged_with_its_pid(tmp_path: Path) -> None:
+    log = tmp_path / "fired"
+    env = {**os.environ, failpoints.ENV: "t.one=kill", failpoints.LOG_ENV: str(log)}
+    code = PRELUDE + "import os; print(os.getpid(), flush=True); f.hit('t.two'); f.hit('t.one')"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == -9
+    assert log.read_text() == f"t.one {out.stdout.strip()}\n"  # t.two has no point: not logged
