@@ -326,5 +326,7 @@ def exec_command(
         kind, code, msg = "noexec", 126, f'exec: "{args[0]}": permission denied'
     except OSError as err:
         kind, code, msg = "noexec", 126, f'exec: "{args[0]}": {err.strerror}'
+    except ValueError as err:  # a NUL byte: checked at the edge (spec), kept from the kernel
+        kind, code, msg = "setup", 125, f"exec: {args!r}: {err}"
     os.write(err_w, protocol.encode(protocol.Failed(kind, code, msg)))
     os._exit(code)
