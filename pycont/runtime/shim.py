@@ -34,7 +34,7 @@ from pycont.fsutil import remove_tree
 from pycont.kernel import LinuxKernel
 from pycont.kernel._base import CLONE_NEWNET, Kernel
 from pycont.namespaces import Namespace, NamespaceSet
-from pycont.runtime import handshake, netsetup, pid1, protocol
+from pycont.runtime import handshake, netsetup, pid1, protocol, shimlock
 from pycont.runtime import state as st
 
 if TYPE_CHECKING:
@@ -192,6 +192,7 @@ def _own_root(cdir: str) -> None:
 def run(cdir: str, status_fd: int) -> int:
     os.set_inheritable(status_fd, False)
     _own_root(cdir)
+    shimlock.hold(cdir)  # held until this process ends: a start under way (see shimlock)
     rep = Reporter(status_fd)
     cfg = st.load_config(cdir)
     _shortener(cfg, cdir)

@@ -260,3 +260,25 @@ def test_an_image_env_with_a_nul_byte_is_refused_at_create() -> None:
     with pytest.raises(pycont.UsageError, match="invalid Env 7"):
         api.create_from_spec(RunSpec.from_options("busybox", ["true"]), image=odd)
     assert container_ids() == before
+
+
+# -- a created container whose shim died while its process lives -------------------------------
+def test_a_created_container_with_a_live_process_and_no_shim_is_reaped(name: str) -> None:
+    # What a shim killed between the init's exec of a set-user-ID program (which clears
+    # PR_SET_PDEATHSIG) and the record of the start leaves: "created", and a process in its
+    # cgroup that nobody watches. Made here by hand: a process of ours put in its cgroup.
+    from pycont import cgroups
+
+    c = pycont.create(*SLEEP[:1], list(SLEEP[1:]), name=name)
+    cg = cgroups.for_container(c.id)
+    cg.create()
+    orphan = subprocess.Popen(["sleep", "1000"])
+    try:
+        cg.add_pid(orphan.pid)
+        assert "Exited (137)" in ps_status(name)  # ps reconciled it: killed, recorded
+        assert orphan.wait(30) == -signal.SIGKILL
+    finally:
+        orphan.kill()
+        orphan.wait()
+    assert "shim died" in c.state().error
+    assert_removed_without_trace(name, c.id)
