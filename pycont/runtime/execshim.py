@@ -11,13 +11,21 @@ import json
 import os
 import signal
 
-from pycont import failpoints, procfs
+from pycont import procfs
 from pycont.errors import KernelError, PycontError
 from pycont.kernel import LinuxKernel
 from pycont.namespaces import Namespace
 from pycont.runtime import handshake, pid1, protocol
 from pycont.runtime import state as st
-from pycont.runtime.shim import FORWARDED, MAX_FD, Reporter, _forward, _kernel, _wait
+from pycont.runtime.shim import (
+    FORWARDED,
+    MAX_FD,
+    Reporter,
+    _forward,
+    _injected,
+    _kernel,
+    _wait,
+)
 
 
 def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
@@ -99,7 +107,11 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
         pid1.exec_command(spec["args"], env, err_w, failpoint="exec.exec-next")
     os.close(me_fd)
     os.close(err_w)
-    failpoints.hit("exec.forked")
+    if injected := _injected("exec.forked"):
+        os.kill(child, signal.SIGKILL)
+        _wait(child)
+        rep.send(protocol.Failed("setup", 125, injected))
+        return 125
     failed = handshake.outcome(err_r, child, "the exec'd process", proc)
     if failed is not None:
         _wait(child)

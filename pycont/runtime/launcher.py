@@ -98,6 +98,7 @@ class ShimHandle:
         self._forked = forked  # our own child: reap it
         self.returncode: int | None = None
         self.started_pid = 0  # the container's (or exec'd command's) pid, once Started
+        self.what = "the container"  # what it starts, for a message ("the command": exec)
         self.oom_killed = False  # as the shim reported at the end
         self.stdin: IO[bytes] | None = None
         self.stdout: IO[bytes] | None = None
@@ -118,7 +119,7 @@ class ShimHandle:
                 raise _error_for(msg)
         self.wait()
         raise StartError(
-            f"the pycont shim ended (exit {self.returncode}) before the container started"
+            f"the pycont shim ended (exit {self.returncode}) before {self.what} started"
         )
 
     def poll(self) -> int | None:
@@ -303,4 +304,6 @@ def launch(
         for fd in to_close:
             os.close(fd)
     mon.stdin, mon.stdout, mon.stderr = ends
+    if mode == "exec":
+        mon.what = "the command"
     return mon
