@@ -5,7 +5,7 @@ are set; then it names its host, brings up loopback, builds its root (rootfs.set
 execs the command. A failure before exec travels back to the shim as a protocol.Failed over a
 close-on-exec pipe. Its EOF means the exec happened *or* that this process died (a signal,
 the OOM killer): the shim tells them apart by this process's name, :data:`PRE_EXEC_NAME` until
-execve(2) gives it the command's (see shim.exec_or_death).
+execve(2) gives it the command's (see handshake.died_before_exec).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from pycont.security.options import DEFAULT, UNCONFINED, SecurityOptions
 
 MAX_FD = os.sysconf("SC_OPEN_MAX")
 # This process's name (proc(5): /proc/<pid>/comm) until execve(2) renames it after the command:
-# a process that dies still called so died before exec (shim.exec_or_death).
+# a process that dies still called so died before exec (handshake.died_before_exec).
 PRE_EXEC_NAME = "pycont-init"
 
 
