@@ -37,9 +37,14 @@ STEPS: dict[str, str] = {
     # -- create (pycont.runtime.api) --
     #
     # -- start (pycont.runtime.shim, in the shim) --
-    #
-    # -- exec (pycont.runtime.shim) --
-    #
+    "start.cgroup-made": "the shim made the container's cgroup folders and set its limits",
+    "start.forked": "the container's init is cloned and waits for go; no cgroup pid, maps, net",
+    "start.go-sent": "the init was let go (cgroup, maps, network set); not yet known to exec",
+    "start.exec-next": "in the init: root, user and confinement done, execve(2) is next",
+    "start.running-recorded": "the state says running (pid, shim); the caller is not told yet",
+    # -- exec (pycont.runtime.execshim) --
+    "exec.forked": "the shim joined the container and forked the command's process",
+    "exec.exec-next": "in the exec'd process: user and confinement done, execve(2) is next",
     # -- stop, kill --
     #
     # -- rm, container prune (pycont.runtime._container) --

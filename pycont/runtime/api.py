@@ -24,7 +24,7 @@ from pycont.rootfs import RootSpec, prepare_dirs
 from pycont.runtime import netsetup
 from pycont.runtime import state as st
 from pycont.runtime._container import PIPE, STDOUT, Container, Narrate
-from pycont.runtime.spec import RunSpec, limits_to_json
+from pycont.runtime.spec import RunSpec, check_image_config, limits_to_json
 from pycont.runtime.state import Status
 
 _ADJECTIVES = [
@@ -100,6 +100,9 @@ def create_from_spec(spec: RunSpec, image: images.Image | None = None) -> Contai
     intermediate steps, which are not images in the store)."""
     use_cgroup, cgroup_note = _cgroup_for(spec.limits)
     img = image or images.resolve(spec.image)
+    check_image_config(
+        img.name, Env=img.env, Cmd=img.cmd, Entrypoint=img.entrypoint, WorkingDir=img.workdir
+    )
     # docker: the image's ENTRYPOINT, then the command (or the image's CMD).
     args = list(img.entrypoint) + (list(spec.command) if spec.command else list(img.cmd))
     if not args or not args[0]:

@@ -26,6 +26,7 @@ import sys
 import threading
 from typing import IO, Any
 
+from pycont import failpoints
 from pycont.errors import CommandNotExecutable, CommandNotFound, StartError, UsageError
 from pycont.runtime import protocol
 
@@ -54,6 +55,24 @@ def _helper_env() -> dict[str, str]:
     return {**os.environ, ENV_SYSPATH: os.pathsep.join(dict.fromkeys(folders))}
 
 
+def _shell_code(code: int) -> int:
+    """An exit code as a shell reports it: -N (killed by signal N, as Popen and
+    os.waitstatus_to_exitcode say it) is 128 + N, as docker's 137 for SIGKILL."""
+    return 128 - code if code < 0 else code
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    """Wait up to ``timeout`` s for a process that is not our child to exit (pidfd_open(2))."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+
+
 def _error_for(msg: protocol.Failed) -> StartError:
     if msg.code == 127:
         return CommandNotFound(msg.error)
@@ -78,6 +97,8 @@ class ShimHandle:
         self._proc = proc
         self._forked = forked  # our own child: reap it
         self.returncode: int | None = None
+        self.started_pid = 0  # the container's (or exec'd command's) pid, once Started
+        self.what = "the container"  # what it starts, for a message ("the command": exec)
         self.oom_killed = False  # as the shim reported at the end
         self.stdin: IO[bytes] | None = None
         self.stdout: IO[bytes] | None = None
@@ -91,13 +112,14 @@ class ShimHandle:
                 if say:
                     say(msg.line)
             elif isinstance(msg, protocol.Started):
+                self.started_pid = msg.pid
                 return msg.pid
             elif isinstance(msg, protocol.Failed):
                 self.wait()
                 raise _error_for(msg)
         self.wait()
         raise StartError(
-            f"the pycont shim ended (exit {self.returncode}) before the container started"
+            f"the pycont shim ended (exit {self.returncode}) before {self.what} started"
         )
 
     def poll(self) -> int | None:
@@ -117,11 +139,15 @@ class ShimHandle:
             if isinstance(msg, protocol.Exited):
                 code, self.oom_killed = msg.code, msg.oom_killed
         self._status.close()
+        if code is None and self.started_pid:
+            # The shim died before it could say (SIGKILL): its command dies with it
+            # (PR_SET_PDEATHSIG); once it has, the record reads exited (state.reconcile).
+            _wait_gone(self.started_pid, 10)
         if self._proc is not None:
-            shim_code = self._proc.wait()
+            shim_code = _shell_code(self._proc.wait())
             code = shim_code if code is None else code
         elif self._forked:
-            shim_code = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            shim_code = _shell_code(os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1]))
             code = shim_code if code is None else code
         self.returncode = 137 if code is None else code
         return self.returncode
@@ -236,6 +262,10 @@ def launch(
     how = via or os.environ.get("PYCONT_LAUNCH", "forkserver")
     if how not in VIAS:
         raise UsageError(f"launch a shim via {how!r}: expected one of {', '.join(VIAS)}")
+    if how == "forkserver" and os.environ.get(failpoints.ENV):
+        # The fork server's shims carry the failpoints it was started with (read once, at
+        # import), maybe none: a shim of its own takes the ones set now.
+        how = "spawn"
     status_r, status_w = os.pipe()
     child, to_close, ends = _stdio_fds(stdin, stdout, stderr)
     try:
@@ -274,4 +304,6 @@ def launch(
         for fd in to_close:
             os.close(fd)
     mon.stdin, mon.stdout, mon.stderr = ends
+    if mode == "exec":
+        mon.what = "the command"
     return mon

@@ -3,16 +3,22 @@
 The shim clones this process into new namespaces and holds it until its cgroup and uid/gid maps
 are set; then it names its host, brings up loopback, builds its root (rootfs.setup_root) and
 execs the command. A failure before exec travels back to the shim as a protocol.Failed over a
-close-on-exec pipe: the pipe's EOF alone means the exec succeeded.
+close-on-exec pipe. Its EOF means the exec happened *or* that this process died (a signal,
+the OOM killer): the shim tells them apart by this process's name, :data:`PRE_EXEC_NAME` until
+execve(2) gives it the command's (see handshake.died_before_exec).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import resource
+import select
 import signal
 from collections.abc import Callable
 
+from pycont import failpoints
 from pycont.errors import PycontError, StartError
 from pycont.kernel._base import (
     CLONE_NEWCGROUP,
@@ -32,6 +38,44 @@ from pycont.security import capabilities, paths, seccomp
 from pycont.security.options import DEFAULT, UNCONFINED, SecurityOptions
 
 MAX_FD = os.sysconf("SC_OPEN_MAX")
+# This process's name (proc(5): /proc/<pid>/comm) until execve(2) renames it after the command:
+# a process that dies still called so died before exec (handshake.died_before_exec).
+PRE_EXEC_NAME = "pycont-init"
+
+
+def name_self(name: str) -> None:
+    """Name this process in ps -o comm / top (proc(5): /proc/self/comm, 15 bytes)."""
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
+        f.write(name)
+
+
+def hold_to_parent(k: Kernel, parent_fd: int) -> None:
+    """SIGKILL when the shim dies (PR_SET_PDEATHSIG), and exit now if it already has: prctl(2)
+    sends nothing for a parent that died before the call. ``parent_fd``: a pidfd of the shim
+    (pidfd_open(2)), readable once it has exited; getppid(2) cannot tell, it says 0 in a new
+    PID namespace whether the parent lives or not."""
+    k.set_pdeathsig(signal.SIGKILL)
+    gone = select.select([parent_fd], [], [], 0)[0]
+    os.close(parent_fd)
+    if gone:
+        os._exit(125)  # nobody would record or stop this container
+
+
+def step(name: str) -> None:
+    """:func:`pycont.failpoints.hit` in this process. The init of a PID namespace ignores the
+    SIGKILL it sends itself (pid_namespaces(7): only signals it has a handler for reach it
+    from inside), so ``kill`` there would turn into ``error``: it gets killed by the kernel
+    instead, which does reach it, by a hard RLIMIT_CPU (setrlimit(2): SIGKILL at the hard
+    limit) and a busy loop."""
+    try:
+        failpoints.hit(name)
+    except failpoints.FailpointError:
+        point = failpoints.parse(os.environ.get(failpoints.ENV, "")).get(name)
+        if point is None or point[0] != "kill":
+            raise
+        resource.setrlimit(resource.RLIMIT_CPU, (1, 1))
+        while True:
+            pass
 
 
 def container_init(
@@ -42,8 +86,10 @@ def container_init(
     go_r: int,
     err_w: int,
     say: Callable[[str], None] | None,
+    shim_fd: int,
 ) -> None:
     """PID 1 of the container, between clone and exec. Never returns."""
+    name_self(PRE_EXEC_NAME)
     try:
         # Built while the shim sets our cgroup and maps, and the host's files are in reach.
         confinement = Confinement.prepare(cfg.security, cfg.rootless)
@@ -55,7 +101,7 @@ def container_init(
         # Only now: /proc/<pid>/uid_map of a non-dumpable process belongs to root, and a
         # rootless shim has just written ours.
         k.set_dumpable(False)
-        k.set_pdeathsig(signal.SIGKILL)  # the shim died: take the container down with it
+        hold_to_parent(k, shim_fd)  # the shim died: take the container down with it
         private = set(nsset.private())
         if Namespace.CGROUP in private:
             k.unshare(CLONE_NEWCGROUP)
@@ -98,7 +144,7 @@ def container_init(
         msg = str(err) if isinstance(err, OSError | PycontError) else repr(err)
         os.write(err_w, protocol.encode(protocol.Failed("setup", 125, msg)))
         os._exit(125)
-    exec_command(cfg.args, env, err_w, say)
+    exec_command(cfg.args, env, err_w, say, "start.exec-next")
 
 
 def etc_files(cfg: ContainerConfig, cdir: str) -> tuple[tuple[str, str], ...]:
@@ -249,7 +295,11 @@ def _restore_signals() -> None:
 
 
 def exec_command(
-    args: list[str], env: dict[str, str], err_w: int, say: Callable[[str], None] | None = None
+    args: list[str],
+    env: dict[str, str],
+    err_w: int,
+    say: Callable[[str], None] | None = None,
+    failpoint: str = "",
 ) -> None:
     """execvpe in the container; on failure report docker's message and exit 126/127."""
     _restore_signals()
@@ -258,6 +308,12 @@ def exec_command(
     # The command gets stdio and nothing else (err_w closes itself at exec: O_CLOEXEC).
     os.closerange(3, err_w)
     os.closerange(err_w + 1, MAX_FD)
+    if failpoint:
+        try:  # everything checked: a death here is the last one before exec
+            step(failpoint)
+        except failpoints.FailpointError as err:
+            os.write(err_w, protocol.encode(protocol.Failed("setup", 125, str(err))))
+            os._exit(125)
     try:
         os.execvpe(args[0], args, env)
     except FileNotFoundError:
@@ -270,5 +326,7 @@ def exec_command(
         kind, code, msg = "noexec", 126, f'exec: "{args[0]}": permission denied'
     except OSError as err:
         kind, code, msg = "noexec", 126, f'exec: "{args[0]}": {err.strerror}'
+    except ValueError as err:  # a NUL byte: checked at the edge (spec), kept from the kernel
+        kind, code, msg = "setup", 125, f"exec: {args!r}: {err}"
     os.write(err_w, protocol.encode(protocol.Failed(kind, code, msg)))
     os._exit(code)

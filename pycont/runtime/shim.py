@@ -16,7 +16,6 @@ Process tree::
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -29,13 +28,13 @@ if __name__ == "__main__":  # run as a script: make the package importable, noth
     # and the third-party folders the launcher passes (launcher.ENV_SYSPATH): pyroute2
     sys.path += [p for p in os.environ.get("PYCONT_HELPER_SYSPATH", "").split(os.pathsep) if p]
 
-from pycont import procfs
+from pycont import failpoints, procfs
 from pycont.errors import InvalidState, KernelError, PycontError
 from pycont.fsutil import remove_tree
 from pycont.kernel import LinuxKernel
 from pycont.kernel._base import CLONE_NEWNET, Kernel
 from pycont.namespaces import Namespace, NamespaceSet
-from pycont.runtime import netsetup, pid1, protocol
+from pycont.runtime import handshake, netsetup, pid1, protocol, shimlock
 from pycont.runtime import state as st
 
 if TYPE_CHECKING:
@@ -114,19 +113,27 @@ def _write_maps(k: Kernel, pid: int, cfg: st.ContainerConfig) -> None:
         k.write_file(f"/proc/{pid}/{name}", text)
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks)
-
-
 def _wait(pid: int) -> int:
     """Exit status as a shell reports it: the code, or 128 + the signal that killed it."""
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+def _injected(step: str) -> str:
+    """A failpoint's injected error (pycont.failpoints), "" when none is set at ``step``."""
+    try:
+        failpoints.hit(step)
+    except failpoints.FailpointError as err:
+        return str(err)
+    return ""
+
+
+def _oom_note(cg: Cgroup | None) -> str:
+    with contextlib.suppress(KernelError, OSError):
+        if cg is not None and cg.oom_killed():
+            return " (out of memory: the cgroup's OOM killer struck)"
+    return ""
 
 
 def _record_end(cdir: str, **fields: object) -> None:
@@ -185,6 +192,7 @@ def _own_root(cdir: str) -> None:
 def run(cdir: str, status_fd: int) -> int:
     os.set_inheritable(status_fd, False)
     _own_root(cdir)
+    shimlock.hold(cdir)  # held until this process ends: a start under way (see shimlock)
     rep = Reporter(status_fd)
     cfg = st.load_config(cdir)
     _shortener(cfg, cdir)
@@ -214,6 +222,8 @@ def run(cdir: str, status_fd: int) -> int:
         cg = _open_cgroup(k, cfg)
     except (KernelError, OSError, ValueError) as err:
         return abort(f"cgroup: {err}")
+    if injected := _injected("start.cgroup-made"):
+        return abort(injected)
     if cfg.network.mode == "container":
         # --network container:NAME: clone(2) without CLONE_NEWNET from inside that container's
         # network namespace (setns(2)); the shim itself opens no socket afterwards.
@@ -228,18 +238,22 @@ def run(cdir: str, status_fd: int) -> int:
             return abort(str(err))
     go_r, go_w = os.pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    me_fd = os.pidfd_open(os.getpid())  # the init's way to see whether we still live
     try:
         pid = k.clone(nsset.clone_flags())
     except KernelError as err:
+        os.close(me_fd)
         return abort(str(err), kind="clone")
     if pid == 0:
         os.close(go_w)
         os.close(err_r)
         say = _narrator(rep) if cfg.narrate else None
-        pid1.container_init(k, cfg, cdir, nsset, go_r, err_w, say)
+        pid1.container_init(k, cfg, cdir, nsset, go_r, err_w, say, me_fd)
+    os.close(me_fd)
     os.close(go_r)
     os.close(err_w)
     try:
+        failpoints.hit("start.forked")
         # Into the cgroup before it runs anything: memory it touches is charged there, and
         # its cgroup namespace (unshared next) is rooted there (cgroup_namespaces(7)).
         if cg is not None:
@@ -254,10 +268,8 @@ def run(cdir: str, status_fd: int) -> int:
         os.close(go_w)
         # The process may have died first, and said why (the go pipe then breaks): that
         # reason is the one to report.
-        report = _read_all(err_r)
-        if report:
-            failed = protocol.decode(report)
-            assert isinstance(failed, protocol.Failed)
+        failed = handshake.read_report(err_r)
+        if failed is not None:
             return abort(failed.error, failed.code, failed.kind)
         if isinstance(err, PycontError):
             return abort(str(err))
@@ -265,13 +277,15 @@ def run(cdir: str, status_fd: int) -> int:
             return abort(f"set up process {pid}: {err}")
         return abort(f"set up process {pid}: {err!r}")
     os.close(go_w)
-    report = _read_all(err_r)  # EOF at a successful exec: err_w is close-on-exec
-    if report:
+    if injected := _injected("start.go-sent"):
+        return abort(injected)
+    # A report, or EOF: at exec (err_w is close-on-exec) or at a death before it.
+    failed = handshake.outcome(err_r, pid, "the container's init")
+    if failed is not None:
+        error = failed.error + (_oom_note(cg) if failed.kind == "died" else "")
         _wait(pid)
         pid = 0
-        failed = protocol.decode(report)
-        assert isinstance(failed, protocol.Failed)
-        return abort(failed.error, failed.code, failed.kind)
+        return abort(error, failed.code, failed.kind)
     me = os.getpid()
     try:
         st.transition(
@@ -298,6 +312,8 @@ def run(cdir: str, status_fd: int) -> int:
         msg = str(err) if isinstance(err, InvalidState) else f"container {cfg.name} was removed"
         rep.send(protocol.Failed("state", 125, msg))
         return 125
+    if injected := _injected("start.running-recorded"):
+        return abort(injected)
     for sig in FORWARDED:
         signal.signal(sig, lambda signum, _frame: _forward(pid, signum))
     rep.send(protocol.Started(pid))
@@ -320,97 +336,7 @@ def _forward(pid: int, signum: int) -> None:
         os.kill(pid, signum)
 
 
-def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
-    """Run a command in a running container: join each of its namespaces, then fork."""
-    os.set_inheritable(status_fd, False)
-    rep = Reporter(status_fd)
-    spec = json.loads(spec_json)
-    cfg = st.load_config(cdir)
-    rec = st.load_state(cdir)
-    k = _kernel(cfg.narrate, rep)
-    pid = rec.pid
-    if rec.status != st.Status.RUNNING or not procfs.alive(pid, rec.pid_start):
-        rep.send(protocol.Failed("state", 125, f"container {cfg.name} is not running"))
-        return 125
-    if cfg.cgroup:
-        from pycont import cgroups
-
-        try:  # the command joins the container's cgroup: its limits and its accounting
-            cgroups.for_container(cfg.id, kernel=k).add_pid(os.getpid())
-        except (KernelError, OSError) as err:
-            rep.send(protocol.Failed("cgroup", 125, f"join the container's cgroup: {err}"))
-            return 125
-    # Non-dumpable before joining anything (prctl(2) PR_SET_DUMPABLE): the child forked below
-    # lives in the container's PID namespace until it execs, a host interpreter; a process
-    # there must not be able to open its /proc/<pid>/exe or ptrace it (CVE-2019-5736's class).
-    # execve(2) of the command makes it dumpable again, as any process.
-    k.set_dumpable(False)
-    try:  # the seccomp filter is built while the host's files are in reach
-        confinement = pid1.Confinement.prepare(cfg.security, cfg.rootless)
-    except PycontError as err:
-        rep.send(protocol.Failed("setup", 125, str(err)))
-        return 125
-    # Open every namespace before joining any: once in its mount namespace, the host's /proc
-    # paths are gone. Join the user namespace first: it owns the others (setns(2)).
-    fds: list[tuple[Namespace, int, str]] = []
-    for ns in Namespace:
-        path = f"/proc/{pid}/ns/{ns.procname}"
-        if os.stat(path).st_ino != os.stat(f"/proc/self/ns/{ns.procname}").st_ino:
-            fds.append((ns, os.open(path, os.O_RDONLY | os.O_CLOEXEC), path))
-    try:
-        for ns, fd, path in fds:
-            k.setns(fd, ns.flag, path)
-            os.close(fd)
-    except KernelError as err:
-        rep.send(protocol.Failed("setns", 125, str(err)))
-        return 125
-    fds_joined = {ns for ns, _fd, _path in fds}
-    env = dict(e.split("=", 1) for e in cfg.env)
-    env.update(dict(e.split("=", 1) for e in spec.get("env", [])))
-    user = spec.get("user") or cfg.user  # docker exec -u, else the container's user
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    # setns(CLONE_NEWPID) moves only the children: fork so the command is inside.
-    child = os.fork()
-    if child == 0:
-        os.close(err_r)
-        workdir = spec.get("workdir") or cfg.workdir
-        try:
-            # Only stdio and the error pipe cross into the container: no fd of the host.
-            os.closerange(3, err_w)
-            os.closerange(err_w + 1, MAX_FD)
-            # setns(2) into the mount namespace moved our root: this is the container's passwd.
-            ident = pid1.identity(cfg, user, Namespace.USER in fds_joined)
-            if ident is not None:
-                env.setdefault("HOME", ident.home)
-            pid1.enter_workdir(workdir)
-            # The real kernel, not a narrating one: its status pipe is closed here.
-            confinement.apply(LinuxKernel(), user=ident)
-        except (OSError, PycontError) as err:
-            why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-            msg = f"chdir {workdir}: {why}" if isinstance(err, OSError) else why
-            os.write(err_w, protocol.encode(protocol.Failed("setup", 125, msg)))
-            os._exit(125)
-        pid1.exec_command(spec["args"], env, err_w)
-    os.close(err_w)
-    report = _read_all(err_r)
-    if report:
-        _wait(child)
-        failed = protocol.decode(report)
-        assert isinstance(failed, protocol.Failed)
-        rep.send(failed)
-        return failed.code
-    for sig in FORWARDED:
-        signal.signal(sig, lambda signum, _frame: _forward(child, signum))
-    rep.send(protocol.Started(child))
-    code = _wait(child)
-    rep.send(protocol.Exited(code))
-    return code
-
-
-def set_comm(name: str) -> None:
-    """Name this process in ps -o comm / top (proc(5): /proc/self/comm, 15 bytes)."""
-    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
-        f.write(name)
+set_comm = pid1.name_self
 
 
 def dispatch(mode: str, args: list[str], status_fd: int) -> int:
@@ -418,6 +344,8 @@ def dispatch(mode: str, args: list[str], status_fd: int) -> int:
     if mode == "run":
         return run(args[0], status_fd)
     if mode == "exec":
+        from pycont.runtime.execshim import exec_in
+
         return exec_in(args[0], status_fd, args[1])
     raise ValueError(f"pycont shim: unknown mode {mode!r}")
 

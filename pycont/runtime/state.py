@@ -210,8 +210,13 @@ def reconcile(cdir: str) -> ContainerState:
     """The record, repaired if the shim was killed before it could record the end.
 
     A running (or paused) container whose first process and shim are both gone: its shim died
-    (SIGKILL) and PR_SET_PDEATHSIG took the container down with it. Recorded as exited, 137."""
+    (SIGKILL) and PR_SET_PDEATHSIG took the container down with it. Recorded as exited, 137.
+    A created one whose shim died and whose processes live on is killed (shimlock.reap)."""
     rec = load_state(cdir)
+    if rec.status is Status.CREATED:
+        from pycont.runtime import shimlock  # it imports this module
+
+        return load_state(cdir) if shimlock.reap(cdir) else rec
     if not _orphaned(rec):
         return rec
     with _locked(cdir):
