@@ -176,6 +176,12 @@ def _locked(cdir: str) -> Iterator[None]:
         os.close(fd)
 
 
+def locked(cdir: str) -> contextlib.AbstractContextManager[None]:
+    """The container's lock, for pause, update and commit. Not reentrant (a second flock(2) on
+    a new file description waits for the first): nothing run under it may call transition()."""
+    return _locked(cdir)
+
+
 def _name(cdir: str) -> str:
     """The container's name for a message (its short id if the config cannot be read)."""
     try:
