@@ -149,7 +149,7 @@ class Resources(ContainerFacts):
                 cg.thaw()  # it could not freeze in time: leave nothing half frozen
                 raise
             failpoints.hit("pause.frozen")
-            st.save_state(self.dir, st.advanced(rec, Status.PAUSED, self.name))
+            st.transition_held(self.dir, Status.PAUSED)
 
     def unpause(self) -> None:
         st.check_transition(self.state().status, Status.RUNNING, self.name)
@@ -159,7 +159,7 @@ class Resources(ContainerFacts):
             st.check_transition(rec.status, Status.RUNNING, self.name)
             cg.thaw()
             failpoints.hit("unpause.thawed")
-            st.save_state(self.dir, st.advanced(rec, Status.RUNNING, self.name))
+            st.transition_held(self.dir, Status.RUNNING)
             _unlink(self.dir, COMMIT_FREEZE)
 
     def _freeze_for_commit(self) -> bool:
@@ -182,7 +182,7 @@ class Resources(ContainerFacts):
                 _unlink(self.dir, COMMIT_FREEZE)
                 raise
             failpoints.hit("commit.frozen")
-            st.save_state(self.dir, st.advanced(rec, Status.PAUSED, self.name))
+            st.transition_held(self.dir, Status.PAUSED)
         return True
 
     def _thaw_after_commit(self) -> None:
@@ -195,7 +195,7 @@ class Resources(ContainerFacts):
                 self.cgroup().thaw()
             rec = st.load_state(self.dir)
             if rec.status is Status.PAUSED:
-                st.save_state(self.dir, st.advanced(rec, Status.RUNNING, self.name))
+                st.transition_held(self.dir, Status.RUNNING)
             _unlink(self.dir, COMMIT_FREEZE)
 
     def _thaw_to_end(self, sig: int) -> None:
@@ -208,7 +208,7 @@ class Resources(ContainerFacts):
                 self.cgroup().thaw()
             rec = st.load_state(self.dir)
             if rec.status is Status.PAUSED:
-                st.save_state(self.dir, st.advanced(rec, Status.RUNNING, self.name))
+                st.transition_held(self.dir, Status.RUNNING)
             _unlink(self.dir, COMMIT_FREEZE)
 
     def _kernel_frozen(self) -> bool | None:
@@ -249,8 +249,7 @@ class Resources(ContainerFacts):
             _unlink(self.dir, COMMIT_FREEZE)
         want = Status.PAUSED if frozen else Status.RUNNING
         if rec.status is not want:
-            rec = st.advanced(rec, want, self.name)
-            st.save_state(self.dir, rec)
+            rec = st.transition_held(self.dir, want)
         return rec
 
 
