@@ -25,12 +25,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pycont import failpoints, procfs
 from pycont.cgroups.base import Stats
 from pycont.cgroups.limits import Limits
-from pycont.errors import InvalidState, PycontError, UsageError
+from pycont.errors import ContainerNotFound, InvalidState, PycontError, UsageError
 from pycont.fsutil import read_json, write_json
 from pycont.runtime import state as st
 from pycont.runtime._facts import ContainerFacts
@@ -94,7 +95,7 @@ class Resources(ContainerFacts):
         new = parse_limits(options, update=True)
         if new.is_empty():
             raise UsageError("update: give at least one limit, e.g. memory='128m' or cpus=1")
-        with st.locked(self.dir):
+        with self._locked():
             self._roll_forward_update()
             journal = os.path.join(self.dir, PENDING_UPDATE)
             write_json(journal, limits_to_json(new))
@@ -139,7 +140,7 @@ class Resources(ContainerFacts):
         """Freeze every process of the container (the freezer: cgroup.freeze / freezer.state)."""
         st.check_transition(self.state().status, Status.PAUSED, self.name)
         cg = self.cgroup()
-        with st.locked(self.dir):
+        with self._locked():
             rec = st.load_state(self.dir)
             st.check_transition(rec.status, Status.PAUSED, self.name)
             _unlink(self.dir, COMMIT_FREEZE)  # from now on the user's pause, not a commit's
@@ -154,7 +155,7 @@ class Resources(ContainerFacts):
     def unpause(self) -> None:
         st.check_transition(self.state().status, Status.RUNNING, self.name)
         cg = self.cgroup()
-        with st.locked(self.dir):
+        with self._locked():
             rec = st.load_state(self.dir)
             st.check_transition(rec.status, Status.RUNNING, self.name)
             cg.thaw()
@@ -168,7 +169,7 @@ class Resources(ContainerFacts):
         The ``commit-freeze`` file says who froze it: if the commit dies, the next reading of
         the state thaws it (see the module's docstring)."""
         cg = self.cgroup()
-        with st.locked(self.dir):
+        with self._locked():
             rec = st.load_state(self.dir)
             if rec.status is not Status.RUNNING:
                 return False
@@ -187,8 +188,8 @@ class Resources(ContainerFacts):
 
     def _thaw_after_commit(self) -> None:
         """Undo :meth:`_freeze_for_commit`, unless someone else has unpaused, stopped or
-        paused it meanwhile (then its ``commit-freeze`` file is gone)."""
-        with st.locked(self.dir):
+        paused it meanwhile (then its ``commit-freeze`` file is gone), or removed it."""
+        with contextlib.suppress(ContainerNotFound, FileNotFoundError), self._locked():
             if _commit_freezer(self.dir)[0] != os.getpid():
                 return
             with contextlib.suppress(PycontError, OSError):  # exited and removed meanwhile
@@ -203,13 +204,23 @@ class Resources(ContainerFacts):
         stop thaw a paused container; a frozen task cannot even die of SIGKILL in v1)."""
         if sig not in ENDING or not self._kernel_frozen():
             return
-        with st.locked(self.dir):
+        with contextlib.suppress(ContainerNotFound, FileNotFoundError), self._locked():
             with contextlib.suppress(PycontError, OSError):
                 self.cgroup().thaw()
             rec = st.load_state(self.dir)
             if rec.status is Status.PAUSED:
                 st.transition_held(self.dir, Status.RUNNING)
             _unlink(self.dir, COMMIT_FREEZE)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The container's lock; ContainerNotFound if it was removed meanwhile."""
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(st.locked(self.dir))
+            except FileNotFoundError:  # its folder, where the lock file is, is gone
+                raise ContainerNotFound(f"no such container: {self.id} (removed)") from None
+            yield
 
     def _kernel_frozen(self) -> bool | None:
         """Whether the freezer holds the container; None when there is no freezer to read
@@ -230,11 +241,11 @@ class Resources(ContainerFacts):
         if not pending and agree and not (frozen and _frozen_by_dead_commit(self.dir)):
             return rec
         try:
-            with st.locked(self.dir):
+            with self._locked():
                 if pending:
                     self._roll_forward_update()
                 return self._freezer_decides(st.load_state(self.dir))
-        except FileNotFoundError:  # removed meanwhile
+        except (ContainerNotFound, FileNotFoundError):  # removed meanwhile
             return rec
 
     def _freezer_decides(self, rec: ContainerState) -> ContainerState:

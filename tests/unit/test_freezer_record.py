@@ -10,6 +10,7 @@ tests/integration/test_freezer_update.py, with real containers.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from pycont import failpoints, procfs
 from pycont.cgroups import V2Cgroup
-from pycont.errors import InvalidState, KernelError
+from pycont.errors import ContainerNotFound, InvalidState, KernelError
 from pycont.runtime import state as st
 from pycont.runtime.container import Container
 from pycont.runtime.resources import COMMIT_FREEZE, PENDING_UPDATE
@@ -193,3 +194,11 @@ def test_an_update_the_kernel_refuses_changes_nothing(ctr: Container, tmp_path: 
     assert st.load_config(ctr.dir).limits.pids_limit is None
     assert not os.path.exists(os.path.join(ctr.dir, PENDING_UPDATE))
     assert recorded(ctr) is Status.RUNNING
+
+
+def test_a_container_removed_meanwhile_is_not_found_not_a_traceback(ctr: Container) -> None:
+    assert ctr.config.name == "web"  # read before the removal, as a command does
+    shutil.rmtree(ctr.dir)
+    with pytest.raises(ContainerNotFound, match="removed"):
+        ctr.update(memory="64m")
+    ctr._thaw_after_commit()  # a commit whose container went: nothing to thaw, no error
