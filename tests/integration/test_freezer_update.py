@@ -206,6 +206,9 @@ def test_a_command_killed_at_a_step_leaves_the_record_and_the_kernel_agreeing(
     shown = status(name)
     if shown in ("running", "paused"):
         assert shown == ("paused" if frozen(dirs) else "running"), (shown, step)
+    if shown == "paused":  # exec refuses at once instead of joining a frozen cgroup
+        refused = cli("exec", name, "true", timeout=30)
+        assert (refused.returncode, refused.stderr.count("\n")) == (125, 1), refused.stderr
     if step.startswith("commit."):
         assert (shown, frozen(dirs)) == ("running", False)  # nobody asked for a pause
         made = cli("rmi", f"pycont-h3-{step}:x")  # the image is in the store once written
