@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 LIVE = (Status.RUNNING, Status.PAUSED)
 PENDING_UPDATE = "pending-update.json"  # the limits an update is setting (a journal)
 COMMIT_FREEZE = "commit-freeze"  # "<pid> <start time>" of the commit that froze it
-# docker thaws a paused container after sending it the signal that ends it (daemon/kill.go:
-# "above kill signal will be sent once resume is finished"); any other signal waits, pending.
+# docker thaws a paused container after sending it its stop signal or SIGKILL (moby's
+# daemon/kill.go), so it can act on it; any other signal stays pending until unpause.
 ENDING = (signal.SIGTERM, signal.SIGKILL)
 
 
@@ -126,7 +126,7 @@ class Resources(ContainerFacts):
             new = limits_from_json(read_json(os.path.join(self.dir, PENDING_UPDATE)))
         except FileNotFoundError:
             return
-        except ValueError:  # killed while writing it: write_json renames, so never half
+        except (ValueError, PycontError):  # not one update wrote (write_json renames): dropped
             new = Limits()
         if not new.is_empty():
             if st.load_state(self.dir).status in LIVE:
