@@ -240,6 +240,8 @@ class Resources(ContainerFacts):
         agree = frozen is None or frozen == (rec.status is Status.PAUSED)
         if not pending and agree and not (frozen and _frozen_by_dead_commit(self.dir)):
             return rec
+        if _lock_held_here(self.dir):
+            return rec  # read under our own lock: the next reading puts it right
         try:
             with self._locked():
                 if pending:
@@ -262,6 +264,24 @@ class Resources(ContainerFacts):
         if rec.status is not want:
             rec = st.transition_held(self.dir, want)
         return rec
+
+
+def _lock_held_here(cdir: str) -> bool:
+    """Whether this process holds the container's lock already: flock(2) on a new file
+    description would wait for ourselves forever. /proc/locks (proc(5)) lists each lock as
+    ``N: FLOCK ADVISORY WRITE <pid> <maj>:<min>:<inode> ...``, a waiter with ``->`` first."""
+    try:
+        inode = os.stat(os.path.join(cdir, "lock")).st_ino
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    mine = ("FLOCK", str(os.getpid()), str(inode))
+    return any(
+        (f[1], f[4], f[5].rsplit(":", 1)[-1]) == mine
+        for f in (line.split() for line in lines)
+        if len(f) > 5
+    )
 
 
 def _unlink(cdir: str, name: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,3 +203,16 @@ def test_a_container_removed_meanwhile_is_not_found_not_a_traceback(ctr: Contain
     with pytest.raises(ContainerNotFound, match="removed"):
         ctr.update(memory="64m")
     ctr._thaw_after_commit()  # a commit whose container went: nothing to thaw, no error
+
+
+def test_reading_the_state_under_the_containers_own_lock_does_not_wait_for_itself(
+    ctr: Container, tmp_path: Path
+) -> None:
+    ctr.cgroup().freeze()  # the record says running: reading it wants the lock to fix it
+    done: list[Status] = []
+    with st.locked(ctr.dir):
+        reader = threading.Thread(target=lambda: done.append(fresh(tmp_path).status))
+        reader.start()
+        reader.join(timeout=30)
+    assert done == [Status.RUNNING]  # left as it was, not a deadlock
+    assert fresh(tmp_path).status == Status.PAUSED  # put right once the lock is free
