@@ -46,14 +46,23 @@ STEPS: dict[str, str] = {
     "exec.forked": "the shim joined the container and forked the command's process",
     "exec.exec-next": "in the exec'd process: user and confinement done, execve(2) is next",
     # -- stop, kill --
+    "stop.signalled": "SIGTERM sent to PID 1; a paused container not thawed yet",
+    "stop.killed": "SIGKILL sent after stop's timeout; a paused container not thawed yet",
+    "kill.signalled": "the signal sent to PID 1; a paused container not thawed yet",
     #
     # -- rm, container prune (pycont.runtime._container) --
     #
     # -- pause, unpause --
+    "pause.frozen": "the freezer holds the container; state.json still says running",
+    "unpause.thawed": "the freezer let the container go; state.json still says paused",
     #
     # -- update --
+    "update.journal-written": "pending-update.json holds the new limits; nothing applied",
+    "update.kernel-set": "the cgroup holds the new limits; config.json not yet",
     #
     # -- commit --
+    "commit.frozen": "commit-freeze written, the freezer holds the container; state running",
+    "commit.layer-written": "the image is in the store; the container still frozen for it",
     #
     # -- load --
     #

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from pycont import procfs
+from pycont import failpoints, procfs
 from pycont.errors import ContainerNotFound, InvalidState, PycontError, UsageError
 from pycont.fsutil import remove_tree
 from pycont.net.ports import PortBinding
@@ -34,6 +34,7 @@ STDOUT = subprocess.STDOUT
 DEVNULL = subprocess.DEVNULL
 
 Narrate = Callable[[str], None]
+STOP_GRACE = 30.0  # s that stop waits for the exit once SIGKILL is sent
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class Container(Resources, ReadWriteLayer):
                     self._last = last
                 return last
             raise ContainerNotFound(f"no such container: {self.id} (removed)") from None
+        rec = self._kernel_truth(rec)  # the freezer says running or paused (resources.py)
         self._last = rec
         return rec
 
@@ -216,24 +218,39 @@ class Container(Resources, ReadWriteLayer):
         return rec.exit_code
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the container's PID 1; SIGTERM and SIGKILL thaw a paused container
+        (as docker kill does), any other signal stays pending until it is unpaused."""
+        self._signal(sig, "kill.signalled")
+
+    def _signal(self, sig: int, step: str) -> None:
         rec = self.state()
         if not rec.status.can_kill():
             raise InvalidState(f"container {self.name} is not running (status: {rec.status})")
         with contextlib.suppress(ProcessLookupError):
             os.kill(rec.pid, sig)
+        failpoints.hit(step)
+        self._thaw_to_end(sig)
 
     def stop(self, timeout: float = 10) -> int | None:
-        """SIGTERM, then SIGKILL after ``timeout`` seconds, as docker stop does."""
+        """SIGTERM, then SIGKILL after ``timeout`` seconds, as docker stop does; a paused
+        container is thawed after the signal, so it takes it."""
         if not self.state().status.can_kill():
             return self.exit_code
         with contextlib.suppress(InvalidState):
-            self.kill(signal.SIGTERM)
+            self._signal(signal.SIGTERM, "stop.signalled")
         try:
             return self.wait(timeout)
         except TimeoutError:
             with contextlib.suppress(InvalidState):
-                self.kill(signal.SIGKILL)
-            return self.wait(30)
+                self._signal(signal.SIGKILL, "stop.killed")
+        try:
+            return self.wait(STOP_GRACE)
+        except TimeoutError:
+            # SIGKILL was sent and the container thawed: only a task stuck in the kernel
+            # (state D, e.g. on a dead NFS server) can outlast it.
+            raise InvalidState(
+                f"stop {self.name}: still running {STOP_GRACE:g} s after SIGKILL"
+            ) from None
 
     def remove(self, force: bool = False) -> None:
         """Remove the container and everything it made; ``force`` kills it first."""
@@ -297,6 +314,11 @@ class Container(Resources, ReadWriteLayer):
         if not command:
             raise UsageError("exec: no command given")
         rec = self.state()
+        if rec.status is Status.PAUSED:
+            # docker's words; joining a frozen cgroup would freeze the command before it runs.
+            raise InvalidState(
+                f"container {self.name} is paused, unpause the container before exec"
+            )
         if not rec.status.can_exec():
             raise InvalidState(f"container {self.name} is not running (status: {rec.status})")
         validate_workdir(workdir)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from pycont import failpoints
 from pycont.errors import UsageError
 from pycont.net.config import INIT_LAYER
 from pycont.runtime._facts import ContainerFacts
@@ -69,12 +70,13 @@ class ReadWriteLayer(ContainerFacts):
                 f"commit {cfg.name}: needs the overlay driver (its read/write layer); this "
                 f"container's layers were copied ({self.storage_driver()})"
             )
-        paused_here = False
-        if pause and self.status == Status.RUNNING and cfg.cgroup:
-            self.pause()  # a consistent snapshot: nothing writes while the layer is read
-            paused_here = True
+        # A consistent snapshot: nothing writes while the layer is read. Thawed after, only
+        # if this commit froze it; if the commit dies, the next look at the container thaws
+        # it (pycont.runtime.resources).
+        froze = pause and cfg.cgroup and self.status == Status.RUNNING
+        froze = froze and self._freeze_for_commit()
         try:
-            return Store().commit_layer(
+            image_id = Store().commit_layer(
                 os.path.join(self.dir, "upper"),
                 cfg.image_id or cfg.image,
                 reference,
@@ -84,6 +86,8 @@ class ReadWriteLayer(ContainerFacts):
                 author=author,
                 userxattr=self.userxattr,
             )
+            failpoints.hit("commit.layer-written")
+            return image_id
         finally:
-            if paused_here:
-                self.unpause()
+            if froze:
+                self._thaw_after_commit()

@@ -176,6 +176,23 @@ def _locked(cdir: str) -> Iterator[None]:
         os.close(fd)
 
 
+def locked(cdir: str) -> contextlib.AbstractContextManager[None]:
+    """The container's lock, for pause, update and commit. Not reentrant (a second flock(2) on
+    a new file description waits for the first): nothing run under it may call transition()."""
+    return _locked(cdir)
+
+
+def transition_held(cdir: str, new: Status, **fields: Any) -> ContainerState:
+    """:func:`transition` for a caller that already holds the lock (:func:`locked`): the
+    kernel and the record change under one lock (pause, commit's freeze)."""
+    rec = load_state(cdir)
+    if new not in _TRANSITIONS[rec.status]:
+        check_transition(rec.status, new, _name(cdir))
+    rec = dataclasses.replace(rec, status=new, **fields)
+    save_state(cdir, rec)
+    return rec
+
+
 def _name(cdir: str) -> str:
     """The container's name for a message (its short id if the config cannot be read)."""
     try:
