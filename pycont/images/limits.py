@@ -26,6 +26,7 @@ __all__ = [
     "LayerLimits",
     "how_to_raise",
     "max_layer_size",
+    "set_max_layer_size",
 ]
 
 # -- layers (tar streams) ---------------------------------------------------------------------
@@ -76,6 +77,16 @@ def max_layer_size() -> int:
 
     text = os.environ.get(MAX_LAYER_SIZE_ENV, "").strip()
     return parse_bytes(MAX_LAYER_SIZE_ENV, text) if text else DEFAULT_MAX_LAYER_SIZE
+
+
+def set_max_layer_size(text: str | None) -> None:
+    """``--max-layer-size SIZE`` of ``pycont load``/``pull``: checked (UsageError), then put in
+    this command's environment, where every unpack (and helper process) reads it."""
+    from pycont.cgroups.units import parse_bytes
+
+    if text is not None:
+        parse_bytes(MAX_LAYER_SIZE_FLAG, text)
+        os.environ[MAX_LAYER_SIZE_ENV] = text
 
 
 def how_to_raise() -> str:
