@@ -205,8 +205,15 @@ class ArchiveReader:
                 io.BytesIO(item.data) if item.data is not None else self.blobs.open(item.digest)
             )
             with source, gzip.GzipFile(fileobj=cast(IO[bytes], source), mode="rb") as z:
+                size = 0
                 while chunk := z.read(CHUNK):
                     h.update(chunk)
+                    size += len(chunk)
+                    if self.max_member and size > self.max_member:  # a gzip bomb
+                        raise self.error(
+                            f"{what} {show(item.member)}: more than {self.max_member} bytes "
+                            f"uncompressed ({how_to_raise()})"
+                        )
         except (OSError, EOFError, zlib.error) as err:
             raise self.error(f"{what} {item.member!r} is not valid gzip: {err}") from None
         return "sha256:" + h.hexdigest()
