@@ -25,8 +25,11 @@ from pycont.errors import PycontError
 from pycont.images import archive, fsck
 from pycont.images.limits import MAX_LAYER_SIZE_ENV
 from pycont.images.store import Store
-from tests.helpers import cli, register_root, remove_root
+from tests.helpers import cli, register_root, remove_root, requires
 from tests.hostile.corpus import LIMIT, Case, build
+
+# Verified as root: device nodes are made, owners kept (rootless, both are skipped instead).
+pytestmark = requires("root")
 
 # The canary's path is in the cases (absolute names aim at it), so it is fixed at collection.
 BASE = os.path.join(tempfile.gettempdir(), f"pc-hostile-{os.getpid()}")
@@ -151,6 +154,22 @@ def test_hostile_archive_cli(case_id: str, arena: Arena) -> None:
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr
     assert arena.outside() == before
+
+
+def test_max_layer_size_flag(arena: Arena) -> None:
+    """``pycont load --max-layer-size``: checked as a size, then it bounds every layer."""
+    path = os.path.join(arena.base, "case.tar")
+    with open(path, "wb") as f:
+        f.write(BY_ID["gzip-small-ok"].data)  # a 1 MiB layer
+    env = {"PYCONT_ROOT": arena.root}
+    r = cli("load", "--max-layer-size", "512k", "-i", path, env=env)
+    assert r.returncode == 125, r.stderr
+    assert _one_line(r.stderr) and "more than 524288 bytes uncompressed" in r.stderr, r.stderr
+    assert "raise it with --max-layer-size" in r.stderr
+    r = cli("load", "--max-layer-size", "big", "-i", path, env=env)
+    assert r.returncode == 125 and 'invalid --max-layer-size "big"' in r.stderr, r.stderr
+    r = cli("load", "--max-layer-size", "2m", "-i", path, env=env)
+    assert r.returncode == 0, r.stderr
 
 
 def test_store_works_after_the_corpus(arena: Arena) -> None:
