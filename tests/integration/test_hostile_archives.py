@@ -13,8 +13,10 @@ class go through ``pycont load`` itself, checked for a one-line stderr; ``pycont
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ from pycont.images.limits import MAX_LAYER_SIZE_ENV
 from pycont.images.store import Store
 from tests.helpers import cli, register_root, remove_root, requires
 from tests.hostile.corpus import LIMIT, Case, build
+from tests.hostile.tarbits import f, gz, sha, tar_of
+from tests.hostile.wrap import oci_archive
 
 # Verified as root: device nodes are made, owners kept (rootless, both are skipped instead).
 pytestmark = requires("root")
@@ -169,6 +173,21 @@ def test_max_layer_size_flag(arena: Arena) -> None:
     r = cli("load", "--max-layer-size", "big", "-i", path, env=env)
     assert r.returncode == 125 and 'invalid --max-layer-size "big"' in r.stderr, r.stderr
     r = cli("load", "--max-layer-size", "2m", "-i", path, env=env)
+    assert r.returncode == 0, r.stderr
+
+
+def test_max_layer_size_flag_on_pull(arena: Arena) -> None:
+    """``pycont pull --max-layer-size`` from a folder registry (``dir:``): the layer is
+    refused while it is gunzipped and unpacked, the path every pull takes."""
+    layer = tar_of(f("pulled", bytes(1 << 20)))  # not in the store yet: unpacked
+    layout = os.path.join(arena.base, "layout")
+    with tarfile.open(fileobj=io.BytesIO(oci_archive([gz(layer)], "1", [sha(layer)], True))) as t:
+        t.extractall(layout, filter="data")
+    env = {"PYCONT_ROOT": arena.root}
+    r = cli("pull", "-q", "--max-layer-size", "512k", f"dir:{layout}:pulled/big:1", env=env)
+    assert r.returncode != 0 and _one_line(r.stderr), r.stderr
+    assert "the layer passes 512KiB uncompressed" in r.stderr, r.stderr
+    r = cli("pull", "-q", f"dir:{layout}:pulled/big:1", env=env)
     assert r.returncode == 0, r.stderr
 
 
