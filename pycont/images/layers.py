@@ -331,6 +331,7 @@ def apply_layer(
                     unpacker.add(tar, member)
                 name = ""
                 checker.trailer(tar)
+            unpacker.finish()
         except tarfile.TarError as err:
             raise LayerError(f"{what}: not a valid tar archive: {err}") from err
         except (ValueError, OverflowError) as err:  # e.g. a NUL byte in a symlink target
@@ -343,7 +344,6 @@ def apply_layer(
         except OSError as err:  # ENOSPC, EDQUOT, EIO: the store's disk, named with the entry
             at = f" entry {show(name)}" if name else ""
             raise LayerError(f"{what}: cannot unpack{at}: {err.strerror or err}") from err
-        unpacker.finish()
         return unpacker.stats
     finally:
         os.close(root_fd)
