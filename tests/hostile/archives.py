@@ -126,7 +126,20 @@ def archive_cases(canary: str) -> list[LayerCase]:
             "more than a layer may hold",
         ),
         LayerCase("outer-gzip", c, C, gz(docker_archive([layer], "hostile/gz:1"))),
+        LayerCase(
+            "manifest-json-deep",
+            c,
+            R,
+            with_members(manifest=_deep_json(100_000)),
+            "",
+            pending="the JSON limits on manifests and configs (another part of issue 13)",
+        ),
     ]
+
+
+def _deep_json(depth: int) -> str:
+    """JSON text nested ``depth`` arrays deep (given as text: json.dumps would recurse)."""
+    return "[" * depth + "]" * depth
 
 
 def _members(archive: bytes) -> list[E]:

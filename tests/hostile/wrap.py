@@ -46,7 +46,8 @@ def docker_archive(
     )
     members = [f(n, data) for n, data in zip(names, layers, strict=True)]
     members += [f(f"{sha(cfg)[7:]}.json", cfg), *(extra or [])]
-    members.append(f("manifest.json", json.dumps(doc).encode()))
+    text = doc if isinstance(doc, str) else json.dumps(doc)  # a str: the JSON text as is
+    members.append(f("manifest.json", text.encode()))
     return tar_of(*members)
 
 
