@@ -120,6 +120,9 @@ def cmd_diff(a: argparse.Namespace) -> int:
 
 
 # -- moving images: registries and archives -------------------------------------------------
+_MAX_LAYER_HELP = "refuse a layer larger than this uncompressed (default 8g, 0 for none)"
+
+
 def _print_warnings(store: Any) -> None:
     """What the store left out while unpacking (rootless: device nodes), one line each."""
     for line in store.warnings:
@@ -128,7 +131,9 @@ def _print_warnings(store: Any) -> None:
 
 def cmd_pull(a: argparse.Namespace) -> int:
     from pycont.images import Store, progress, registry
+    from pycont.images.limits import set_max_layer_size
 
+    set_max_layer_size(a.max_layer_size)
     store = Store()
     registry.pull(a.reference, store, progress=None if a.quiet else progress.auto("pull"))
     _print_warnings(store)
@@ -158,7 +163,9 @@ def cmd_save(a: argparse.Namespace) -> int:
 
 def cmd_load(a: argparse.Namespace) -> int:
     from pycont.images import Store, archive
+    from pycont.images.limits import set_max_layer_size
 
+    set_max_layer_size(a.max_layer_size)
     if not a.input and sys.stdin.isatty():
         raise UsageError("load: give an archive with -i FILE or on stdin")
     store = Store()
@@ -286,6 +293,7 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
 
     p = sub.add_parser("pull", help="download an image from a registry (or dir:PATH:IMAGE)")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--max-layer-size", metavar="SIZE", help=_MAX_LAYER_HELP)
     p.add_argument("reference")
     verbs["pull"] = cmd_pull
 
@@ -302,6 +310,7 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
 
     p = sub.add_parser("load", help="read images from a tar made by save (pycont, docker, podman)")
     p.add_argument("-i", "--input")
+    p.add_argument("--max-layer-size", metavar="SIZE", help=_MAX_LAYER_HELP)
     verbs["load"] = cmd_load
 
     return verbs

@@ -17,12 +17,13 @@ import posixpath
 import tarfile
 import zlib
 from dataclasses import dataclass
-from tarfile import HeaderError, ReadError
-from typing import IO, Any, Self, cast
+from typing import IO, Any, cast
 
 from pycont.errors import ArchiveError
 from pycont.images._archive_common import CHUNK, hex_of
+from pycont.images._tarstream import StrictHeader, garbage_after_end, show
 from pycont.images.blobs import DIGEST_RE, sha256_of
+from pycont.images.limits import MAX_ENTRIES, how_to_raise, max_layer_size
 from pycont.images.staging import StagedBlobs
 
 __all__ = ["ArchiveReader", "Member"]
@@ -42,28 +43,6 @@ class Member:
     data: bytes | None = None
 
 
-class _StrictHeader(tarfile.TarInfo):
-    """Tells a whole archive from a cut one. tarfile takes the end of the data, or garbage,
-    where a header should be for the end of the archive; a tar ends with zero blocks (POSIX
-    ustar), and anything else after the first member is an error here."""
-
-    @classmethod
-    def fromtarfile(cls, tarfile: tarfile.TarFile) -> Self:
-        try:
-            return super().fromtarfile(tarfile)
-        except HeaderError as err:
-            if tarfile.offset == 0 or isinstance(err, _EOF_HEADER):  # zero blocks: the end
-                raise
-            if isinstance(err, _EMPTY_HEADER):
-                raise ReadError("truncated: it ends without the end-of-archive blocks") from None
-            raise ReadError(f"broken header at byte {tarfile.offset}: {err}") from None
-
-
-# tarfile's header errors, not in typeshed: which one says why a header could not be read
-_EOF_HEADER = cast(type[Exception], getattr(tarfile, "EOFHeaderError"))  # noqa: B009
-_EMPTY_HEADER = cast(type[Exception], getattr(tarfile, "EmptyHeaderError"))  # noqa: B009
-
-
 class ArchiveReader:
     """The members of an archive, read in one pass without extracting anything. Large
     members are written to ``blobs``: a staging's, which finds the store's blobs too."""
@@ -74,6 +53,11 @@ class ArchiveReader:
         self.files: dict[str, Member] = {}
         self.links: dict[str, str] = {}  # member -> the member it links to
         self.in_memory = 0
+        self.members = 0
+        self.trailer = 0  # bytes read after the end-of-archive block
+        # No member may be larger than a layer may (a layer member is one, and a config or
+        # manifest is far smaller): a compressed archive's bomb stops on its header.
+        self.max_member = max_layer_size()
 
     def error(self, what: str) -> ArchiveError:
         return ArchiveError(f"{self.name}: {what}")
@@ -81,9 +65,13 @@ class ArchiveReader:
     # -- reading the outer tar ----------------------------------------------------------
     def read(self, f: IO[bytes]) -> None:
         try:
-            with tarfile.open(fileobj=f, mode="r|*", tarinfo=_StrictHeader) as tar:
-                for m in tar:
+            with tarfile.open(fileobj=f, mode="r|*", tarinfo=StrictHeader) as tar:
+                while (m := tar.next()) is not None:
+                    getattr(tar, "members").clear()  # noqa: B009 (else a stream keeps all)
                     self.add(tar, m)
+                at = garbage_after_end(tar, self.count_trailer)
+                if at is not None:
+                    raise self.error(f"data after the end of the archive (at byte {at})")
         except tarfile.ReadError as err:
             text = str(err)
             if text == "empty file":
@@ -93,22 +81,37 @@ class ArchiveReader:
             raise self.error(f"not a tar archive ({text})") from None
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
             raise self.error(f"truncated or broken archive: {err}") from None
+        except (ValueError, OverflowError, RecursionError) as err:  # a header tarfile chokes on
+            raise self.error(f"broken archive: {type(err).__name__}: {err}") from None
+
+    def count_trailer(self, n: int) -> None:
+        self.trailer += n
+        if self.max_member and self.trailer > self.max_member:
+            raise self.error(f"more than {self.max_member} bytes after the end of the archive")
 
     def path(self, name: str, member: str) -> str:
         """A member name made relative and normal; refused if it could leave the archive."""
         if name.startswith("/") or "\0" in name:
-            raise self.error(f"refusing member {member!r}: absolute path or NUL byte")
+            raise self.error(f"refusing member {show(member)}: absolute path or NUL byte")
         parts = [p for p in name.split("/") if p not in ("", ".")]
         if ".." in parts:
-            raise self.error(f"refusing member {member!r}: {name!r} leaves the archive")
+            raise self.error(f"refusing member {show(member)}: {show(name)} leaves the archive")
         return "/".join(parts)
 
     def add(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        self.members += 1
+        if self.members > MAX_ENTRIES:
+            raise self.error(f"more than {MAX_ENTRIES} members: not an image archive")
+        if self.max_member and m.size > self.max_member:
+            raise self.error(
+                f"refusing member {show(m.name)}: {m.size} bytes, more than a layer may hold "
+                f"({self.max_member}; {how_to_raise()})"
+            )
         path = self.path(m.name, m.name)
         if m.isdir():
             return
         if path in self.files or path in self.links:
-            raise self.error(f"refusing member {m.name!r}: it appears twice")
+            raise self.error(f"refusing member {show(m.name)}: it appears twice")
         if m.issym():  # podman's docker-archive: <layer id>/layer.tar -> ../<diff_id>.tar
             target = posixpath.normpath(posixpath.join(posixpath.dirname(path), m.linkname))
             self.links[path] = self.path(target, m.name)
@@ -118,7 +121,7 @@ class ArchiveReader:
             self.files[path] = self.content(tar, m, path)
         else:
             raise self.error(
-                f"refusing member {m.name!r}: an image archive holds only files and links"
+                f"refusing member {show(m.name)}: an image archive holds only files and links"
             )
 
     def content(self, tar: tarfile.TarFile, m: tarfile.TarInfo, path: str) -> Member:
@@ -127,7 +130,7 @@ class ArchiveReader:
         parts = path.split("/")
         named = f"sha256:{parts[2]}" if len(parts) == 3 and parts[:2] == ["blobs", "sha256"] else ""
         if named and not DIGEST_RE.fullmatch(named):
-            raise self.error(f"refusing member {m.name!r}: not a sha256 blob name")
+            raise self.error(f"refusing member {show(m.name)}: not a sha256 blob name")
         if not named and m.size <= _IN_MEMORY and self.in_memory + m.size <= _MEMORY_BUDGET:
             data = src.read()
             self.in_memory += len(data)
@@ -144,7 +147,7 @@ class ArchiveReader:
                     writer.write(chunk)
             digest = "sha256:" + h.hexdigest()
             if named and digest != named:
-                raise self.error(f"blob {m.name!r} is corrupt: its content hashes to {digest}")
+                raise self.error(f"blob {show(m.name)} is corrupt: its content hashes to {digest}")
             if writer is not None:
                 writer.commit()
         finally:
@@ -202,8 +205,15 @@ class ArchiveReader:
                 io.BytesIO(item.data) if item.data is not None else self.blobs.open(item.digest)
             )
             with source, gzip.GzipFile(fileobj=cast(IO[bytes], source), mode="rb") as z:
+                size = 0
                 while chunk := z.read(CHUNK):
                     h.update(chunk)
+                    size += len(chunk)
+                    if self.max_member and size > self.max_member:  # a gzip bomb
+                        raise self.error(
+                            f"{what} {show(item.member)}: more than {self.max_member} bytes "
+                            f"uncompressed ({how_to_raise()})"
+                        )
         except (OSError, EOFError, zlib.error) as err:
             raise self.error(f"{what} {item.member!r} is not valid gzip: {err}") from None
         return "sha256:" + h.hexdigest()

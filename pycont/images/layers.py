@@ -21,20 +21,24 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import IO, cast
 
 from pycont.errors import LayerError
 from pycont.fsutil import remove_tree
 from pycont.images import whiteouts as wh
-from pycont.images._tarwrite import XATTR_PAX, Entry, TarStats, keep_xattr, write_tar
+from pycont.images._layerstats import LayerStats, layer_warnings
+from pycont.images._tarstream import EntryCheck, StrictHeader, show
+from pycont.images._tarwrite import XATTR_PAX, Entry, keep_xattr, write_tar
 from pycont.images.blobs import Readable
 from pycont.images.diff import diff_entries, write_layer
+from pycont.images.limits import LayerLimits
 
 __all__ = [
     "Entry",
     "LayerError",
+    "LayerLimits",
     "LayerStats",
     "Readable",
     "apply_layer",
@@ -46,17 +50,6 @@ __all__ = [
 ]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-@dataclass
-class LayerStats(TarStats):
-    """What a layer holds; ``skipped_xattrs`` lists the xattrs not applied, and why;
-    ``skipped_devices`` the device nodes not created (``dev/console (c 5:1)``): mknod(2)
-    needs CAP_MKNOD in the initial user namespace, which a rootless store has not."""
-
-    devices: int = 0
-    skipped_xattrs: list[str] = field(default_factory=list)
-    skipped_devices: list[str] = field(default_factory=list)
 
 
 # -- unpacking --------------------------------------------------------------------------------
@@ -83,7 +76,9 @@ class _Unpacker:
         self.stats = LayerStats()
 
     def refuse(self, entry: str, why: str) -> LayerError:
-        return LayerError(f"{self.what}: refusing entry {entry!r}: {why}")
+        if not entry:  # the archive as a whole
+            return LayerError(f"{self.what}: refused: {why}")
+        return LayerError(f"{self.what}: refusing entry {show(entry)}: {why}")
 
     def open_dir(self, parts: list[str], entry: str, create: bool) -> int:
         """An fd on root/parts, opened component by component with O_NOFOLLOW."""
@@ -306,59 +301,61 @@ class _Unpacker:
 
 
 def _ns(mtime: float) -> int:
-    return int(mtime * 1_000_000_000)
+    return int(mtime * 1_000_000_000)  # EntryCheck has bounded it: 0 to year 2262
 
 
-def layer_warnings(digest: str, stats: LayerStats, show: int = 8) -> list[str]:
-    """One-line warnings for what unpacking the layer ``digest`` left out (empty if nothing)."""
-    short = f"{digest[:19]}…"
-
-    def names(items: list[str]) -> str:
-        return ", ".join(items[:show]) + (", …" if len(items) > show else "")
-
-    out = []
-    if stats.skipped_devices:
-        n = len(stats.skipped_devices)
-        nodes = [d.split(" (", 1)[0] for d in stats.skipped_devices]
-        out.append(
-            f"layer {short}: skipped {n} device node{'s' if n != 1 else ''} "
-            f"(mknod(2) needs CAP_MKNOD; rootless, as podman): {names(nodes)}"
-        )
-    if stats.skipped_xattrs:
-        n = len(stats.skipped_xattrs)
-        out.append(
-            f"layer {short}: skipped {n} xattr{'s' if n != 1 else ''}: "
-            + names(stats.skipped_xattrs)
-        )
-    return out
-
-
-def apply_layer(fileobj: Readable, dest: str, *, what: str = "layer") -> LayerStats:
+def apply_layer(
+    fileobj: Readable, dest: str, *, what: str = "layer", limits: LayerLimits | None = None
+) -> LayerStats:
     """Unpack the tar (plain or compressed) read from ``fileobj`` into the directory ``dest``.
 
     OCI whiteouts become overlay whiteouts (:mod:`pycont.images.whiteouts`). Raises
     LayerError, naming the entry, for anything unsafe: absolute names, ``..``, writing through
-    a symlink, hard links out of the layer. Device nodes are made where mknod(2) is allowed
-    and listed in ``skipped_devices`` where it is not (rootless)."""
+    a symlink, hard links out of the layer, anything past ``limits`` (default: the
+    :mod:`pycont.images.limits`, the size from the environment), data after the end of the
+    archive. Device nodes are made where mknod(2) is allowed and listed in
+    ``skipped_devices`` where it is not (rootless)."""
+    limits = limits or LayerLimits.current()
     root_fd = os.open(dest, _DIR_FLAGS)
     try:
         unpacker = _Unpacker(root_fd, what)
+        checker = EntryCheck(limits, unpacker.refuse)
+        name = ""
         try:
-            with tarfile.open(fileobj=cast(IO[bytes], fileobj), mode="r|*") as tar:
-                for member in tar:
+            stream = cast(IO[bytes], fileobj)
+            with tarfile.open(fileobj=stream, mode="r|*", tarinfo=StrictHeader) as tar:
+                while (member := tar.next()) is not None:
+                    getattr(tar, "members").clear()  # noqa: B009 (else a stream keeps all)
+                    name = member.name
+                    checker.check(member)
                     unpacker.add(tar, member)
+                name = ""
+                checker.trailer(tar)
+            unpacker.finish()
         except tarfile.TarError as err:
             raise LayerError(f"{what}: not a valid tar archive: {err}") from err
-        except ValueError as err:  # e.g. an embedded NUL byte in a symlink target
-            raise LayerError(f"{what}: invalid entry: {err}") from err
-        unpacker.finish()
+        except (ValueError, OverflowError) as err:  # e.g. a NUL byte in a symlink target
+            at = f" {show(name)}" if name else ""
+            raise LayerError(f"{what}: invalid entry{at}: {err}") from err
+        except (EOFError, zlib.error) as err:  # a compressed stream cut or corrupt
+            raise LayerError(f"{what}: truncated or corrupt compressed data: {err}") from err
+        except RecursionError:
+            raise LayerError(f"{what}: entry {show(name)}: nested too deep") from None
+        except OSError as err:  # ENOSPC, EDQUOT, EIO: the store's disk, named with the entry
+            at = f" entry {show(name)}" if name else ""
+            raise LayerError(f"{what}: cannot unpack{at}: {err.strerror or err}") from err
         return unpacker.stats
     finally:
         os.close(root_fd)
 
 
 def unpack_layer(
-    fileobj: Readable, dest: str, *, what: str = "layer", check: Callable[[], None] | None = None
+    fileobj: Readable,
+    dest: str,
+    *,
+    what: str = "layer",
+    check: Callable[[], None] | None = None,
+    limits: LayerLimits | None = None,
 ) -> LayerStats | None:
     """Unpack into ``dest`` atomically: into a temporary sibling, renamed when complete.
 
@@ -370,7 +367,7 @@ def unpack_layer(
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
         os.chmod(tmp, 0o755)
-        stats = apply_layer(fileobj, tmp, what=what)
+        stats = apply_layer(fileobj, tmp, what=what, limits=limits)
         if check is not None:
             check()
         try:

@@ -39,7 +39,8 @@ def unpack_blob(
 ) -> tuple[LayerStats | None, int]:
     """Unpack the layer blob ``desc`` names into ``dest`` (atomically). Returns what it held
     (None when another process made ``dest`` first) and the uncompressed size. LayerError for
-    an unsafe entry or an unknown media type; CorruptBlob when a digest does not match."""
+    an unsafe entry, a layer past the limits (:mod:`pycont.images.limits`, counted on the
+    uncompressed stream) or an unknown media type; CorruptBlob when a digest does not match."""
     media = desc.get("mediaType", oci.LAYER)
     if media not in oci.LAYER_TYPES:
         raise LayerError(f"layer {desc['digest']}: unsupported media type {media}")
