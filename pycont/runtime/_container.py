@@ -80,7 +80,11 @@ class Container(Resources, ReadWriteLayer):
 
     @property
     def name(self) -> str:
-        return self.config.name
+        """Its name; "" for a dead container whose config cannot be read (found by id)."""
+        try:
+            return self.config.name
+        except InvalidState:
+            return ""
 
     @property
     def short_id(self) -> str:

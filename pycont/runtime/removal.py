@@ -21,7 +21,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from pycont import failpoints, paths, procfs
-from pycont.errors import InvalidState, PycontError
+from pycont.errors import ContainerNotFound, InvalidState, PycontError
 from pycont.runtime import netsetup, staging
 from pycont.runtime import state as st
 from pycont.runtime.resources import LIVE
@@ -40,9 +40,12 @@ def remove(c: Container, force: bool) -> None:
     from pycont.runtime._container import _wait_pid_exit, _wait_until
 
     with st.store_lock():
-        if not os.path.lexists(c.dir):
+        if not (st.is_container_entry(c.id) and os.path.lexists(c.dir)):
             return  # removed already (by another rm, or by --rm as it exited)
-        rec = c.state()  # dead when its record cannot be read: removable all the same
+        try:
+            rec = c.state()  # dead when its record cannot be read: removable all the same
+        except ContainerNotFound:
+            return
         cfg = _config(c.dir)
         who = cfg.name if cfg is not None else c.short_id
         if not rec.status.can_remove(force):
