@@ -26,7 +26,7 @@ from pycont.cli._common import (
     start_new,
     table,
 )
-from pycont.errors import ContainerNotFound, InvalidState, PycontError, UsageError
+from pycont.errors import ContainerNotFound, InvalidState, UsageError
 
 if TYPE_CHECKING:
     from pycont.runtime.container import Container
@@ -156,24 +156,6 @@ def cmd_ps(a: argparse.Namespace) -> int:
     return 0
 
 
-def prune_containers() -> list[str]:
-    """Remove every stopped (exited or dead) container, and finish what a crash left half made
-    or half removed; returns the ids removed (``container prune``, ``system prune``)."""
-    from pycont.runtime import removal
-    from pycont.runtime.container import containers
-
-    removal.reap(block=True)
-    removed = []
-    for c in containers(all=True):
-        try:
-            if c.state().status in ("exited", "dead"):
-                c.remove()
-                removed.append(c.id)
-        except PycontError:
-            continue  # started again, or removed, meanwhile
-    return removed
-
-
 def cmd_container(a: argparse.Namespace) -> int:
     """``container prune|ls|rm``: docker's management-command spellings."""
     if a.container_verb == "prune":
@@ -182,7 +164,9 @@ def cmd_container(a: argparse.Namespace) -> int:
                 "WARNING! This removes all stopped containers (use -f to skip this note)",
                 file=sys.stderr,
             )
-        removed = prune_containers()
+        from pycont.runtime.api import prune
+
+        removed = prune()
         if removed:
             print("Deleted Containers:")
             for cid in removed:

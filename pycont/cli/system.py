@@ -89,9 +89,9 @@ def cmd_system(a: argparse.Namespace) -> int:
                 "(use -f to skip this note)",
                 file=sys.stderr,
             )
-        from pycont.cli.containers import prune_containers
+        from pycont.runtime.api import prune
 
-        for cid in prune_containers():  # exited and dead ones, and crash leftovers
+        for cid in prune():  # exited and dead containers, and what crashes left
             print(f"Deleted Container: {cid}")
         from pycont.net import networks
 

@@ -144,11 +144,9 @@ class Container(Resources, ReadWriteLayer):
 
     def __repr__(self) -> str:
         try:
-            return f"<Container {self.name} {self.short_id} {self.status}>"
+            return f"<Container {self.name or '?'} {self.short_id} {self.status}>"
         except ContainerNotFound:
             return f"<Container {self.short_id} removed>"
-        except InvalidState:
-            return f"<Container {self.short_id} dead>"
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(

@@ -289,6 +289,21 @@ def containers(all: bool = False) -> list[Container]:
     return [c for _, c in sorted(found, key=lambda pair: pair[0], reverse=True)]
 
 
+def prune() -> list[str]:
+    """Remove every stopped (exited or dead) container, and finish what a crash left half made
+    or half removed; returns the ids removed (``container prune``, ``system prune``)."""
+    removal.reap(block=True)
+    removed = []
+    for c in containers(all=True):
+        try:
+            if c.state().status in (Status.EXITED, Status.DEAD):
+                c.remove()
+                removed.append(c.id)
+        except PycontError:
+            continue  # started again, or removed, meanwhile
+    return removed
+
+
 def config_dict(c: Container) -> dict[str, Any]:
     """The container's config as config.json holds it (limits as numbers)."""
     doc = asdict(c.config)

@@ -18,16 +18,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import TYPE_CHECKING
+import time
+from typing import Protocol
 
 from pycont import failpoints, paths, procfs
 from pycont.errors import ContainerNotFound, InvalidState, PycontError
 from pycont.runtime import netsetup, staging
 from pycont.runtime import state as st
+from pycont.runtime.launcher import ShimHandle
 from pycont.runtime.resources import LIVE
-
-if TYPE_CHECKING:
-    from pycont.runtime._container import Container
 
 __all__ = ["reap", "release", "remove"]
 
@@ -35,10 +34,23 @@ __all__ = ["reap", "release", "remove"]
 HELPER_COMMS = ("pycont-run", "pycont-exec")
 
 
-def remove(c: Container, force: bool) -> None:
-    """``rm`` (``force``: ``rm -f``) of container ``c``: see the module's docstring."""
-    from pycont.runtime._container import _wait_pid_exit, _wait_until
+class Removable(Protocol):
+    """What :func:`remove` needs of a container (pycont.runtime.Container has it)."""
 
+    id: str
+    dir: str
+
+    @property
+    def short_id(self) -> str: ...
+
+    @property
+    def shim(self) -> ShimHandle | None: ...
+
+    def state(self) -> st.ContainerState: ...
+
+
+def remove(c: Removable, force: bool) -> None:
+    """``rm`` (``force``: ``rm -f``) of container ``c``: see the module's docstring."""
     with st.store_lock():
         if not (st.is_container_entry(c.id) and os.path.lexists(c.dir)):
             return  # removed already (by another rm, or by --rm as it exited)
@@ -62,11 +74,10 @@ def remove(c: Container, force: bool) -> None:
             if c.shim is not None:
                 c.shim.wait(30)
             else:
-                _wait_pid_exit(rec.shim_pid, 30, who)
-        if rec.pid:
-            # If its shim was killed, its PID 1 died with it (PR_SET_PDEATHSIG) but stays
-            # a zombie until the host's init reaps it. Give that a moment.
-            _wait_until(lambda: procfs.gone(rec.pid, rec.pid_start), 5)
+                _wait_gone(rec.shim_pid, rec.shim_start, 30)
+        # If its shim was killed, its PID 1 died with it (PR_SET_PDEATHSIG) but stays a
+        # zombie until the host's init reaps it. Give that a moment.
+        _wait_gone(rec.pid, rec.pid_start, 5, zombie=True)
         failpoints.hit("rm.killed")
         try:
             moved = staging.begin_remove(c.dir)
@@ -75,6 +86,17 @@ def remove(c: Container, force: bool) -> None:
         failpoints.hit("rm.renamed")
         release(c.id, moved, cfg, rec, steps=True)
         staging.finish(moved)
+
+
+def _wait_gone(pid: int, start: int, timeout: float, zombie: bool = False) -> None:
+    """Poll until the process (pid and start time) has ended; ``zombie``: until it is reaped
+    too. Not our child, so no waitpid(2); gives up quietly after ``timeout`` s."""
+    if not (pid and start):
+        return
+    deadline = time.monotonic() + timeout
+    ended = procfs.gone if zombie else (lambda p, s: not procfs.alive(p, s))
+    while not ended(pid, start) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def reap(block: bool = False) -> list[str]:

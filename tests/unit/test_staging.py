@@ -174,7 +174,7 @@ def test_the_container_shows_dead_and_its_reason(store: str) -> None:
     assert (rec.status, rec.error) == (Status.DEAD, "config.json is missing")
     with pytest.raises(InvalidState, match="is dead .*config.json is missing.*rm -f"):
         c.config  # noqa: B018
-    assert repr(c) == f"<Container {'ff' * 6} dead>"
+    assert (c.name, repr(c)) == ("", f"<Container ? {'ff' * 6} dead>")
     assert c.inspect()["State"]["Dead"] is True
 
 
