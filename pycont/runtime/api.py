@@ -2,7 +2,8 @@
 
 :func:`create` turns keywords into a checked :class:`~pycont.runtime.spec.RunSpec` and hands it
 to :func:`create_from_spec`, the one place a container's folder is made: under the store's lock,
-as a transaction (anything half made is removed again).
+as a transaction (built aside, renamed into place: :mod:`.staging`). Listing and lookup first
+finish what a crash left half made or half removed (:func:`.removal.reap`).
 """
 
 from __future__ import annotations
