@@ -83,9 +83,14 @@ def remove(c: Removable, force: bool) -> None:
             moved = staging.begin_remove(c.dir)
         except FileNotFoundError:
             return  # --rm removed it as it exited
-        failpoints.hit("rm.renamed")
-        release(c.id, moved, cfg, rec, steps=True)
-        staging.finish(moved)
+        try:
+            failpoints.hit("rm.renamed")
+            release(c.id, moved, cfg, rec, steps=True)
+        finally:
+            # Even after an error: the name is free already, and what is left of the kernel
+            # objects is found by id, without the folder (a live owner's leftover would
+            # wait for this process to end before a listing took it).
+            staging.finish(moved)
 
 
 def _wait_gone(pid: int, start: int, timeout: float, zombie: bool = False) -> None:

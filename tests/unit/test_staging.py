@@ -194,3 +194,22 @@ def test_helpers_and_mounts_are_found_by_the_folder_they_name(
 ) -> None:
     cid = "ab" * 32
     assert removal._names(text.format(base=store, cid=cid), cid) is found
+
+
+def test_a_half_made_v1_cgroup_exists_and_is_destroyed(tmp_path: Path) -> None:
+    """A shim killed while create() made the folders one by one: cpu and cpuset made, memory
+    not. exists() sees them (it once looked at the memory folder only) and destroy() takes
+    every one back."""
+    from pycont.cgroups import V1Cgroup
+
+    for ctrl in ("memory", "cpu", "cpuacct", "cpuset", "pids"):
+        (tmp_path / ctrl).mkdir()
+    cg = V1Cgroup("ab" * 32, root=str(tmp_path))
+    assert not cg.exists()
+    for ctrl in ("cpu", "cpuset"):
+        os.makedirs(cg.dirs[ctrl])
+    assert not os.path.isdir(cg.path)  # the memory folder
+    assert cg.exists()
+    cg.destroy()
+    assert not cg.exists()
+    assert not any(os.listdir(tmp_path / c) for c in ("memory", "cpu", "cpuacct", "cpuset"))
