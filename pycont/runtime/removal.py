@@ -51,6 +51,7 @@ class Removable(Protocol):
 
 def remove(c: Removable, force: bool) -> None:
     """``rm`` (``force``: ``rm -f``) of container ``c``: see the module's docstring."""
+    reap()  # and what crashes left, as any command that meets it does
     with st.store_lock():
         if not (st.is_container_entry(c.id) and os.path.lexists(c.dir)):
             return  # removed already (by another rm, or by --rm as it exited)
