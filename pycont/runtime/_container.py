@@ -71,7 +71,7 @@ class Container(Resources, ReadWriteLayer):
                 if not os.path.isdir(self.dir):
                     raise ContainerNotFound(f"no such container: {self.id}") from None
                 raise InvalidState(self._dead("config.json is missing")) from None
-            except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+            except st.UNREADABLE as err:
                 raise InvalidState(self._dead(f"config.json cannot be read: {err}")) from err
         return self._config
 
@@ -105,7 +105,7 @@ class Container(Resources, ReadWriteLayer):
                 self.config  # noqa: B018 - loads it once: a container without one is dead
         except InvalidState:
             return st.dead_state(self.dir, st.damage(self.dir) or "config.json cannot be read")
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        except st.UNREADABLE as err:
             if os.path.lexists(self.dir):
                 return st.dead_state(self.dir, st.damage(self.dir) or f"state.json: {err}")
             if not isinstance(err, FileNotFoundError):

@@ -232,7 +232,7 @@ def inspect_dead(cid: str, cdir: str, rec: ContainerState) -> dict[str, Any]:
     try:
         doc = read_json(os.path.join(cdir, "config.json"))
         cfg = doc if isinstance(doc, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         pass
     return {
         "Id": cid,

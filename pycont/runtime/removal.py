@@ -255,12 +255,12 @@ def delete_veths(cid: str) -> None:
 def _config(folder: str) -> st.ContainerConfig | None:
     try:
         return st.load_config(folder)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except st.UNREADABLE:
         return None
 
 
 def _state(folder: str) -> st.ContainerState | None:
     try:
         return st.load_state(folder)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except st.UNREADABLE:
         return None

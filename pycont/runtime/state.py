@@ -22,7 +22,7 @@ from typing import Any
 
 from pycont import paths, procfs
 from pycont.cgroups.limits import Limits
-from pycont.errors import InvalidState
+from pycont.errors import InvalidState, PycontError
 from pycont.fsutil import read_json, write_json
 from pycont.net.config import NetConfig
 from pycont.runtime.spec import limits_from_json, limits_to_json
@@ -172,6 +172,19 @@ def load_state(cdir: str) -> ContainerState:
     return ContainerState(**{k: v for k, v in doc.items() if k in _STATE_FIELDS})
 
 
+# What loading a damaged record raises: a missing or unreadable file, bad JSON (or JSON nested
+# too deep for the parser), fields missing or of the wrong type, a value the parsers refuse.
+UNREADABLE = (
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    RecursionError,
+    PycontError,
+)
+
+
 def damage(cdir: str) -> str:
     """Why the container in ``cdir`` cannot be used, or "" when its config and state load.
 
@@ -190,8 +203,8 @@ def damage(cdir: str) -> str:
         except ValueError as err:  # json.JSONDecodeError, or a status that is not one
             what += " is not valid JSON" if isinstance(err, json.JSONDecodeError) else ""
             return what if what.endswith("JSON") else f"{what} holds an invalid value: {err}"
-        except (OSError, TypeError, KeyError, AttributeError) as err:
-            return f"{what} cannot be read: {err}"
+        except UNREADABLE as err:
+            return f"{what} cannot be read: {err or type(err).__name__}"
     return ""
 
 
@@ -331,6 +344,6 @@ def ids_and_names() -> dict[str, str]:
             continue
         try:
             out[cid] = str(read_json(os.path.join(base, cid, "config.json"))["name"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except UNREADABLE:
             out[cid] = ""
     return out

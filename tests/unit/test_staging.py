@@ -223,3 +223,25 @@ def test_removing_any_container_reaps_leftovers(store: str) -> None:
     os.makedirs(os.path.join(store, staging.CREATING, "55" * 32))
     Container(staging.CREATING).remove(force=True)
     assert os.listdir(store) == []
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "reason"),
+    [
+        ("state.json", "[" * 100_000 + "]" * 100_000, "state.json cannot be read: "),
+        ("state.json", '"running"', "state.json cannot be read: "),
+        ("config.json", "null", "config.json cannot be read: "),
+    ],
+)
+def test_any_damage_makes_a_dead_container_never_an_error(
+    store: str, file: str, text: str, reason: str
+) -> None:
+    from pycont.runtime._container import Container
+
+    cdir = make_container("99" * 32, "web")
+    with open(os.path.join(cdir, file), "w") as f:
+        f.write(text)
+    assert st.damage(cdir).startswith(reason)
+    rec = Container("99" * 32).state()
+    assert rec.status is Status.DEAD and rec.error.startswith(reason)
+    assert "99" * 32 in st.ids_and_names()
