@@ -35,6 +35,11 @@ LOG_ENV = "PYCONT_FAILPOINTS_LOG"
 # its steps. A name given to hit() must be here (checked when failpoints are on).
 STEPS: dict[str, str] = {
     # -- create (pycont.runtime.api) --
+    "create.dir-made": "the folder is made aside (containers/.creating/<id>), empty",
+    "create.layers-prepared": "its upper, work and merged folders are made",
+    "create.config-written": "network leases taken, its /etc files and config.json written",
+    "create.state-written": "state.json written; the folder is not renamed into place yet",
+    "create.published": "renamed into place: the container exists (created), lock released",
     #
     # -- start (pycont.runtime.shim, in the shim) --
     "start.cgroup-made": "the shim made the container's cgroup folders and set its limits",
@@ -50,7 +55,11 @@ STEPS: dict[str, str] = {
     "stop.killed": "SIGKILL sent after stop's timeout; a paused container not thawed yet",
     "kill.signalled": "the signal sent to PID 1; a paused container not thawed yet",
     #
-    # -- rm, container prune (pycont.runtime._container) --
+    # -- rm, container prune (pycont.runtime.removal) --
+    "rm.killed": "its processes are killed (shim waited for), the folder still in place",
+    "rm.renamed": "the folder is renamed aside (containers/.removing/<id>): the name is free",
+    "rm.cgroups-removed": "helpers killed, its cgroup folders (every controller) removed",
+    "rm.mounts-removed": "mounts under its folder detached; network and folder still there",
     #
     # -- pause, unpause --
     "pause.frozen": "the freezer holds the container; state.json still says running",

@@ -143,7 +143,7 @@ def _select(names: Sequence[str], all: bool) -> list[object]:
             if c.config.cgroup is False:
                 raise UsageError(f"container {c.name} has no cgroup: {c.config.cgroup_note}")
         return list(picked)
-    return [c for c in containers(all=all) if c.config.cgroup]
+    return [c for c in containers(all=all) if c.status != "dead" and c.config.cgroup]
 
 
 def stats_loop(names: Sequence[str], stream: bool = True, all: bool = False) -> int:

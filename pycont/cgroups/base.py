@@ -198,6 +198,7 @@ class Cgroup(abc.ABC):
         return dict(self.FILES)
 
     def exists(self) -> bool:
+        """Whether any of its folders is there (v1: in any controller), even half made."""
         return os.path.isdir(self.path)
 
     def kill_all(self, timeout: float = 10.0) -> None:

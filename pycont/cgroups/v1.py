@@ -113,6 +113,11 @@ class V1Cgroup(Cgroup):
     def paths(self) -> dict[str, str]:
         return dict(self.dirs)
 
+    def exists(self) -> bool:
+        # Any controller's folder, not the memory one only: create() makes them one by one,
+        # and a process killed in between leaves e.g. cpu and cpuset without memory.
+        return any(os.path.isdir(d) for d in self._unique())
+
     def _unique(self) -> list[str]:
         """One folder per hierarchy: cpu and cpuacct may be mounted together."""
         return list(dict.fromkeys(self.dirs.values()))

@@ -58,6 +58,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "wait",
         "inspect",
         "top",
+        "container",
     ),
     "resources": ("update", "stats", "pause", "unpause"),
     "images": (

@@ -117,6 +117,8 @@ def status_text(rec: Any) -> str:
         return f"Up {ago(rec.started_at)} (Paused)"
     if rec.status == "exited":
         return f"Exited ({rec.exit_code}) {ago(rec.finished_at or rec.created)} ago"
+    if rec.status == "dead":
+        return f"Dead ({rec.error})" if rec.error else "Dead"
     return "Created"
 
 
@@ -127,32 +129,53 @@ def cmd_ps(a: argparse.Namespace) -> int:
     rows = []
     for c in containers(all=a.all):
         try:
-            rec, cfg, published = c.state(), c.config, c.ports()
+            rec, published = c.state(), c.ports()
         except ContainerNotFound:
             continue
         if a.quiet:
             print(c.short_id)
             continue
-        cmd = " ".join(cfg.args)
+        try:
+            cfg = c.config
+            image, args, name = cfg.image, cfg.args, cfg.name
+        except InvalidState:  # dead: its config cannot be read; the status says why
+            image, args, name = "<unknown>", [], ""
+        except ContainerNotFound:
+            continue
+        cmd = " ".join(args)
         cmd = f'"{cmd[:20]}…"' if len(cmd) > 20 else f'"{cmd}"'
         ports = ", ".join(
             f"{b.host_ip or '0.0.0.0'}:{b.host_port}->{b.container_port}/{b.proto}"
             for b in published
         )
         rows.append(
-            (
-                c.short_id,
-                cfg.image,
-                cmd,
-                f"{ago(rec.created)} ago",
-                status_text(rec),
-                ports,
-                cfg.name,
-            )
+            (c.short_id, image, cmd, f"{ago(rec.created)} ago", status_text(rec), ports, name)
         )
     if not a.quiet:
         table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"), rows)
     return 0
+
+
+def cmd_container(a: argparse.Namespace) -> int:
+    """``container prune|ls|rm``: docker's management-command spellings."""
+    if a.container_verb == "prune":
+        if not a.force:
+            print(
+                "WARNING! This removes all stopped containers (use -f to skip this note)",
+                file=sys.stderr,
+            )
+        from pycont.runtime.api import prune
+
+        removed = prune()
+        if removed:
+            print("Deleted Containers:")
+            for cid in removed:
+                print(cid)
+        print("Total reclaimed space: 0B")  # docker's last line; the layers go with rmi
+        return 0
+    if a.container_verb in ("ls", "ps"):
+        return cmd_ps(a)
+    return cmd_rm(a)
 
 
 def cmd_logs(a: argparse.Namespace) -> int:
@@ -313,7 +336,21 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
     p = sub.add_parser("top", help="the processes of a container, host pid and pid inside")
     p.add_argument("container")
 
+    p = sub.add_parser("container", help="manage containers: ls, rm, prune")
+    csub = p.add_subparsers(dest="container_verb", metavar="COMMAND")
+    csub.required = True
+    q = csub.add_parser("prune", help="remove every stopped (exited or dead) container")
+    q.add_argument("-f", "--force", action="store_true", help="do not print the warning")
+    for verb in ("ls", "ps"):
+        q = csub.add_parser(verb, help="list containers")
+        q.add_argument("-a", "--all", action="store_true")
+        q.add_argument("-q", "--quiet", action="store_true")
+    q = csub.add_parser("rm", help="remove containers")
+    q.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    q.add_argument("containers", nargs="+")
+
     return {
+        "container": cmd_container,
         "run": cmd_run,
         "exec": cmd_exec,
         "start": cmd_start,

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from pycont.cli._common import Verb, created_ago, table, with_containers
-from pycont.errors import PycontError, UsageError
+from pycont.errors import UsageError
 from pycont.format import decimal_size
 
 
@@ -82,8 +82,6 @@ def cmd_system(a: argparse.Namespace) -> int:
             )
         return 0
     if a.system_verb == "prune":
-        from pycont.runtime.container import containers
-
         if not a.force:
             print(
                 "WARNING! This removes all stopped containers, all networks not used by at "
@@ -91,15 +89,10 @@ def cmd_system(a: argparse.Namespace) -> int:
                 "(use -f to skip this note)",
                 file=sys.stderr,
             )
-        removed = 0
-        for c in containers(all=True):
-            try:
-                if c.status == "exited":
-                    c.remove()
-                    print(f"Deleted Container: {c.id}")
-                    removed += 1
-            except PycontError:
-                continue
+        from pycont.runtime.api import prune
+
+        for cid in prune():  # exited and dead containers, and what crashes left
+            print(f"Deleted Container: {cid}")
         from pycont.net import networks
 
         for name in networks.prune():

@@ -13,7 +13,13 @@ import pycont
 from pycont import volumes
 from pycont.compose.model import PROJECT_LABEL, Build, Service
 from pycont.compose.project import ContainerInfo, create_options
-from pycont.errors import ContainerNotFound, ImageNotFound, NetworkNotFound, UsageError
+from pycont.errors import (
+    ContainerNotFound,
+    ImageNotFound,
+    InvalidState,
+    NetworkNotFound,
+    UsageError,
+)
 from pycont.format import ago
 from pycont.net import networks
 from pycont.runtime.container import Container
@@ -114,8 +120,8 @@ class RealEngine:
         for c in pycont.containers(all=True):
             try:
                 info = _info(c)
-            except ContainerNotFound:
-                continue  # removed while we looked
+            except (ContainerNotFound, InvalidState):
+                continue  # removed while we looked, or dead (its config unreadable)
             if info.labels.get(PROJECT_LABEL) == project:
                 out.append(info)
         return out

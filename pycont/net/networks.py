@@ -217,8 +217,13 @@ def exists(name: str) -> bool:
 
 def _collect(net: Network) -> bool:
     """Drop leases of containers that no longer exist; True if any was dropped."""
+    # A container being created lives in containers/.creating/<id> until it is complete
+    # (pycont.runtime.staging): its lease is taken already, and must stay.
+    base = paths.containers_dir()
     gone = [
-        cid for cid in net.leases if not os.path.isdir(os.path.join(paths.containers_dir(), cid))
+        cid
+        for cid in net.leases
+        if not any(os.path.isdir(os.path.join(base, *d, cid)) for d in ((), (".creating",)))
     ]
     for cid in gone:
         del net.leases[cid]

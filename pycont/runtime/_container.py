@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from pycont import failpoints, procfs
-from pycont.errors import ContainerNotFound, InvalidState, PycontError, UsageError
-from pycont.fsutil import remove_tree
+from pycont.errors import ContainerNotFound, InvalidState, UsageError
 from pycont.net.ports import PortBinding
 from pycont.runtime import launcher, netsetup, users
 from pycont.runtime import state as st
@@ -70,12 +69,23 @@ class Container(Resources, ReadWriteLayer):
             try:
                 self._config = st.load_config(self.dir)
             except FileNotFoundError:
-                raise ContainerNotFound(f"no such container: {self.id}") from None
+                if not os.path.isdir(self.dir):
+                    raise ContainerNotFound(f"no such container: {self.id}") from None
+                raise InvalidState(self._dead("config.json is missing")) from None
+            except st.UNREADABLE as err:
+                raise InvalidState(self._dead(f"config.json cannot be read: {err}")) from err
         return self._config
+
+    def _dead(self, reason: str) -> str:
+        return f"container {self.short_id} is dead ({reason}): remove it with rm -f"
 
     @property
     def name(self) -> str:
-        return self.config.name
+        """Its name; "" for a dead container whose config cannot be read (found by id)."""
+        try:
+            return self.config.name
+        except InvalidState:
+            return ""
 
     @property
     def short_id(self) -> str:
@@ -88,10 +98,19 @@ class Container(Resources, ReadWriteLayer):
         return self._proc
 
     def state(self) -> st.ContainerState:
-        """The recorded state, repaired if its shim died without recording the end."""
+        """The recorded state, repaired if its shim died without recording the end; status
+        dead, with the reason in ``error``, when its config or state cannot be read."""
         try:
             rec = st.reconcile(self.dir)
-        except FileNotFoundError:
+            if self._config is None:
+                self.config  # noqa: B018 - loads it once: a container without one is dead
+        except InvalidState:
+            return st.dead_state(self.dir, st.damage(self.dir) or "config.json cannot be read")
+        except st.UNREADABLE as err:
+            if os.path.lexists(self.dir):
+                return st.dead_state(self.dir, st.damage(self.dir) or f"state.json: {err}")
+            if not isinstance(err, FileNotFoundError):
+                raise
             last, shim = self._last, self._proc
             if shim is not None and shim.poll() is not None and last is not None:
                 # Removed by --rm when it exited: its shim's exit code is the container's.
@@ -127,7 +146,7 @@ class Container(Resources, ReadWriteLayer):
 
     def __repr__(self) -> str:
         try:
-            return f"<Container {self.name} {self.short_id} {self.status}>"
+            return f"<Container {self.name or '?'} {self.short_id} {self.status}>"
         except ContainerNotFound:
             return f"<Container {self.short_id} removed>"
 
@@ -253,43 +272,11 @@ class Container(Resources, ReadWriteLayer):
             ) from None
 
     def remove(self, force: bool = False) -> None:
-        """Remove the container and everything it made; ``force`` kills it first."""
-        with st.store_lock():
-            try:
-                rec = self.state()
-            except ContainerNotFound:
-                return
-            if not rec.status.can_remove(force):
-                raise InvalidState(
-                    f"cannot remove container {self.name}: it is {rec.status}; "
-                    "stop it first or use force (rm -f)"
-                )
-            if rec.status in LIVE:
-                if self.config.cgroup:
-                    # Freeze, kill every process, thaw: a fork bomb cannot outrun it.
-                    with contextlib.suppress(PycontError, OSError):
-                        self.cgroup().kill_all()
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(rec.pid, signal.SIGKILL)
-                # Wait for the shim: it records the exit, and the mounts go with the namespace.
-                if self._proc is not None:
-                    self._proc.wait(30)
-                else:
-                    _wait_pid_exit(rec.shim_pid, 30, self.name)
-            if rec.pid:
-                # If its shim was killed, its PID 1 died with it (PR_SET_PDEATHSIG) but stays
-                # a zombie until the host's init reaps it. Give that a moment.
-                _wait_until(lambda: procfs.gone(rec.pid, rec.pid_start), 5)
-            if self.config.cgroup:
-                # Normally the shim removed it; not if the shim itself was killed.
-                with contextlib.suppress(PycontError, OSError):
-                    cg = self.cgroup()
-                    if cg.exists():
-                        cg.kill_all()
-                        cg.destroy()
-            net = self.config.network
-            remove_tree(self.dir)
-            netsetup.release(self.id, net)
+        """Remove the container and everything it made; ``force`` kills it first. A dead
+        container (its record unreadable) is removed too: see :mod:`.removal`."""
+        from pycont.runtime import removal
+
+        removal.remove(self, force)
 
     # -- inside ---------------------------------------------------------------------------
     def exec(
@@ -402,7 +389,12 @@ class Container(Resources, ReadWriteLayer):
         """docker inspect's fields that pycont knows (see :mod:`.inspection`)."""
         from pycont.runtime.inspection import inspect
 
-        rec, cfg = self.state(), self.config
+        rec = self.state()
+        if rec.status is Status.DEAD:
+            from pycont.runtime.inspection import inspect_dead
+
+            return inspect_dead(self.id, self.dir, rec)
+        cfg = self.config
         cgroup = self.cgroup().paths() if cfg.cgroup else {}
         return inspect(self.dir, cfg, rec, self.storage_driver(), cgroup)
 

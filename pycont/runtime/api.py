@@ -2,7 +2,8 @@
 
 :func:`create` turns keywords into a checked :class:`~pycont.runtime.spec.RunSpec` and hands it
 to :func:`create_from_spec`, the one place a container's folder is made: under the store's lock,
-as a transaction (anything half made is removed again).
+as a transaction (built aside, renamed into place: :mod:`.staging`). Listing and lookup first
+finish what a crash left half made or half removed (:func:`.removal.reap`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from pycont import images
+from pycont import failpoints, images
 from pycont import volumes as volumes_mod
 from pycont.cgroups.limits import Limits
 from pycont.errors import ContainerNotFound, NameConflict, PycontError, StartError, UsageError
-from pycont.fsutil import remove_tree
 from pycont.namespaces import Namespace
 from pycont.rootfs import RootSpec, prepare_dirs
-from pycont.runtime import netsetup
+from pycont.runtime import netsetup, removal, staging
 from pycont.runtime import state as st
 from pycont.runtime._container import PIPE, STDOUT, Container, Narrate
 from pycont.runtime.spec import RunSpec, check_image_config, limits_to_json
@@ -153,8 +153,10 @@ def create_from_spec(spec: RunSpec, image: images.Image | None = None) -> Contai
         labels=dict(spec.labels),
         exposed_ports=list(img.exposed_ports),
     )
-    cdir = st.container_dir(cid)
     with st.store_lock():
+        # The folder is built aside and renamed into place (staging): until then the container
+        # does not exist, so a crash at any step leaves no container that breaks a listing,
+        # only a leftover that the next listing or prune removes (removal.reap).
         taken = set(st.ids_and_names().values())
         if spec.name is not None and spec.name in taken:
             raise NameConflict(
@@ -162,20 +164,28 @@ def create_from_spec(spec: RunSpec, image: images.Image | None = None) -> Contai
                 "or choose another name"
             )
         cfg.name = spec.name or _random_name(taken)
+        cdir = ""
         try:
             for m in spec.volumes:
                 if m.kind == "volume":
                     volumes_mod.create(m.source)  # docker makes a named volume on first use
-            os.makedirs(cdir, mode=0o711)
+            cdir = staging.begin_create(cid)
+            failpoints.hit("create.dir-made")
             prepare_dirs(RootSpec(tuple(cfg.layers), cdir))
+            failpoints.hit("create.layers-prepared")
             cfg.network = netsetup.plan(spec, cid, cfg.name, img.exposed_ports)
             netsetup.write_files(cdir, cfg.network, cfg.hostname)
-            st.save_config(cfg)
+            st.save_config(cfg, cdir)
+            failpoints.hit("create.config-written")
             st.save_state(cdir, st.ContainerState())
+            failpoints.hit("create.state-written")
+            staging.publish(cdir, cid)
         except BaseException:
-            remove_tree(cdir)
+            if cdir:
+                staging.finish(cdir)
             netsetup.release(cid)
             raise
+    failpoints.hit("create.published")
     netsetup.refresh(a.network for a in cfg.network.networks)
     return Container(cid)
 
@@ -254,6 +264,7 @@ def get(name_or_id: str) -> Container:
     """The container with that name, id or unique id prefix."""
     if not name_or_id:
         raise UsageError("no container name or id given")
+    removal.reap()  # what a crash left half made or half removed goes first
     table = st.ids_and_names()
     for cid, name in table.items():
         if name == name_or_id or cid == name_or_id:
@@ -267,16 +278,34 @@ def get(name_or_id: str) -> Container:
 
 
 def containers(all: bool = False) -> list[Container]:
-    """Running containers (docker ps), or every container with ``all=True``."""
-    out = []
+    """Running containers (docker ps), or every container with ``all=True``: dead ones too
+    (their record cannot be read: status dead, the reason in ``state().error``)."""
+    removal.reap()  # what a crash left half made or half removed goes first
+    found = []
     for cid in st.ids_and_names():
         c = Container(cid)
         try:
-            if all or c.state().status in (Status.RUNNING, Status.PAUSED):
-                out.append(c)
+            rec = c.state()
         except ContainerNotFound:
-            continue
-    return sorted(out, key=lambda c: c.state().created, reverse=True)
+            continue  # removed meanwhile
+        if all or rec.status in (Status.RUNNING, Status.PAUSED):
+            found.append((rec.created, c))
+    return [c for _, c in sorted(found, key=lambda pair: pair[0], reverse=True)]
+
+
+def prune() -> list[str]:
+    """Remove every stopped (exited or dead) container, and finish what a crash left half made
+    or half removed; returns the ids removed (``container prune``, ``system prune``)."""
+    removal.reap(block=True)
+    removed = []
+    for c in containers(all=True):
+        try:
+            if c.state().status in (Status.EXITED, Status.DEAD):
+                c.remove()
+                removed.append(c.id)
+        except PycontError:
+            continue  # started again, or removed, meanwhile
+    return removed
 
 
 def config_dict(c: Container) -> dict[str, Any]:

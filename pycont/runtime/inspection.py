@@ -221,3 +221,34 @@ def _host_config_security(sec: SecurityOptions) -> dict[str, Any]:
         "SecurityOpt": opts or None,
         "ReadonlyRootfs": sec.read_only,
     }
+
+
+def inspect_dead(cid: str, cdir: str, rec: ContainerState) -> dict[str, Any]:
+    """docker inspect of a dead container (its record cannot be read): what is known, and
+    why in ``State.Error``, as docker shows ``"Dead": true``."""
+    from pycont.fsutil import read_json
+
+    cfg: dict[str, Any] = {}
+    try:
+        doc = read_json(os.path.join(cdir, "config.json"))
+        cfg = doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError, RecursionError):
+        pass
+    return {
+        "Id": cid,
+        "Name": "/" + str(cfg.get("name", "")),
+        "Created": iso(rec.created),
+        "State": {
+            "Status": str(rec.status),
+            "Running": False,
+            "Paused": False,
+            "Dead": True,
+            "OOMKilled": False,
+            "Pid": 0,
+            "ExitCode": rec.exit_code if rec.exit_code is not None else 0,
+            "Error": rec.error,
+            "StartedAt": iso(rec.started_at),
+            "FinishedAt": iso(rec.finished_at),
+        },
+        "Image": str(cfg.get("image_id") or cfg.get("image") or ""),
+    }

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import enum
 import fcntl
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from typing import Any
 
 from pycont import paths, procfs
 from pycont.cgroups.limits import Limits
-from pycont.errors import InvalidState
+from pycont.errors import InvalidState, PycontError
 from pycont.fsutil import read_json, write_json
 from pycont.net.config import NetConfig
 from pycont.runtime.spec import limits_from_json, limits_to_json
@@ -34,6 +35,10 @@ class Status(enum.StrEnum):
     RUNNING = "running"
     PAUSED = "paused"
     EXITED = "exited"
+    # Never written: what a container is when its record cannot be read (a folder damaged by
+    # hand, or by a pycont older than the transactional create). docker's word, and its rule:
+    # it can only be removed.
+    DEAD = "dead"
 
     def can_start(self) -> bool:
         # docker start also takes a stopped container: it runs again on the same layer.
@@ -46,7 +51,7 @@ class Status(enum.StrEnum):
         return self in (Status.RUNNING, Status.PAUSED)
 
     def can_remove(self, force: bool) -> bool:
-        return force or self in (Status.CREATED, Status.EXITED)
+        return force or self in (Status.CREATED, Status.EXITED, Status.DEAD)
 
 
 # Restarting an exited container goes back through CREATED: start() resets the record of the
@@ -57,6 +62,7 @@ _TRANSITIONS = {
     Status.RUNNING: {Status.PAUSED, Status.EXITED},
     Status.PAUSED: {Status.RUNNING, Status.EXITED},
     Status.EXITED: {Status.CREATED},
+    Status.DEAD: set(),
 }
 
 
@@ -136,12 +142,14 @@ def container_dir(cid: str) -> str:
     return os.path.join(paths.containers_dir(), cid)
 
 
-def save_config(cfg: ContainerConfig) -> None:
+def save_config(cfg: ContainerConfig, cdir: str | None = None) -> None:
+    """Write config.json in ``cdir`` (default: the container's folder; a creation writes it in
+    the folder it builds aside, see :mod:`.staging`)."""
     doc = asdict(cfg)
     doc["limits"] = limits_to_json(cfg.limits)
     doc["security"] = cfg.security.to_json()
     doc["network"] = cfg.network.to_json()
-    write_json(os.path.join(container_dir(cfg.id), "config.json"), doc)
+    write_json(os.path.join(cdir or container_dir(cfg.id), "config.json"), doc)
 
 
 def load_config(cdir: str) -> ContainerConfig:
@@ -162,6 +170,51 @@ def load_state(cdir: str) -> ContainerState:
     if "monitor_pid" in doc:  # written by pycont 0.1 before the shim had its name
         doc.setdefault("shim_pid", doc.pop("monitor_pid"))
     return ContainerState(**{k: v for k, v in doc.items() if k in _STATE_FIELDS})
+
+
+# What loading a damaged record raises: a missing or unreadable file, bad JSON (or JSON nested
+# too deep for the parser), fields missing or of the wrong type, a value the parsers refuse.
+UNREADABLE = (
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    RecursionError,
+    PycontError,
+)
+
+
+def damage(cdir: str) -> str:
+    """Why the container in ``cdir`` cannot be used, or "" when its config and state load.
+
+    Pure reading: a folder with a missing or unreadable record is reported, never repaired
+    here (the user removes it: ``rm -f``, ``container prune``)."""
+    if not os.path.isdir(cdir):
+        return "its folder is not a folder"
+    missing = [
+        f for f in ("config.json", "state.json") if not os.path.exists(os.path.join(cdir, f))
+    ]
+    if missing:
+        return f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
+    for what, load in (("config.json", load_config), ("state.json", load_state)):
+        try:
+            load(cdir)
+        except ValueError as err:  # json.JSONDecodeError, or a status that is not one
+            what += " is not valid JSON" if isinstance(err, json.JSONDecodeError) else ""
+            return what if what.endswith("JSON") else f"{what} holds an invalid value: {err}"
+        except UNREADABLE as err:
+            return f"{what} cannot be read: {err or type(err).__name__}"
+    return ""
+
+
+def dead_state(cdir: str, reason: str) -> ContainerState:
+    """The record shown for a container whose own cannot be read: status dead, and why."""
+    try:
+        created = os.lstat(cdir).st_mtime
+    except OSError:
+        created = 0.0
+    return ContainerState(status=Status.DEAD, created=created, error=reason)
 
 
 @contextlib.contextmanager
@@ -261,9 +314,11 @@ def _orphaned(rec: ContainerState) -> bool:
 
 @contextlib.contextmanager
 def store_lock() -> Iterator[None]:
-    """Serialise creations and removals: names stay unique across processes (flock(2))."""
-    os.makedirs(paths.containers_dir(), exist_ok=True)
-    fd = os.open(os.path.join(paths.root(), "containers.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    """Serialise creations and removals: names stay unique across processes (flock(2)).
+
+    A creation or a removal holds it from its first step to its last, so whoever holds it
+    knows that a folder half made or half removed (:mod:`.staging`) was left by a crash."""
+    fd = _open_store_lock()
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -271,13 +326,46 @@ def store_lock() -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def try_store_lock() -> Iterator[bool]:
+    """The store lock if it is free now (yields True), else nothing (False): listing tidies
+    up after crashes when it can, and never waits for a creation to do so."""
+    fd = _open_store_lock()
+    try:
+        # flock(2): LOCK_NB fails with EWOULDBLOCK (BlockingIOError) while it is held, also by
+        # this very process through another descriptor (a listing inside a creation).
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        got = True
+    except BlockingIOError:
+        got = False
+    try:
+        yield got
+    finally:
+        os.close(fd)
+
+
+def _open_store_lock() -> int:
+    os.makedirs(paths.containers_dir(), exist_ok=True)
+    path = os.path.join(paths.root(), "containers.lock")
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def is_container_entry(entry: str) -> bool:
+    """Whether a name in the containers folder is a container: the folders being made or
+    removed (``.creating``, ``.removing``, see :mod:`.staging`) start with a dot."""
+    return not entry.startswith(".")
+
+
 def ids_and_names() -> dict[str, str]:
-    """id -> name of every container in the store."""
+    """id -> name of every container in the store; a container whose config cannot be read
+    (dead) is listed with the name "": found by its id, it can still be removed."""
     out = {}
     base = paths.containers_dir()
-    for cid in os.listdir(base) if os.path.isdir(base) else []:
+    for cid in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        if not is_container_entry(cid):
+            continue
         try:
             out[cid] = str(read_json(os.path.join(base, cid, "config.json"))["name"])
-        except (OSError, ValueError, KeyError):
-            continue
+        except UNREADABLE:
+            out[cid] = ""
     return out

@@ -46,7 +46,12 @@ def test_what_each_status_allows() -> None:
     assert [s for s in Status if s.can_start()] == [Status.CREATED, Status.EXITED]
     assert [s for s in Status if s.can_exec()] == [Status.RUNNING]
     assert {s for s in Status if s.can_kill()} == {Status.RUNNING, Status.PAUSED}
-    assert {s for s in Status if s.can_remove(force=False)} == {Status.CREATED, Status.EXITED}
+    # dead: a record that cannot be read (shown, never written), which rm removes
+    assert {s for s in Status if s.can_remove(force=False)} == {
+        Status.CREATED,
+        Status.EXITED,
+        Status.DEAD,
+    }
     assert all(s.can_remove(force=True) for s in Status)
 
 
