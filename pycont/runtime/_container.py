@@ -399,12 +399,6 @@ class Container(Resources, ReadWriteLayer):
         return inspect(self.dir, cfg, rec, self.storage_driver(), cgroup)
 
 
-def _wait_until(cond: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond() and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def _wait_pid_exit(pid: int, timeout: float | None, name: str) -> None:
     """Wait for a process that is not our child, through a pidfd (pidfd_open(2))."""
     try:
