@@ -21,12 +21,13 @@ test can sweep them all.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 
 from pycont.errors import PycontError
 
-__all__ = ["STEPS", "FailpointError", "hit", "parse"]
+__all__ = ["STEPS", "FailpointError", "hit", "kept_fds", "parse"]
 
 ENV = "PYCONT_FAILPOINTS"
 LOG_ENV = "PYCONT_FAILPOINTS_LOG"
@@ -106,6 +107,19 @@ def parse(text: str) -> dict[str, tuple[str, int]]:
 
 _points = parse(os.environ.get(ENV, ""))
 _seen: dict[str, int] = {}
+# Opened now, not when a point fires: a step may be reached inside a container's mount
+# namespace, where the log's path does not exist. Close-on-exec: the command never sees it.
+# Moved above the low numbers the shim dup2(2)s its pipes onto (fcntl(2) F_DUPFD_CLOEXEC).
+_log_fd = -1
+if _points and os.environ.get(LOG_ENV):
+    _fd = os.open(os.environ[LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    _log_fd = fcntl.fcntl(_fd, fcntl.F_DUPFD_CLOEXEC, 200)
+    os.close(_fd)
+
+
+def kept_fds() -> tuple[int, ...]:
+    """Descriptors a process that closes all others before exec must keep: the log's."""
+    return (_log_fd,) if _log_fd >= 0 else ()
 
 
 def hit(name: str) -> None:
@@ -121,14 +135,9 @@ def hit(name: str) -> None:
     action, nth = point
     if _seen[name] != nth:
         return
-    log = os.environ.get(LOG_ENV)
-    if log:
+    if _log_fd >= 0:
         # One write(2) with O_APPEND: whole lines, even from several processes (open(2)).
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, f"{name} {os.getpid()}\n".encode())
-        finally:
-            os.close(fd)
+        os.write(_log_fd, f"{name} {os.getpid()}\n".encode())
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     raise FailpointError(f"failpoint {name}: injected error")

@@ -19,7 +19,6 @@ from pycont.runtime import handshake, pid1, protocol
 from pycont.runtime import state as st
 from pycont.runtime.shim import (
     FORWARDED,
-    MAX_FD,
     Reporter,
     _forward,
     _injected,
@@ -90,8 +89,7 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
             # Dies with this shim, as the container's init does (pid1.hold_to_parent).
             pid1.hold_to_parent(LinuxKernel(), me_fd)
             # Only stdio and the error pipe cross into the container: no fd of the host.
-            os.closerange(3, err_w)
-            os.closerange(err_w + 1, MAX_FD)
+            pid1.close_host_fds(err_w)
             # setns(2) into the mount namespace moved our root: this is the container's passwd.
             ident = pid1.identity(cfg, user, Namespace.USER in fds_joined)
             if ident is not None:

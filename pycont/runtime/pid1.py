@@ -61,6 +61,15 @@ def hold_to_parent(k: Kernel, parent_fd: int) -> None:
         os._exit(125)  # nobody would record or stop this container
 
 
+def close_host_fds(*keep: int, low: int = 3) -> None:
+    """Close every descriptor from ``low`` up but ``keep`` and a failpoint log (tests only):
+    nothing of the host crosses into the container."""
+    for fd in sorted({*keep, *failpoints.kept_fds()}):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, MAX_FD)
+
+
 def step(name: str) -> None:
     """:func:`pycont.failpoints.hit` in this process. The init of a PID namespace ignores the
     SIGKILL it sends itself (pid_namespaces(7): only signals it has a handler for reach it
@@ -306,8 +315,7 @@ def exec_command(
     if say is not None:
         say(f"execve({json.dumps(args[0])}, {json.dumps(args)}) (searching PATH)")
     # The command gets stdio and nothing else (err_w closes itself at exec: O_CLOEXEC).
-    os.closerange(3, err_w)
-    os.closerange(err_w + 1, MAX_FD)
+    close_host_fds(err_w)
     if failpoint:
         try:  # everything checked: a death here is the last one before exec
             step(failpoint)
