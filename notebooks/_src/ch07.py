@@ -28,7 +28,8 @@ At the end of this chapter you will have:
 - kept data in a **named volume** and in a **bind mount** of a host folder, and seen `:ro` refuse
   writes;
 - **committed** a running container as a new image version, `myapp:2.0` (the seed's
-  `docker commit myapp myapp:2.0`), and seen that volumes are not part of it.
+  `docker commit myapp myapp:2.0`), and seen that volumes are not part of it;
+- **killed** a command halfway and seen the next one find a consistent store.
 """
 ALLOWS = r"""
 The containers need namespaces (root, or rootless with user namespaces); `pause` needs a cgroup
@@ -41,9 +42,11 @@ SETUP = r"""
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 
 import pycont
-from pycont import volumes
+from pycont import failpoints, paths, volumes
 from pycont.course import Chapter, upper_dir, wait_for
 from pycont.images import Store
 from pycont.runtime import state
@@ -373,6 +376,81 @@ point pycont made). Images are for code and configuration; data belongs in volum
 `commit` is handy to explore, but the image it makes is opaque: nobody can tell *how* it was
 made, or make it again. A **Dockerfile** writes the steps down (chapter 06).
 """),
+    ("md", r"""
+---
+## 7. Killed halfway: nothing lost
+
+Commands get killed: by the OOM killer, by a `kill -9`, by a laptop whose battery runs out. The
+rule a runtime must keep (docker's and pycont's): **whatever step a command dies at, the next
+command finds a consistent store** — no container that breaks `ps`, no name that stays taken, no
+cgroup or mount that nobody will remove. Two tools make it so:
+
+- every record is written to a temporary file, then **renamed** over the old one: `rename(2)`
+  is atomic, a reader sees the old file or the new one, never half of one;
+- a container is built in `containers/.creating/<id>` and renamed to `containers/<id>` only once
+  it is complete; `rm` first renames it to `containers/.removing/<id>` (the name is free from
+  that moment), then deletes. Each folder set aside names its owner (a pid): a folder whose owner
+  is dead was left by a crash, and the next command that meets it finishes the job.
+
+To *show* it, pycont's commands mark their steps as **failpoints**, as containerd does: with
+`PYCONT_FAILPOINTS=STEP=kill` in its environment, a command SIGKILLs itself when it reaches that
+step. Kill a `run` right after the container's config is written:
+"""),
+    ("code", r"""
+print(len(failpoints.STEPS), "named steps; those of create:")
+for step, what in failpoints.STEPS.items():
+    if step.startswith("create."):
+        print(f"  {step:24} {what}")
+
+
+def pycont_cli(*args, crash_at=None):
+    # The CLI in a new process, as a user types it; PYCONT_ROOT (this run's store) is inherited.
+    env = dict(os.environ, PYCONT_FAILPOINTS=f"{crash_at}=kill") if crash_at else None
+    return subprocess.run([sys.executable, "-m", "pycont", *args], env=env,
+                          capture_output=True, text=True)
+
+
+r = pycont_cli("run", "-d", "--name", "ch07-crash", "busybox", "sleep", "1000",
+               crash_at="create.config-written")
+print("\nexit status:", r.returncode, "(a negative status: killed by signal", -r.returncode, "= SIGKILL)")
+aside = os.path.join(paths.containers_dir(), ".creating")
+print("folders left aside in .creating:", len(os.listdir(aside)))
+"""),
+    ("code", r"""
+r = pycont_cli("ps", "-a")
+print("ps -a exit status:", r.returncode, "| ch07-crash listed:", "ch07-crash" in r.stdout)
+print("folders left aside now:", len(os.listdir(aside)) if os.path.isdir(aside) else 0)
+c = pycont.run("busybox", ["sleep", "1000"], name="ch07-crash", detach=True)
+print("the name is free again:", c.name, c.status)
+c.remove(force=True)
+"""),
+    ("md", r"""
+**What happened.** The killed `run` never renamed its folder into place, so no listing ever saw a
+half-made container. The next command (`ps`) found the folder aside with a dead owner and
+removed it, with whatever it held (network leases, cgroups). The name was never taken.
+
+The kernel is the other half of the truth. Kill a `pause` right after it froze the container's
+cgroup, before it wrote "paused" in the record:
+"""),
+    ("code", r"""
+if course.allowed("cgroups"):
+    c = pycont.run("busybox", ["sleep", "1000"], name="ch07-frozen", detach=True)
+    r = pycont_cli("pause", "ch07-frozen", crash_at="pause.frozen")
+    print("pause exit status:", r.returncode)
+    print("the status, read against the freezer:", c.status)
+    print("stop on a paused container:", c.stop(timeout=1), "(it is thawed for the SIGKILL)")
+    c.remove()
+else:
+    print("skipped: no cgroup for the freezer here (the setup cell says why)")
+"""),
+    ("md", r"""
+pycont takes the freezer's word over its record: the cgroup is frozen, so the container *is*
+paused, whatever the record said. `stop` thaws a paused container after sending its signals, as
+docker does, so they are delivered. Every named step is killed three times by the test suite
+(`tests/integration/test_failpoint_sweep.py`), which then checks that `ps -a` works, that
+`rm -f` and `system prune` leave no folder, cgroup, mount or process, and that the command
+works again.
+"""),
 ]
 EXERCISES = [
     exercise(
@@ -489,6 +567,10 @@ QUESTIONNAIRE = r"""
 7. You `commit` a container that wrote files both in `/app` and in its volume `/data`. What does
    the new image contain?
 8. Why prefer a Dockerfile to `commit` for images you ship?
+9. Why does pycont build a new container in `.creating/<id>` and rename it, rather than write
+   `containers/<id>` directly?
+10. A `pause` is killed after it froze the cgroup, before it wrote the record. What does `ps`
+    show, and why?
 
 <details><summary>Answers</summary>
 
@@ -510,6 +592,11 @@ QUESTIONNAIRE = r"""
    volume's files.
 8. A Dockerfile records every step: the image can be rebuilt, reviewed and updated (a new base
    image) — a committed image only says *sh -c …* for whatever happened in the container.
+9. `rename(2)` of a folder is atomic: a listing sees the whole container or nothing. Written in
+   place, a container killed halfway would be listed without its config or state, and its
+   name would stay taken until someone deleted the folder by hand.
+10. *Paused*: the cgroup's freezer is the truth, and reading the status puts the record right.
+    `unpause`, `stop` and `rm -f` work on it as on any paused container.
 </details>
 """
 READING = r"""
@@ -524,6 +611,10 @@ READING = r"""
   the container's mounts do not show on the host.
 - Kernel: [the cgroup freezer](https://docs.kernel.org/admin-guide/cgroup-v1/freezer-subsystem.html)
   (v1) and `cgroup.freeze` in [Control Group v2](https://docs.kernel.org/admin-guide/cgroup-v2.html).
+- [`rename(2)`](https://man7.org/linux/man-pages/man2/rename.2.html) — the atomic replace
+  every crash-safe write is built on; containerd's
+  [failpoints](https://github.com/containerd/containerd/tree/main/pkg/failpoint), the idea
+  behind `PYCONT_FAILPOINTS`.
 - OCI runtime spec, [Lifecycle](https://github.com/opencontainers/runtime-spec/blob/main/runtime.md#lifecycle)
   — creating, created, running, stopped.
 """
