@@ -18,6 +18,7 @@ nesting depth          64           an OCI document nests 5 deep; json recurses 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
 
 MAX_DOCUMENT = 4 << 20  # bytes of one manifest, index or config
 MAX_DEPTH = 64  # levels of arrays and objects
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")  # as blobs.DIGEST_RE (which imports this)
 
 
 class JSONRefused(ValueError):
@@ -161,9 +163,7 @@ def check_config(doc: Any) -> None:
 
 
 def _digest(value: Any, where: str) -> str:
-    from pycont.images.blobs import DIGEST_RE
-
-    if not isinstance(value, str) or not DIGEST_RE.fullmatch(value):
+    if not isinstance(value, str) or not _DIGEST_RE.fullmatch(value):
         shown = repr(value)[:80] if isinstance(value, str) else _kind(value)
         raise JSONRefused(f"{where} must be a sha256:<64 hex digits> digest, got {shown}")
     return value

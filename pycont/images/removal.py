@@ -10,16 +10,32 @@ held exclusively: no writer is between writing a blob and naming it meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from pycont import failpoints
 from pycont.errors import ImageInUse
 from pycont.images import gc, index
 from pycont.images.reference import Reference
 
-if TYPE_CHECKING:
-    from pycont.images.store import InUse, Store
+InUse = Callable[[str], list[str]]  # image id -> names of the containers that use it
+
+
+class Store(gc.Store, Protocol):
+    """What removing needs of a :class:`pycont.images.store.Store` (not imported: it
+    imports this module)."""
+
+    def gc_lock(self) -> contextlib.AbstractContextManager[None]: ...
+    def _index(self) -> contextlib.AbstractContextManager[list[dict[str, Any]]]: ...
+    def _entries(self) -> list[dict[str, Any]]: ...
+    def _find(
+        self, ref: str, entries: list[dict[str, Any]]
+    ) -> tuple[Reference | None, list[dict[str, Any]]]: ...
+    def _image_id(self, entry: dict[str, Any]) -> str: ...
+    def _users(self, image_id: str, in_use: InUse | None) -> list[str]: ...
+
 
 __all__ = ["prune", "remove"]
 
