@@ -180,8 +180,12 @@ def _plan_oci(arc: ArchiveReader) -> Plan:
     if not isinstance(layout, dict) or layout.get("imageLayoutVersion") != "1.0.0":
         raise arc.error(f"oci-layout: unsupported layout {layout!r} (expected version 1.0.0)")
     index = arc.json(arc.get("index.json", "file"), "file")
-    entries = index.get("manifests") if isinstance(index, dict) else None
-    if not isinstance(entries, list) or not entries:
+    try:
+        jsonlimits.check_index(index)
+    except jsonlimits.JSONRefused as err:
+        raise arc.error(f"index.json: {err}") from None
+    entries = index["manifests"]
+    if not entries:
         raise arc.error("index.json lists no image")
     by_digest: dict[str, tuple[dict[str, Any], list[Reference]]] = {}
     for entry in entries:
@@ -206,7 +210,12 @@ def _platform_manifest(arc: ArchiveReader, desc: Any, depth: int) -> dict[str, A
         return cast(dict[str, Any], desc)
     if media not in oci.INDEX_TYPES or depth > 3:
         raise arc.error(f"index entry {desc.get('digest')}: unsupported media type {media!r}")
-    nested = arc.json(item, "image index").get("manifests") or []
+    doc = arc.json(item, "image index")
+    try:
+        jsonlimits.check_index(doc)
+    except jsonlimits.JSONRefused as err:
+        raise arc.error(f"image index {desc['digest']}: {err}") from None
+    nested = doc["manifests"]
     arch = oci.architecture()
     for d in nested:
         platform = d.get("platform") or {}

@@ -26,6 +26,7 @@ __all__ = [
     "MAX_DOCUMENT",
     "JSONRefused",
     "check_config",
+    "check_index",
     "check_manifest",
     "depth",
     "loads",
@@ -178,6 +179,7 @@ def _descriptor(value: Any, where: str) -> dict[str, Any]:
         raise JSONRefused(f"{where} size must be a number of bytes, got {size!r}"[:120])
     if "mediaType" in value:
         _text(value["mediaType"], f"{where} mediaType")
+    _object(value.get("annotations"), f"{where} annotations", str_values=True)
     return value
 
 
@@ -191,3 +193,19 @@ def check_manifest(doc: Any) -> None:
         raise JSONRefused(f"manifest layers must be a list, got {_kind(layers)}")
     for i, layer in enumerate(layers):
         _descriptor(layer, f"manifest layers[{i}]")
+
+
+def check_index(doc: Any) -> None:
+    """An image index (or docker manifest list): a list of manifest descriptors, each with
+    an optional ``platform`` object."""
+    if not isinstance(doc, dict):
+        raise JSONRefused(f"an image index must be an object, got {_kind(doc)}")
+    entries = doc.get("manifests")
+    if not isinstance(entries, list):
+        raise JSONRefused(f"index manifests must be a list, got {_kind(entries)}")
+    for i, desc in enumerate(entries):
+        _descriptor(desc, f"index manifests[{i}]")
+        platform = _object(desc.get("platform"), f"index manifests[{i}] platform")
+        for key in ("os", "architecture", "variant"):
+            if platform.get(key) is not None:
+                _text(platform[key], f"index manifests[{i}] platform {key}")

@@ -126,7 +126,12 @@ def _get_manifest(t: _Transport, tail: str) -> tuple[bytes, str, str]:
     if expected and expected != digest:
         raise RegistryError(f"digest mismatch for {expected}: the manifest received is {digest}")
     if media in oci.INDEX_TYPES:
-        desc = choose_platform(_document(data, f"image index {digest}"))
+        doc = _document(data, f"image index {digest}")
+        try:
+            jsonlimits.check_index(doc)
+        except jsonlimits.JSONRefused as err:
+            raise RegistryError(f"image index {digest}: {err}") from None
+        desc = choose_platform(doc)
         data, media, digest = _get_manifest(t, desc["digest"])
         media = desc.get("mediaType") or media
     if media == oci.DOCKER_SCHEMA1:

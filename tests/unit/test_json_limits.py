@@ -8,14 +8,22 @@ letter, an ``Env`` with a NUL would make every ``run`` fail.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import os
+import tarfile
 from typing import Any
 
 import pytest
 
-from pycont.errors import CorruptBlob, UsageError
+from pycont.errors import ArchiveError, CorruptBlob, UsageError
+from pycont.images import archive
 from pycont.images import jsonlimits as jl
 from pycont.images.blobs import BlobStore
 from pycont.images.report import ImageRecord
+from pycont.images.store import Store
+from tests.unit.test_archive import layer_tar
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -127,3 +135,69 @@ def test_a_record_refuses_a_string_cmd_already_in_a_store() -> None:
     assert rec.env == ("A=1",)
     with pytest.raises(UsageError, match="^image bad:1: config Cmd must be a list of strings"):
         _ = rec.cmd
+
+
+def test_index_shape() -> None:
+    desc = {"digest": DIGEST, "size": 10, "platform": {"os": "linux", "architecture": "amd64"}}
+    jl.check_index({"manifests": [desc]})
+    with pytest.raises(jl.JSONRefused, match=r"index manifests\[0\] platform must be an object"):
+        jl.check_index({"manifests": [{**desc, "platform": "linux"}]})
+    with pytest.raises(jl.JSONRefused, match=r"index manifests\[0\] annotations must be an obj"):
+        jl.check_index({"manifests": [{**desc, "annotations": ["a"]}]})
+    with pytest.raises(jl.JSONRefused, match="index manifests must be a list, got null"):
+        jl.check_index({})
+
+
+# -- at load: refused before anything enters the store ---------------------------------------
+def docker_archive(config_doc: Any, manifest: Any = None) -> bytes:
+    """A docker-archive by hand: one layer, the config as given (named config.json, so its
+    name says nothing of its digest)."""
+    layer = layer_tar({"etc/hello": b"hi\n"})
+    cfg = config_doc if isinstance(config_doc, bytes) else json.dumps(config_doc).encode()
+    if manifest is None:
+        manifest = [{"Config": "config.json", "RepoTags": ["bad:1"], "Layers": ["layer.tar"]}]
+    files = {
+        "manifest.json": manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode(),
+        "config.json": cfg,
+        "layer.tar": layer,
+    }
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def layer_config(**fields: Any) -> dict[str, Any]:
+    diff_id = "sha256:" + hashlib.sha256(layer_tar({"etc/hello": b"hi\n"})).hexdigest()
+    return {"config": fields, "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
+
+
+@pytest.mark.parametrize(
+    ("config_doc", "message"),
+    [
+        (layer_config(Cmd="sh"), "config Cmd must be a list of strings, got a string"),
+        (layer_config(Env=["A=\0"]), r"config Env\[0\] must not contain a NUL byte"),
+        (layer_config(Labels={"a": ["b"]}), r"config Labels\['a'\] must be a string, got a list"),
+        (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "not valid JSON: nested deeper than"),
+    ],
+)
+def test_load_refuses_a_bad_config(tmp_path: Any, config_doc: Any, message: str) -> None:
+    store = Store(str(tmp_path / "images"))
+    with pytest.raises(ArchiveError, match=f"image config 'config.json'.*{message}") as err:
+        archive.load(io.BytesIO(docker_archive(config_doc)), store=store)
+    assert "\n" not in str(err.value)
+    assert store.images() == []
+    assert os.listdir(store.blobs.dir) == []  # nothing entered the store
+
+
+def test_load_refuses_a_deep_manifest(tmp_path: Any) -> None:
+    store = Store(str(tmp_path / "images"))
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(ArchiveError, match="manifest.json' is not valid JSON: nested deeper"):
+        archive.load(io.BytesIO(docker_archive(layer_config(), deep)), store=store)
+    good = archive.load(io.BytesIO(docker_archive(layer_config(Cmd=["sh"]))), store=store)
+    assert good == ["bad:1"]
+    assert store.get("bad:1").cmd == ("sh",)
