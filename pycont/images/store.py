@@ -14,9 +14,7 @@ old ones and shares them. On disk (OCI image-spec, image-layout.md)::
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
@@ -39,6 +37,8 @@ from pycont.images.staging import Staging
 
 __all__ = ["ImageInUse", "InUse", "Store", "set_in_use_hook"]
 
+# What reading a damaged image raises: a blob gone or corrupt, a document of the wrong shape.
+_BROKEN = (CorruptBlob, KeyError, TypeError, ValueError, OSError)
 InUse = Callable[[str], list[str]]  # image id -> names of the containers that use it
 _in_use_hook: InUse | None = None
 
@@ -130,7 +130,7 @@ class Store:
         damaged, its manifest digest: such an image can still be listed and removed."""
         try:
             return str(self.document(entry["digest"])["config"]["digest"])
-        except (CorruptBlob, KeyError, TypeError, ValueError, OSError):
+        except _BROKEN:
             return str(entry["digest"])
 
     def _find(
@@ -238,32 +238,37 @@ class Store:
             try:
                 rec = self._record(entry, None)
                 out.append(ImageInfo.of(rec))
-            except (CorruptBlob, KeyError, TypeError, ValueError, OSError) as err:
+            except _BROKEN as err:
                 # one broken image is shown as broken; the others are still listed
                 out.append(ImageInfo.broken(entry, self._image_id(entry), err))
         return sorted(out, key=lambda i: (-i.created, i.reference))
+
+    def _records(self) -> list[ImageRecord]:
+        """Every image that can be read; a broken one (a blob missing) is left out here,
+        listed by :meth:`images` with its problem."""
+        out = []
+        for entry in self._entries():
+            with contextlib.suppress(*_BROKEN):
+                out.append(self._record(entry, None))
+        return out
 
     def history(self, ref: str) -> list[HistoryEntry]:
         """One row per build step, newest first, as ``docker history``."""
         found, entries = self._find(ref, self._entries())
         rec = self._record(entries[0], found)
-        return history_rows(rec, [self._record(e, None) for e in self._entries()])
+        return history_rows(rec, self._records())
 
     def build_cache_usage(self) -> tuple[int, int]:
         """``docker system df``'s Build Cache row: how many steps the cache holds, and the
         bytes of the layers only it keeps (a ``builder prune`` frees them)."""
         from pycont.images import buildcache
 
-        blobs, _ = buildcache.referenced(self.root)
-        for e in self._entries():
-            blobs -= {d["digest"] for d in self.document(e["digest"]).get("layers") or ()}
-        size = sum(self.blobs.size(d) for d in blobs if os.path.exists(self.blobs.path(d)))
-        return len(buildcache.entries(self.root)), size
+        return buildcache.usage(self.root, self.blobs, self._records())
 
     def disk_usage(self, in_use: InUse | None = None) -> DiskUsage:
         """``docker system df -v``: per image its size, the part shared with other images and
         the part only it has; the total counts each shared layer once."""
-        recs = [self._record(e, None) for e in self._entries()]
+        recs = self._records()
         on_disk = gc.dir_size(self.root) if os.path.isdir(self.root) else 0
         return disk_usage(recs, lambda i: len(self._users(i, in_use)), on_disk)
 
@@ -389,32 +394,18 @@ class Store:
         userxattr: bool = True,
     ) -> str:
         """``docker commit``: the container's upper dir becomes one new layer on top of the
-        parent image's layers (shared, not copied). Returns the new image's id.
+        parent image's layers (shared, not copied). Returns the new image's id
+        (:func:`pycont.images.commit.commit_layer`, which says what ``userxattr`` is)."""
+        from pycont.images.commit import commit_layer
 
-        ``userxattr``: whether the container's overlay was mounted with it (it was if the
-        container had a user namespace), which decides the xattr that marks opaque dirs."""
-        from pycont.images.diff import write_layer
-
-        parent = self.get(parent_ref) if parent_ref else None
-        target = Reference.parse(new_ref) if new_ref else None
-        now = time.time()
-        if parent is not None:
-            config = copy.deepcopy(parent.config)
-        else:
-            config = oci.new_config(created=now, cmd=())
-        oci.apply_changes(config, changes)
-        with self.stage() as stage:
-            with stage.blobs.writer() as w:
-                write_layer(upper_dir, w, userxattr=userxattr)
-            failpoints.hit("commit.blobs-staged")  # the layer tar is in the staging folder
-            oci.add_layer(
-                config,
-                w.digest,  # an uncompressed tar: its digest is its diff_id
-                created=now,
-                created_by=created_by or "pycont commit",
-                comment=message,
-                author=author,
-            )
-            layers = list(parent.manifest["layers"]) if parent else []
-            layers.append(oci.descriptor(oci.LAYER, w.digest, w.size))
-            return self.add_image(target, config, layers, staging=stage, step="commit.published").id
+        return commit_layer(
+            self,
+            upper_dir,
+            parent_ref,
+            new_ref,
+            message=message,
+            changes=changes,
+            created_by=created_by,
+            author=author,
+            userxattr=userxattr,
+        )
