@@ -21,7 +21,7 @@ from typing import IO, Any
 from pycont import failpoints, paths
 from pycont.errors import ImageInUse, ImageNotFound, UsageError
 from pycont.fsutil import write_json
-from pycont.images import gc, index, layer_sizes, oci, staging
+from pycont.images import gc, index, jsonlimits, layer_sizes, oci, staging
 from pycont.images._locks import file_lock
 from pycont.images.blobs import BlobReader, BlobStore, CorruptBlob, check_digest
 from pycont.images.reference import Reference
@@ -294,6 +294,7 @@ class Store:
         target = Reference.parse(ref) if isinstance(ref, str) else ref
         if target is not None and target.digest:
             raise UsageError(f"cannot name an image with a digest: {target}")
+        _check_config(config, f"image {target or '(untagged)'}")
         with contextlib.ExitStack() as stack:
             stage = staging or stack.enter_context(self.stage())
             diff_ids = config.get("rootfs", {}).get("diff_ids") or []
@@ -333,6 +334,7 @@ class Store:
             diff_ids: list[str] = []
             for desc, _refs in images:
                 rec = self._record(dict(desc), None, stage.blobs)
+                _check_config(rec.config, f"image config {rec.id}")  # the loaders checked it
                 for layer, diff_id in zip(rec.manifest["layers"], rec.diff_ids, strict=True):
                     self._unpack(layer, diff_id, stage)
                 needed += [rec.digest, rec.id, *(d["digest"] for d in rec.manifest["layers"])]
@@ -409,3 +411,12 @@ class Store:
             author=author,
             userxattr=userxattr,
         )
+
+
+def _check_config(config: dict[str, Any], what: str) -> None:
+    """Refuse a config whose fields have the wrong types (:mod:`.jsonlimits`) before it is
+    stored: a base image stored by an older pycont may carry a ``Cmd`` that is a string."""
+    try:
+        jsonlimits.check_config(config)
+    except jsonlimits.JSONRefused as err:
+        raise UsageError(f"{what}: {err}") from None

@@ -201,3 +201,20 @@ def test_load_refuses_a_deep_manifest(tmp_path: Any) -> None:
     good = archive.load(io.BytesIO(docker_archive(layer_config(Cmd=["sh"]))), store=store)
     assert good == ["bad:1"]
     assert store.get("bad:1").cmd == ("sh",)
+
+
+def test_the_store_refuses_to_write_a_bad_config(tmp_path: Any) -> None:
+    """The last gate (a base image stored by an older pycont, then built on): add_image."""
+    store = Store(str(tmp_path / "images"))
+    raw = layer_tar({"etc/hello": b"hi\n"})
+    digest = store.put_blob(raw)
+    desc = {
+        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+        "digest": digest,
+        "size": len(raw),
+    }
+    bad = layer_config(Cmd="sh")
+    with pytest.raises(UsageError, match="^image .*bad:1: config Cmd must be a list of strings"):
+        store.add_image("bad:1", bad, [desc])
+    assert store.images() == []
+    assert store.add_image("good:1", layer_config(Cmd=["sh"]), [desc]).cmd == ("sh",)
