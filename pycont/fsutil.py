@@ -70,8 +70,10 @@ def _up(fd: int, parent: os.stat_result) -> int:
     return up
 
 
-def walk_tree(top: str) -> Iterator[TreeEntry]:
-    """Everything below ``top``: sorted, parents first, symlinks not followed.
+def walk_tree(top: str, *, skip_denied: bool = False) -> Iterator[TreeEntry]:
+    """Everything below ``top``: sorted, parents first, symlinks not followed. A folder we
+    may not read raises PermissionError, or is not entered with ``skip_denied`` (as os.walk
+    skips it); nothing's mode is changed.
 
     Without recursion and with one folder open at a time, so a tree of any depth works (a
     layer of 5,000 nested folders; paths longer than PATH_MAX): each folder is entered by
@@ -83,7 +85,7 @@ def walk_tree(top: str) -> Iterator[TreeEntry]:
     try:
         stack.append((os.fstat(fd), "", sorted(os.listdir(fd), reverse=True)))
         while stack:
-            here, rel, names = stack[-1]
+            _, rel, names = stack[-1]
             if not names:
                 stack.pop()
                 if stack:
@@ -92,11 +94,21 @@ def walk_tree(top: str) -> Iterator[TreeEntry]:
                     fd = up
                 continue
             name = names.pop()
-            st = os.lstat(name, dir_fd=fd)
+            try:
+                st = os.lstat(name, dir_fd=fd)
+            except FileNotFoundError:
+                continue  # removed since the folder was listed
             sub = f"{rel}/{name}" if rel else name
             yield TreeEntry(sub, name, st, fd, top)
             if stat.S_ISDIR(st.st_mode):
-                child = _open_dir(name, fd)
+                try:
+                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except PermissionError:
+                    if skip_denied:
+                        continue
+                    raise
+                except (FileNotFoundError, NotADirectoryError):
+                    continue  # removed or replaced since it was yielded
                 os.close(fd)
                 fd = child
                 stack.append((os.fstat(fd), sub, sorted(os.listdir(fd), reverse=True)))
@@ -109,7 +121,7 @@ def tree_size(top: str) -> int:
     0 if it is gone. Things that vanish meanwhile count 0."""
     total = 0
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for e in walk_tree(top):
+        for e in walk_tree(top, skip_denied=True):
             if not stat.S_ISDIR(e.st.st_mode):
                 total += e.st.st_size
     return total

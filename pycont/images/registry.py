@@ -26,13 +26,12 @@ import functools
 import http.client
 import json
 import os
-import shutil
 import tempfile
 from typing import Any
 
 from pycont import failpoints
 from pycont.errors import ImageNotFound, PycontError, RegistryError, UsageError
-from pycont.fsutil import fsync_dir
+from pycont.fsutil import fsync_dir, remove_tree
 from pycont.images import jsonlimits, oci
 from pycont.images._fetch import fetch_blob
 from pycont.images._parallel import DOWNLOADS, run_parallel
@@ -254,7 +253,8 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
             doc = {"config": cfg, "layers": final}
             image_id = _commit(store, name, staged, fetched, *stored, doc)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):  # as before: a leftover goes with the next pull
+            remove_tree(staging)
     _remember(t, name, store, image_id, digest, layers, diff_ids)
     for desc in layers:
         if desc["digest"] in fetched:
@@ -305,7 +305,8 @@ def _remove_stale_staging(root: str) -> None:
     for entry in os.listdir(root):
         pid = entry.split("-")[1] if entry.startswith(".pull-") else ""
         if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-            shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
+            with contextlib.suppress(OSError):
+                remove_tree(os.path.join(root, entry))
 
 
 def _named(store: Store, name: Reference) -> str | None:
