@@ -10,6 +10,7 @@ referenced blob missing), and the same command, run again, succeeds.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import tarfile
@@ -20,10 +21,13 @@ import pytest
 
 from pycont.fsutil import remove_tree
 from pycont.images import oci
-from pycont.images.blobs import sha256_of
+from pycont.images.blobs import canonical_json, sha256_of
 from pycont.images.busybox import build_busybox
+from pycont.images.distribution import docker_manifest
+from pycont.images.registry import RegistryError, pull
 from pycont.images.store import Store
 from tests.helpers import cli, register_root, remove_root, requires
+from tests.registry_server import FakeRegistry
 
 PREFIX = "pc-crash-"
 KILLED = -signal.SIGKILL
@@ -195,3 +199,36 @@ def test_a_broken_image_does_not_break_the_others(root: str) -> None:
     ok(root, "rmi", f"{PREFIX}own:1")
     assert images(root) == []
     usable(root)
+
+
+# -- hostile registry documents: refused in one line, nothing stored ---------------------------
+def test_a_pull_of_hostile_documents_stores_nothing(root: str, source: str) -> None:
+    src = Store(os.path.join(source, "images")).lookup("busybox:latest")
+    stored = Store(os.path.join(source, "images")).blobs
+    blobs = {d["digest"]: stored.read(d["digest"]) for d in src.manifest["layers"]}
+
+    def image(config: dict[str, object]) -> tuple[bytes, str]:
+        cfg = canonical_json(config)
+        blobs[sha256_of(cfg)] = cfg
+        return docker_manifest({"digest": sha256_of(cfg), "size": len(cfg)}, src.manifest["layers"])
+
+    bad_cmd = image({**src.config, "config": {**src.config["config"], "Cmd": "sh"}})
+    bad_env = image({**src.config, "config": {**src.config["config"], "Env": ["A=\0"]}})
+    deep = (b"[" * 100_000 + b"]" * 100_000, oci.DOCKER_MANIFEST)
+    entry = {"digest": sha256_of(b"x"), "size": 1, "platform": "linux"}
+    index = (json.dumps({"manifests": [entry]}).encode(), oci.DOCKER_LIST)
+    manifests = {"cmd:1": bad_cmd, "env:1": bad_env, "deep:1": deep, "index:1": index}
+    expected = {
+        "cmd:1": ": config Cmd must be a list of strings, got a string",
+        "env:1": r": config Env\[0\] must not contain a NUL byte",
+        "deep:1": "is not valid JSON: nested deeper than the limit of 64 levels",
+        "index:1": r": index manifests\[0\] platform must be an object, got a string",
+    }
+    store = Store(os.path.join(root, "images"))
+    with FakeRegistry(manifests, blobs) as fake:
+        for tag, message in expected.items():
+            with pytest.raises(RegistryError, match=message) as info:
+                pull(f"{fake.host}/{tag}", store)
+            assert "\n" not in str(info.value)
+    assert store.images() == []
+    assert not os.path.isdir(store.blobs.dir) or os.listdir(store.blobs.dir) == []
