@@ -74,14 +74,25 @@ STEPS: dict[str, str] = {
     "commit.frozen": "commit-freeze written, the freezer holds the container; state running",
     "commit.layer-written": "the image is in the store; the container still frozen for it",
     #
+    "commit.blobs-staged": "the layer tar is written in a staging folder; the store is untouched",
+    "commit.published": "the new blobs and layer are in the store; index.json does not name them",
     # -- load --
     #
+    "load.blobs-staged": "the archive is read and checked into a staging folder; store untouched",
+    "load.published": "the images' blobs and layers are in the store; index.json not yet written",
     # -- pull --
     #
+    "pull.layer-staged": "every blob is fetched into the .pull- staging folder; store untouched",
+    "pull.published": "the fetched blobs are in the store; index.json does not name the image",
     # -- build --
     #
+    "build.step-committed": "a step's layer and build cache entry are in the store",
+    "build.published": "the image's blobs are in the store; index.json does not name it yet",
     # -- rmi, image prune --
     #
+    "rmi.index-written": "index.json no longer names the image; its blobs are all still there",
+    "rmi.blobs-removed": "the blobs and layers nothing names are deleted (gc done)",
+    "prune.index-written": "index.json no longer names the dangling images; blobs still there",
 }
 
 

@@ -298,33 +298,63 @@ def _differs(path: str, a: os.stat_result, low: str, b: os.stat_result) -> bool:
     return stat.S_ISDIR(a.st_mode) and a.st_mtime_ns != b.st_mtime_ns
 
 
+@dataclass
+class _Level:
+    """A directory being compared: its changes so far, its entries still to look at, and
+    (below the top) its own lstat and where the lowers have it, to decide its C when done."""
+
+    rel: str
+    names: list[str]  # next one last
+    changed: bool = False
+    st: os.stat_result | None = None
+    low: tuple[str, os.stat_result] | None = None
+
+
 def _compare(merged: str, lowers: Sequence[str], rel: str, ux: bool, out: list[Change]) -> bool:
-    """Add the changes below ``rel`` (a directory in both trees); True if there were any."""
-    here = os.path.join(merged, rel) if rel else merged
-    dirs = list(lowers) if not rel else lookup(lowers, rel, ux)
-    names = sorted(os.listdir(here))
-    changed = False
-    for name in sorted(_visible_names([d for d in dirs if os.path.isdir(d)]) - set(names)):
-        out.append(Change("D", f"/{rel}/{name}" if rel else f"/{name}"))
-        changed = True
-    for name in names:
-        r = f"{rel}/{name}" if rel else name
+    """Add the changes below ``rel`` (a directory in both trees); True if there were any.
+    An explicit stack, not recursion: a container may nest directories thousands deep."""
+
+    def enter(rel: str) -> _Level:
+        here = os.path.join(merged, rel) if rel else merged
+        dirs = list(lowers) if not rel else lookup(lowers, rel, ux)
+        names = sorted(os.listdir(here))
+        level = _Level(rel, names[::-1])
+        for name in sorted(_visible_names([d for d in dirs if os.path.isdir(d)]) - set(names)):
+            out.append(Change("D", f"/{rel}/{name}" if rel else f"/{name}"))
+            level.changed = True
+        return level
+
+    stack = [enter(rel)]
+    while True:
+        level = stack[-1]
+        if not level.names:  # done with this directory: a C if anything below changed
+            stack.pop()
+            if not stack:
+                return level.changed
+            assert level.st is not None and level.low is not None
+            path, low_st = level.low
+            if level.changed or _differs(os.path.join(merged, level.rel), level.st, path, low_st):
+                out.append(Change("C", "/" + level.rel))
+                stack[-1].changed = True
+            continue
+        name = level.names.pop()
+        r = f"{level.rel}/{name}" if level.rel else name
         st = os.lstat(os.path.join(merged, r))
         below = lookup(lowers, r, ux)
         if not below:
             out.append(Change("A", "/" + r))
             if stat.S_ISDIR(st.st_mode):
                 out.extend(Change("A", f"/{r}/{sub}") for sub, _ in _walk(merged, r))
-            changed = True
+            level.changed = True
             continue
         low_st = os.lstat(below[0])
-        inner = False
         if stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(low_st.st_mode):
-            inner = _compare(merged, lowers, r, ux, out)
-        if inner or _differs(os.path.join(merged, r), st, below[0], low_st):
+            child = enter(r)
+            child.st, child.low = st, (below[0], low_st)
+            stack.append(child)
+        elif _differs(os.path.join(merged, r), st, below[0], low_st):
             out.append(Change("C", "/" + r))
-            changed = True
-    return changed
+            level.changed = True
 
 
 def stack_for(

@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pycont import failpoints
 from pycont.builder import config as cfgmod
 from pycont.builder.context import Context
 from pycont.builder.dockerfile import Dockerfile, DockerfileError, Instruction, Stage, expand, parse
@@ -243,6 +244,7 @@ class _Builder:
                     state.diff_ids,
                     lambda: cache.save(self.store.root, entry),
                 )
+            failpoints.hit("build.step-committed")  # the step's layer and cache entry are in
         self._record(number, label, shown, False, t0, size)
 
     def _record(
@@ -287,7 +289,9 @@ class _Builder:
 
     # -- the end ---------------------------------------------------------------------------
     def finish(self, state: State, tags: Sequence[Reference]) -> str:
-        rec = self.store.add_image(tags[0] if tags else None, state.config, state.layers)
+        rec = self.store.add_image(
+            tags[0] if tags else None, state.config, state.layers, step="build.published"
+        )
         for t in tags[1:]:
             self.store.tag(rec.id, str(t))
         return rec.id

@@ -240,14 +240,17 @@ def expand(tree: Tree, pattern: str) -> list[str]:
 
 
 def walk_tree(tree: Tree, rel: str) -> Iterator[tuple[str, os.stat_result]]:
-    """``rel`` and, for a directory, everything visible below it: sorted, parents first."""
-    st = tree.lstat(rel)
-    if st is None:
-        return
-    yield rel, st
-    if stat.S_ISDIR(st.st_mode):
-        for name in sorted(tree.listdir(rel)):
-            yield from walk_tree(tree, _join(rel, name))
+    """``rel`` and, for a directory, everything visible below it: sorted, parents first.
+    An explicit stack, not recursion: a context may nest folders thousands deep."""
+    todo = [rel]  # paths still to visit, the next one last
+    while todo:
+        here = todo.pop()
+        st = tree.lstat(here)
+        if st is None:
+            continue
+        yield here, st
+        if stat.S_ISDIR(st.st_mode):
+            todo.extend(_join(here, name) for name in sorted(tree.listdir(here), reverse=True))
 
 
 # -- the context ---------------------------------------------------------------------------------

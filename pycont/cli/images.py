@@ -33,6 +33,13 @@ def cmd_images(a: argparse.Namespace) -> int:
             (repo, tag, i.id.split(":", 1)[1][:12], created_ago(i.created), decimal_size(i.size))
         )
     table(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), rows)
+    for i in infos:
+        if i.problem:
+            print(
+                f"warning: image {i.reference} is broken: {i.problem}; `pycont rmi "
+                f"{i.id.split(':', 1)[1][:12]}` removes it",
+                file=sys.stderr,
+            )
     return 0
 
 

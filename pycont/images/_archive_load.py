@@ -13,8 +13,9 @@ import os
 import posixpath
 from typing import IO, Any, cast
 
+from pycont import failpoints
 from pycont.errors import ArchiveError, PycontError, UsageError
-from pycont.images import oci
+from pycont.images import jsonlimits, oci
 from pycont.images._archive_common import (
     CONTAINERD_NAME,
     PathOrFile,
@@ -55,8 +56,9 @@ def load(inp: PathOrFile, store: Store | None = None) -> list[str]:
                 f"{name}: not an image archive: no manifest.json (docker-archive) "
                 "and no oci-layout (oci-archive)"
             )
+        failpoints.hit("load.blobs-staged")  # read and checked; nothing is in the store yet
         try:
-            records = store.add_manifests(plan, staging=stage)
+            records = store.add_manifests(plan, staging=stage, step="load.published")
         except PycontError as err:  # a layer refused on unpacking, a blob gone meanwhile
             raise ArchiveError(f"{name}: {err}") from err
     loaded: list[str] = []
@@ -78,6 +80,10 @@ def _layer_media(arc: ArchiveReader, item: Member) -> str:
 def _config(arc: ArchiveReader, item: Member, layers: int, what: str) -> list[str]:
     """The diff_ids of an image config, checked against the number of layers."""
     doc = arc.json(item, what)
+    try:
+        jsonlimits.check_config(doc)  # Cmd a string, Env with a NUL...: refused here
+    except jsonlimits.JSONRefused as err:
+        raise arc.error(f"{what} {item.member!r}: {err}") from None
     rootfs = doc.get("rootfs") if isinstance(doc, dict) else None
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list) or not all(
@@ -174,8 +180,12 @@ def _plan_oci(arc: ArchiveReader) -> Plan:
     if not isinstance(layout, dict) or layout.get("imageLayoutVersion") != "1.0.0":
         raise arc.error(f"oci-layout: unsupported layout {layout!r} (expected version 1.0.0)")
     index = arc.json(arc.get("index.json", "file"), "file")
-    entries = index.get("manifests") if isinstance(index, dict) else None
-    if not isinstance(entries, list) or not entries:
+    try:
+        jsonlimits.check_index(index)
+    except jsonlimits.JSONRefused as err:
+        raise arc.error(f"index.json: {err}") from None
+    entries = index["manifests"]
+    if not entries:
         raise arc.error("index.json lists no image")
     by_digest: dict[str, tuple[dict[str, Any], list[Reference]]] = {}
     for entry in entries:
@@ -200,7 +210,12 @@ def _platform_manifest(arc: ArchiveReader, desc: Any, depth: int) -> dict[str, A
         return cast(dict[str, Any], desc)
     if media not in oci.INDEX_TYPES or depth > 3:
         raise arc.error(f"index entry {desc.get('digest')}: unsupported media type {media!r}")
-    nested = arc.json(item, "image index").get("manifests") or []
+    doc = arc.json(item, "image index")
+    try:
+        jsonlimits.check_index(doc)
+    except jsonlimits.JSONRefused as err:
+        raise arc.error(f"image index {desc['digest']}: {err}") from None
+    nested = doc["manifests"]
     arch = oci.architecture()
     for d in nested:
         platform = d.get("platform") or {}
@@ -213,8 +228,10 @@ def _check_manifest(arc: ArchiveReader, desc: dict[str, Any]) -> None:
     """Everything a manifest names is in the archive, and every layer matches its diff_id."""
     item = arc.blob(desc, "manifest")
     man = arc.json(item, "manifest")
-    if not isinstance(man, dict) or not isinstance(man.get("layers"), list):
-        raise arc.error(f"manifest {desc['digest']}: not an image manifest")
+    try:
+        jsonlimits.check_manifest(man)
+    except jsonlimits.JSONRefused as err:
+        raise arc.error(f"manifest {desc['digest']}: not an image manifest: {err}") from None
     cfg = arc.blob(man.get("config"), "image config")
     diff_ids = _config(arc, cfg, len(man["layers"]), "image config")
     for layer, diff_id in zip(man["layers"], diff_ids, strict=True):

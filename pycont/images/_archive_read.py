@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import posixpath
 import tarfile
 import zlib
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from typing import IO, Any, cast
 
 from pycont.errors import ArchiveError
+from pycont.images import jsonlimits
 from pycont.images._archive_common import CHUNK, hex_of
 from pycont.images._tarstream import StrictHeader, garbage_after_end, show
 from pycont.images.blobs import DIGEST_RE, sha256_of
@@ -173,7 +173,7 @@ class ArchiveReader:
 
     def json(self, item: Member, what: str) -> Any:
         try:
-            return json.loads(self.read_bytes(item))
+            return jsonlimits.loads(self.read_bytes(item))  # size and depth limits
         except ValueError as err:
             raise self.error(f"{what} {item.member!r} is not valid JSON: {err}") from None
 

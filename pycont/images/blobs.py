@@ -208,7 +208,12 @@ class BlobStore:
         return data
 
     def read_json(self, digest: str) -> dict[str, Any]:
-        doc = json.loads(self.read(digest))
+        from pycont.images.jsonlimits import loads
+
+        try:
+            doc = loads(self.read(digest))  # within the size and depth limits
+        except ValueError as err:
+            raise CorruptBlob(f"blob {digest} is not valid JSON: {err}") from None
         if not isinstance(doc, dict):
             raise CorruptBlob(f"blob {digest} is not a JSON object")
         return doc

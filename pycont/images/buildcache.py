@@ -19,12 +19,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycont.fsutil import write_json
 
-__all__ = ["CacheEntry", "clear", "entries", "key", "load", "referenced", "save"]
+if TYPE_CHECKING:
+    from pycont.images.blobs import BlobStore
+    from pycont.images.report import ImageRecord
+
+__all__ = ["CacheEntry", "clear", "entries", "key", "load", "referenced", "save", "usage"]
 
 DIR = "build-cache"
 
@@ -102,3 +107,13 @@ def clear(store_root: str) -> int:
         except FileNotFoundError:
             continue
     return n
+
+
+def usage(root: str, blobs: BlobStore, images: Iterable[ImageRecord]) -> tuple[int, int]:
+    """How many steps the cache of the store at ``root`` holds, and the bytes of the layer
+    blobs only it keeps (not in any of ``images``): ``system df``'s Build Cache row."""
+    only, _ = referenced(root)
+    for rec in images:
+        only -= {d["digest"] for d in rec.manifest.get("layers") or ()}
+    size = sum(blobs.size(d) for d in only if os.path.exists(blobs.path(d)))
+    return len(entries(root)), size

@@ -15,6 +15,7 @@ import tarfile
 from collections.abc import Iterator
 
 from pycont.errors import LayerError
+from pycont.fsutil import walk_tree
 from pycont.images import whiteouts as wh
 from pycont.images._tarwrite import Entry, TarStats, Writable, keep_xattr, write_tar
 
@@ -22,15 +23,11 @@ __all__ = ["diff_entries", "walk", "write_layer"]
 
 
 def walk(top: str, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
-    """(relative path, lstat) of everything below ``top``, sorted, parents first."""
-    with os.scandir(os.path.join(top, rel) if rel else top) as it:
-        names = sorted(e.name for e in it)
-    for name in names:
-        path = f"{rel}/{name}" if rel else name
-        st = os.lstat(os.path.join(top, path))
-        yield path, st
-        if stat.S_ISDIR(st.st_mode):
-            yield from walk(top, path)
+    """(relative path, lstat) of everything below ``top`` (or its subfolder ``rel``), sorted,
+    parents first: :func:`pycont.fsutil.walk_tree`, which works at any depth."""
+    start = os.path.join(top, rel) if rel else top
+    for e in walk_tree(start):
+        yield (f"{rel}/{e.rel}" if rel else e.rel), e.st
 
 
 def _file_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
@@ -52,8 +49,8 @@ def diff_entries(upper: str, *, userxattr: bool = True) -> Iterator[Entry]:
     any other xattr, and that copy must not be read as "opaque" (tested)."""
     prefix = wh.overlay_xattr_prefix(userxattr)
     links: dict[tuple[int, int], str] = {}
-    for rel, st in walk(upper):
-        path = os.path.join(upper, rel)
+    for e in walk_tree(upper):  # without recursion: a container may nest folders 5,000 deep
+        rel, st, path = e.rel, e.st, e.path
         uid, gid, mtime = st.st_uid, st.st_gid, int(st.st_mtime)
         mode = stat.S_IMODE(st.st_mode)
         if wh.is_whiteout(st):

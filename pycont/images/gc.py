@@ -8,12 +8,12 @@ lock held exclusively, so no writer is between writing a blob and naming it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pycont.fsutil import remove_tree
+from pycont.errors import CorruptBlob
+from pycont.fsutil import remove_tree, tree_size
 from pycont.images import buildcache, layer_sizes, staging
 
 
@@ -28,13 +28,9 @@ __all__ = ["References", "collect", "dir_size", "references"]
 
 
 def dir_size(path: str) -> int:
-    """Bytes of the files below ``path`` (apparent sizes, as ``du -sb`` without directories)."""
-    total = 0
-    for top, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(top, name)).st_size
-    return total
+    """Bytes of the files below ``path`` (apparent sizes, as ``du -sb`` without directories),
+    at any depth (:func:`pycont.fsutil.tree_size`)."""
+    return tree_size(path)
 
 
 @dataclass
@@ -45,6 +41,7 @@ class References:
     sizes: dict[str, int] = field(default_factory=dict)  # digest -> the descriptor's size
     layers: dict[str, str] = field(default_factory=dict)  # diff_id -> who needs it
     layer_blobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # diff_id -> descriptor
+    complete: bool = True  # False: an image's manifest or config could not be read
 
 
 def references(store: Store, entries: list[dict[str, Any]]) -> References:
@@ -62,12 +59,19 @@ def references(store: Store, entries: list[dict[str, Any]]) -> References:
     for e in entries:
         who = f"image {(e.get('annotations') or {}).get(_REF_NAME) or e['digest']}"
         refs.blobs[e["digest"]], refs.sizes[e["digest"]] = who, int(e.get("size", -1))
-        man = store.document(e["digest"])
-        cfg = man["config"]
-        refs.blobs[cfg["digest"]], refs.sizes[cfg["digest"]] = who, int(cfg.get("size", -1))
-        diff_ids = store.document(cfg["digest"])["rootfs"]["diff_ids"]
+        try:
+            man = store.document(e["digest"])
+            cfg = man["config"]
+            refs.blobs[cfg["digest"]], refs.sizes[cfg["digest"]] = who, int(cfg.get("size", -1))
+            for desc in man.get("layers") or ():  # kept even when the config is unreadable
+                refs.blobs[desc["digest"]], refs.sizes[desc["digest"]] = who, int(desc["size"])
+            diff_ids = store.document(cfg["digest"])["rootfs"]["diff_ids"]
+        except (CorruptBlob, KeyError, TypeError, ValueError, OSError):
+            # A broken image (a blob gone): what else it needs is unknown, so collect keeps
+            # every blob and layer until it is removed; it must not make rmi fail for others.
+            refs.complete = False
+            continue
         for desc, diff_id in zip(man.get("layers") or (), diff_ids, strict=False):
-            refs.blobs[desc["digest"]], refs.sizes[desc["digest"]] = who, int(desc["size"])
             refs.layers[diff_id] = who
             refs.layer_blobs[diff_id] = desc
     return refs
@@ -82,7 +86,7 @@ def collect(store: Store, entries: list[dict[str, Any]]) -> tuple[int, list[str]
     exclusively. Returns (bytes freed, digests of the blobs deleted)."""
     refs = references(store, entries)
     freed, deleted = 0, []
-    for digest in store.blobs.digests():
+    for digest in store.blobs.digests() if refs.complete else ():
         if digest not in refs.blobs:
             freed += store.blobs.size(digest)
             os.unlink(store.blobs.path(digest))
@@ -92,12 +96,14 @@ def collect(store: Store, entries: list[dict[str, Any]]) -> tuple[int, list[str]
         os.unlink(tmp)
     if os.path.isdir(store.layers_dir):
         for name in sorted(os.listdir(store.layers_dir)):
-            if name.startswith(".tmp-") or f"sha256:{name}" not in refs.layers:
+            orphan = refs.complete and f"sha256:{name}" not in refs.layers
+            if name.startswith(".tmp-") or orphan:
                 path = os.path.join(store.layers_dir, name)
                 freed += dir_size(path)
                 remove_tree(path)
     for path in staging.stale(store.root):
         freed += dir_size(path)
         remove_tree(path)
-    layer_sizes.keep_only(store.root, set(refs.layers))
+    if refs.complete:
+        layer_sizes.keep_only(store.root, set(refs.layers))
     return freed, deleted

@@ -17,7 +17,7 @@ from typing import Any
 
 from pycont.errors import CorruptBlob, ImageNotFound, UsageError
 from pycont.fsutil import write_json
-from pycont.images import oci
+from pycont.images import jsonlimits, oci
 from pycont.images._locks import file_lock
 from pycont.images.reference import Reference
 
@@ -35,13 +35,18 @@ def ref_name(entry: Entry) -> str | None:
 def read_entries(path: str) -> list[Entry]:
     """The entries of the index at ``path``; none if there is no index yet."""
     try:
-        with open(path) as f:
-            doc = json.load(f)
+        with open(path, "rb") as f:
+            doc = jsonlimits.loads(f.read(), max_size=None)
     except FileNotFoundError:
         return []
     except ValueError as err:
         raise CorruptBlob(f"{path} is not valid JSON: {err}") from None
-    return list(doc.get("manifests") or [])
+    entries = (doc.get("manifests") or []) if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("digest"), str) for e in entries
+    ):
+        raise CorruptBlob(f"{path}: 'manifests' must be a list of descriptors")
+    return list(entries)
 
 
 @contextlib.contextmanager

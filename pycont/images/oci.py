@@ -188,9 +188,11 @@ def media_type(content_type: str | None, data: bytes) -> str:
     ctype = (content_type or "").split(";")[0].strip()
     if ctype in (*MANIFEST_TYPES, *INDEX_TYPES, DOCKER_SCHEMA1):
         return ctype
+    from pycont.images.jsonlimits import loads
+
     try:
-        doc = json.loads(data)
-    except ValueError:
+        doc = loads(data)
+    except ValueError:  # also too big or too deep: refused when it is read as a manifest
         return ctype
     if not isinstance(doc, dict):
         return ctype

@@ -26,13 +26,13 @@ import functools
 import http.client
 import json
 import os
-import shutil
 import tempfile
 from typing import Any
 
+from pycont import failpoints
 from pycont.errors import ImageNotFound, PycontError, RegistryError, UsageError
-from pycont.fsutil import fsync_dir
-from pycont.images import oci
+from pycont.fsutil import fsync_dir, remove_tree
+from pycont.images import jsonlimits, oci
 from pycont.images._fetch import fetch_blob
 from pycont.images._parallel import DOWNLOADS, run_parallel
 from pycont.images._registry_dir import DirRegistry
@@ -109,6 +109,14 @@ def locate(text: str, verb: str) -> tuple[_Transport, Reference]:
     return HttpRegistry(ref), ref
 
 
+def _document(data: bytes, what: str) -> Any:
+    """A registry's JSON document, within the size and depth limits (:mod:`.jsonlimits`)."""
+    try:
+        return jsonlimits.loads(data)
+    except ValueError as err:
+        raise RegistryError(f"{what} is not valid JSON: {err}") from None
+
+
 def _get_manifest(t: _Transport, tail: str) -> tuple[bytes, str, str]:
     """A manifest whose digest is checked: the one asked for, or the one the registry says."""
     data, media, claimed = t.manifest(tail)
@@ -117,7 +125,12 @@ def _get_manifest(t: _Transport, tail: str) -> tuple[bytes, str, str]:
     if expected and expected != digest:
         raise RegistryError(f"digest mismatch for {expected}: the manifest received is {digest}")
     if media in oci.INDEX_TYPES:
-        desc = choose_platform(json.loads(data))
+        doc = _document(data, f"image index {digest}")
+        try:
+            jsonlimits.check_index(doc)
+        except jsonlimits.JSONRefused as err:
+            raise RegistryError(f"image index {digest}: {err}") from None
+        desc = choose_platform(doc)
         data, media, digest = _get_manifest(t, desc["digest"])
         media = desc.get("mediaType") or media
     if media == oci.DOCKER_SCHEMA1:
@@ -164,7 +177,11 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
     note = getattr(progress, "note", lambda text: None)
     note(f"{tail}: Pulling from {name.repository}")
     data, media, digest = _get_manifest(t, tail)
-    manifest = json.loads(data)
+    manifest = _document(data, f"manifest {digest}")
+    try:
+        jsonlimits.check_manifest(manifest)
+    except jsonlimits.JSONRefused as err:
+        raise RegistryError(f"manifest {digest}: {err}") from None
     layers: list[dict[str, Any]] = list(manifest.get("layers") or [])
     for desc in layers:
         if desc.get("mediaType", oci.LAYER) not in oci.LAYER_TYPES:
@@ -189,7 +206,11 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
             fetch_blob(t, cfg, staged, progress, None)
             fetched.append(cfg["digest"])
         source = staged if fetched else store.blobs
-        config = json.loads(source.read(cfg["digest"]))
+        config = _document(source.read(cfg["digest"]), f"image config {cfg['digest']}")
+        try:
+            jsonlimits.check_config(config)  # before anything is named: Cmd a string...
+        except jsonlimits.JSONRefused as err:
+            raise RegistryError(f"image config {cfg['digest']}: {err}") from None
         diff_ids = list(config.get("rootfs", {}).get("diff_ids") or [])
         if len(diff_ids) != len(layers):
             raise RegistryError(
@@ -218,6 +239,7 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
         run_parallel(
             [functools.partial(_download, t, d, i, staged) for d, i in todo], DOWNLOADS, progress
         )
+        failpoints.hit("pull.layer-staged")  # every blob fetched into the staging folder
         if local is None and final != layers:
             data = local_manifest(manifest, final)
             local = (data, oci.MANIFEST, sha256_of(data))
@@ -231,7 +253,8 @@ def _pull(t: _Transport, name: Reference, store: Store, progress: Progress) -> s
             doc = {"config": cfg, "layers": final}
             image_id = _commit(store, name, staged, fetched, *stored, doc)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):  # as before: a leftover goes with the next pull
+            remove_tree(staging)
     _remember(t, name, store, image_id, digest, layers, diff_ids)
     for desc in layers:
         if desc["digest"] in fetched:
@@ -282,7 +305,8 @@ def _remove_stale_staging(root: str) -> None:
     for entry in os.listdir(root):
         pid = entry.split("-")[1] if entry.startswith(".pull-") else ""
         if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-            shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
+            with contextlib.suppress(OSError):
+                remove_tree(os.path.join(root, entry))
 
 
 def _named(store: Store, name: Reference) -> str | None:
@@ -322,6 +346,7 @@ def _commit(
         fsync_dir(store.blobs.dir)
         tag = Reference(name.registry, name.repository, name.tag) if name.tag else None
         desc = oci.descriptor(media, digest, len(data))
+        failpoints.hit("pull.published")  # the blobs are in the store, the index not yet
         (rec,) = store.add_manifests([(desc, [tag] if tag else [])])
         return rec.id
     except BaseException:

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from pycont.images import oci
+from pycont.errors import UsageError
+from pycont.images import jsonlimits, oci
+from pycont.images.reference import Reference
 
 __all__ = [
     "DiskUsage",
@@ -73,36 +75,52 @@ class ImageRecord:
         return sum(dict(zip(self.diff_ids, self.layer_sizes, strict=True)).values())
 
     def _cfg(self) -> dict[str, Any]:
-        return self.config.get("config") or {}
+        cfg = self.config.get("config") or {}
+        if not isinstance(cfg, dict):
+            raise self._refused(jsonlimits.JSONRefused("config must be an object"))
+        return cfg
+
+    def _field(self, name: str) -> Any:
+        """A config field, type-checked (:mod:`pycont.images.jsonlimits`): a store written
+        before the checks existed may hold an image whose ``Cmd`` is a string."""
+        value = self._cfg().get(name)
+        try:
+            jsonlimits.check_config({"config": {name: value}, "rootfs": {}})
+        except jsonlimits.JSONRefused as err:
+            raise self._refused(err) from None
+        return value
+
+    def _refused(self, err: Exception) -> UsageError:
+        return UsageError(f"image {self.reference or self.short_id}: {err}")
 
     @property
     def cmd(self) -> tuple[str, ...]:
-        return tuple(self._cfg().get("Cmd") or ())
+        return tuple(self._field("Cmd") or ())
 
     @property
     def entrypoint(self) -> tuple[str, ...]:
-        return tuple(self._cfg().get("Entrypoint") or ())
+        return tuple(self._field("Entrypoint") or ())
 
     @property
     def env(self) -> tuple[str, ...]:
-        return tuple(self._cfg().get("Env") or ())
+        return tuple(self._field("Env") or ())
 
     @property
     def workdir(self) -> str:
-        return str(self._cfg().get("WorkingDir") or "/")
+        return str(self._field("WorkingDir") or "/")
 
     @property
     def user(self) -> str:
-        return str(self._cfg().get("User") or "")
+        return str(self._field("User") or "")
 
     @property
     def labels(self) -> dict[str, str]:
-        return dict(self._cfg().get("Labels") or {})
+        return dict(self._field("Labels") or {})
 
     @property
     def exposed_ports(self) -> tuple[str, ...]:
         """The image's ``EXPOSE``d ports, ``"3000/tcp"`` (what ``run -P`` publishes)."""
-        return tuple(sorted(self._cfg().get("ExposedPorts") or {}))
+        return tuple(sorted(self._field("ExposedPorts") or {}))
 
 
 @dataclass(frozen=True)
@@ -115,9 +133,22 @@ class ImageInfo:
     created: float
     size: int
 
+    problem: str = ""  # why the image cannot be used (a blob missing): `rmi` removes it
+
     @classmethod
     def of(cls, rec: ImageRecord) -> ImageInfo:
         return cls(rec.reference or f"{NONE}:{NONE}", rec.id, rec.digest, rec.created, rec.size)
+
+    @classmethod
+    def broken(cls, entry: dict[str, Any], image_id: str, err: BaseException) -> ImageInfo:
+        """The row of an image whose manifest, config or a layer cannot be read."""
+        name = (entry.get("annotations") or {}).get(oci.REF_NAME)
+        try:
+            ref = str(Reference.parse(name)) if name else f"{NONE}:{NONE}"
+        except UsageError:
+            ref = str(name)
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return cls(ref, image_id, str(entry["digest"]), 0.0, 0, problem=why)
 
     @property
     def repository(self) -> str:

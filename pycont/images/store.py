@@ -14,16 +14,14 @@ old ones and shares them. On disk (OCI image-spec, image-layout.md)::
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
-from pycont import paths
+from pycont import failpoints, paths
 from pycont.errors import ImageInUse, ImageNotFound, UsageError
 from pycont.fsutil import write_json
-from pycont.images import gc, index, layer_sizes, oci, staging
+from pycont.images import gc, index, jsonlimits, layer_sizes, oci, staging
 from pycont.images._locks import file_lock
 from pycont.images.blobs import BlobReader, BlobStore, CorruptBlob, check_digest
 from pycont.images.reference import Reference
@@ -39,6 +37,8 @@ from pycont.images.staging import Staging
 
 __all__ = ["ImageInUse", "InUse", "Store", "set_in_use_hook"]
 
+# What reading a damaged image raises: a blob gone or corrupt, a document of the wrong shape.
+_BROKEN = (CorruptBlob, KeyError, TypeError, ValueError, OSError)
 InUse = Callable[[str], list[str]]  # image id -> names of the containers that use it
 _in_use_hook: InUse | None = None
 
@@ -126,7 +126,12 @@ class Store:
 
     # -- lookups ---------------------------------------------------------------------------
     def _image_id(self, entry: dict[str, Any]) -> str:
-        return str(self.document(entry["digest"])["config"]["digest"])
+        """The image's id (its config's digest); for an image whose manifest is missing or
+        damaged, its manifest digest: such an image can still be listed and removed."""
+        try:
+            return str(self.document(entry["digest"])["config"]["digest"])
+        except _BROKEN:
+            return str(entry["digest"])
 
     def _find(
         self, ref: str, entries: list[dict[str, Any]]
@@ -230,31 +235,40 @@ class Store:
         """Every image reference (and untagged image), newest first, as ``docker images``."""
         out = []
         for entry in self._entries():
-            rec = self._record(entry, None)
-            out.append(ImageInfo.of(rec))
+            try:
+                rec = self._record(entry, None)
+                out.append(ImageInfo.of(rec))
+            except _BROKEN as err:
+                # one broken image is shown as broken; the others are still listed
+                out.append(ImageInfo.broken(entry, self._image_id(entry), err))
         return sorted(out, key=lambda i: (-i.created, i.reference))
+
+    def _records(self) -> list[ImageRecord]:
+        """Every image that can be read; a broken one (a blob missing) is left out here,
+        listed by :meth:`images` with its problem."""
+        out = []
+        for entry in self._entries():
+            with contextlib.suppress(*_BROKEN):
+                out.append(self._record(entry, None))
+        return out
 
     def history(self, ref: str) -> list[HistoryEntry]:
         """One row per build step, newest first, as ``docker history``."""
         found, entries = self._find(ref, self._entries())
         rec = self._record(entries[0], found)
-        return history_rows(rec, [self._record(e, None) for e in self._entries()])
+        return history_rows(rec, self._records())
 
     def build_cache_usage(self) -> tuple[int, int]:
         """``docker system df``'s Build Cache row: how many steps the cache holds, and the
         bytes of the layers only it keeps (a ``builder prune`` frees them)."""
         from pycont.images import buildcache
 
-        blobs, _ = buildcache.referenced(self.root)
-        for e in self._entries():
-            blobs -= {d["digest"] for d in self.document(e["digest"]).get("layers") or ()}
-        size = sum(self.blobs.size(d) for d in blobs if os.path.exists(self.blobs.path(d)))
-        return len(buildcache.entries(self.root)), size
+        return buildcache.usage(self.root, self.blobs, self._records())
 
     def disk_usage(self, in_use: InUse | None = None) -> DiskUsage:
         """``docker system df -v``: per image its size, the part shared with other images and
         the part only it has; the total counts each shared layer once."""
-        recs = [self._record(e, None) for e in self._entries()]
+        recs = self._records()
         on_disk = gc.dir_size(self.root) if os.path.isdir(self.root) else 0
         return disk_usage(recs, lambda i: len(self._users(i, in_use)), on_disk)
 
@@ -269,14 +283,18 @@ class Store:
         config: dict[str, Any],
         layers: Sequence[dict[str, Any]],
         staging: Staging | None = None,
+        step: str = "",
     ) -> ImageRecord:
         """Write ``config`` and a manifest for ``layers`` (stored or staged blobs, bottom
         first), unpack the layers, point ``ref`` at the result (None: an untagged image).
         Everything new enters the store only when all of it is there (``staging``: the one the
-        new layers were written to; else a staging of its own). Returns the image."""
+        new layers were written to; else a staging of its own). ``step``: the failpoint
+        reached once the blobs are in the store and before the index names them (a kill
+        there leaves unreferenced blobs: orphans that prune removes). Returns the image."""
         target = Reference.parse(ref) if isinstance(ref, str) else ref
         if target is not None and target.digest:
             raise UsageError(f"cannot name an image with a digest: {target}")
+        _check_config(config, f"image {target or '(untagged)'}")
         with contextlib.ExitStack() as stack:
             stage = staging or stack.enter_context(self.stage())
             diff_ids = config.get("rootfs", {}).get("diff_ids") or []
@@ -288,6 +306,8 @@ class Store:
             desc = oci.descriptor(oci.MANIFEST, man_digest, man_size)
 
             def name() -> None:
+                if step:
+                    failpoints.hit(step)
                 with self._index() as entries:
                     index.point(entries, target, desc)
 
@@ -299,6 +319,7 @@ class Store:
         self,
         images: Sequence[tuple[dict[str, Any], Sequence[Reference]]],
         staging: Staging | None = None,
+        step: str = "",
     ) -> list[ImageRecord]:
         """Name images whose blobs (manifest, config, layers) are stored, or staged in
         ``staging``: ``load``, ``pull``.
@@ -306,21 +327,26 @@ class Store:
         ``images``: (manifest descriptor, the references to point at it; none: untagged).
         Every manifest and config is read back and verified and every layer unpacked (into
         the staging) before anything enters the store; then one index write names them all.
-        On any error the store is as it was."""
+        On any error the store is as it was. ``step``: as :meth:`add_image`'s."""
         with contextlib.ExitStack() as stack:
             stage = staging or stack.enter_context(self.stage())
             needed: list[str] = []
             diff_ids: list[str] = []
             for desc, _refs in images:
                 rec = self._record(dict(desc), None, stage.blobs)
+                _check_config(rec.config, f"image config {rec.id}")  # the loaders checked it
                 for layer, diff_id in zip(rec.manifest["layers"], rec.diff_ids, strict=True):
                     self._unpack(layer, diff_id, stage)
                 needed += [rec.digest, rec.id, *(d["digest"] for d in rec.manifest["layers"])]
                 diff_ids += rec.diff_ids
-            stage.publish(needed, diff_ids, lambda: self._name_all(images))
+            stage.publish(needed, diff_ids, lambda: self._name_all(images, step))
         return [self._record(dict(desc), refs[0] if refs else None) for desc, refs in images]
 
-    def _name_all(self, images: Sequence[tuple[dict[str, Any], Sequence[Reference]]]) -> None:
+    def _name_all(
+        self, images: Sequence[tuple[dict[str, Any], Sequence[Reference]]], step: str = ""
+    ) -> None:
+        if step:
+            failpoints.hit(step)
         with self._index() as entries:
             for desc, refs in images:
                 plain = {k: desc[k] for k in ("mediaType", "digest", "size")}
@@ -341,44 +367,11 @@ class Store:
     def remove(self, ref: str, force: bool = False, in_use: InUse | None = None) -> list[str]:
         """``docker rmi``: untag; delete the image (and the layers no other image has) when its
         last name goes. Refused while containers use it, unless ``force`` (then it only loses
-        its name). Returns docker's ``Untagged:``/``Deleted:`` lines."""
-        lines: list[str] = []
-        with self.gc_lock(), self._index() as entries:
-            found, hits = self._find(ref, entries)
-            image_id = self._image_id(hits[0])
-            desc = {k: hits[0][k] for k in ("mediaType", "digest", "size")}
-            if found is not None:
-                targets = hits
-                others = [e for e in entries if e not in targets]
-                if any(self._image_id(e) == image_id for e in others):  # other names keep the image
-                    entries.remove(hits[0])
-                    return [f"Untagged: {found}"]
-            else:
-                targets = [e for e in entries if self._image_id(e) == image_id]
-                names = [str(Reference.parse(n)) for n in map(index.ref_name, targets) if n]
-                if len(names) > 1 and not force:
-                    raise ImageInUse(
-                        f"conflict: unable to delete {image_id[7:19]} (must be forced): image is "
-                        f"referenced by {', '.join(names)}"
-                    )
-            users = self._users(image_id, in_use)
-            what = str(found) if found else image_id[7:19]
-            if users and not force:
-                raise ImageInUse(
-                    f'conflict: unable to remove image "{what}" (must force): in use by '
-                    f"container{'s' if len(users) > 1 else ''} {', '.join(users)}"
-                )
-            for e in targets:
-                entries.remove(e)
-                if index.ref_name(e):
-                    lines.append(f"Untagged: {Reference.parse(index.ref_name(e) or '')}")
-            if users:  # forced: the containers keep their layers; the image stays, untagged
-                entries.append(desc)
-                return lines
-            lines.append(f"Deleted: {image_id}")
-            _, deleted = gc.collect(self, entries)
-            lines += [f"Deleted: {d}" for d in deleted if d != image_id and d != desc["digest"]]
-        return lines
+        its name). Returns docker's ``Untagged:``/``Deleted:`` lines. The index is rewritten
+        before any blob goes (:mod:`pycont.images.removal`)."""
+        from pycont.images import removal
+
+        return removal.remove(self, ref, force, in_use)
 
     def prune(
         self, in_use: InUse | None = None, dangling: bool = True, build_cache: bool = False
@@ -386,19 +379,9 @@ class Store:
         """Remove untagged images no container uses (``dangling``), the build cache's entries
         (``build_cache``), then every blob and unpacked layer that neither an index entry nor
         a build cache entry references. Returns the bytes reclaimed."""
-        if not os.path.isdir(self.root):
-            return 0
-        with self.gc_lock(), self._index() as entries:
-            if build_cache:
-                from pycont.images import buildcache as cache
+        from pycont.images import removal
 
-                cache.clear(self.root)
-            if dangling:
-                for e in [e for e in entries if not index.ref_name(e)]:
-                    if not self._users(self._image_id(e), in_use):
-                        entries.remove(e)
-            freed, _ = gc.collect(self, entries)
-        return freed
+        return removal.prune(self, in_use, dangling, build_cache)
 
     def commit_layer(
         self,
@@ -413,31 +396,27 @@ class Store:
         userxattr: bool = True,
     ) -> str:
         """``docker commit``: the container's upper dir becomes one new layer on top of the
-        parent image's layers (shared, not copied). Returns the new image's id.
+        parent image's layers (shared, not copied). Returns the new image's id
+        (:func:`pycont.images.commit.commit_layer`, which says what ``userxattr`` is)."""
+        from pycont.images.commit import commit_layer
 
-        ``userxattr``: whether the container's overlay was mounted with it (it was if the
-        container had a user namespace), which decides the xattr that marks opaque dirs."""
-        from pycont.images.diff import write_layer
+        return commit_layer(
+            self,
+            upper_dir,
+            parent_ref,
+            new_ref,
+            message=message,
+            changes=changes,
+            created_by=created_by,
+            author=author,
+            userxattr=userxattr,
+        )
 
-        parent = self.get(parent_ref) if parent_ref else None
-        target = Reference.parse(new_ref) if new_ref else None
-        now = time.time()
-        if parent is not None:
-            config = copy.deepcopy(parent.config)
-        else:
-            config = oci.new_config(created=now, cmd=())
-        oci.apply_changes(config, changes)
-        with self.stage() as stage:
-            with stage.blobs.writer() as w:
-                write_layer(upper_dir, w, userxattr=userxattr)
-            oci.add_layer(
-                config,
-                w.digest,  # an uncompressed tar: its digest is its diff_id
-                created=now,
-                created_by=created_by or "pycont commit",
-                comment=message,
-                author=author,
-            )
-            layers = list(parent.manifest["layers"]) if parent else []
-            layers.append(oci.descriptor(oci.LAYER, w.digest, w.size))
-            return self.add_image(target, config, layers, staging=stage).id
+
+def _check_config(config: dict[str, Any], what: str) -> None:
+    """Refuse a config whose fields have the wrong types (:mod:`.jsonlimits`) before it is
+    stored: a base image stored by an older pycont may carry a ``Cmd`` that is a string."""
+    try:
+        jsonlimits.check_config(config)
+    except jsonlimits.JSONRefused as err:
+        raise UsageError(f"{what}: {err}") from None
