@@ -38,7 +38,6 @@ class LayerCase:
     tar: bytes  # the layer as stored: a plain tar, or gzip'd (gzip=True)
     match: str = ""  # a regular expression the refusal must contain
     gzip: bool = False
-    pending: str = ""  # expected to fail until this lands (the test marks it xfail)
 
 
 def _pax_link(name: str, target: str) -> E:
