@@ -108,7 +108,7 @@ def archive_cases(canary: str) -> list[LayerCase]:
             c,
             R,
             _oci_index(oci, {"digest": "sha256:../../etc/passwd", "size": 1}),
-            "invalid descriptor",
+            "digest must be a sha256:<64 hex digits> digest",
         ),
         LayerCase(
             "oci-blob-bad-name", c, R, _oci_extra(oci, f("blobs/sha256/zz")), "not a sha256 blob"
