@@ -22,6 +22,7 @@ and a one-component name gets the ``library/`` namespace of its official images.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -48,7 +49,8 @@ _IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 
 
 def _invalid(text: str, why: str) -> UsageError:
-    return UsageError(f'invalid reference format "{text}": {why}')
+    # json.dumps quotes as docker does, and escapes a newline so the message stays one line.
+    return UsageError(f"invalid reference format {json.dumps(text, ensure_ascii=False)}: {why}")
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,8 @@ class Reference:
     @property
     def familiar_name(self) -> str:
         """The name as docker prints it: ``busybox``, ``user/app``, ``ghcr.io/x/y``."""
-        if self.registry != DEFAULT_REGISTRY:
+        if self.registry != DEFAULT_REGISTRY or _split_registry(self.repository)[0] is not None:
+            # docker.io/0.0/app without its registry would read as registry 0.0: keep it
             return self.name
         return self.repository.removeprefix(f"{OFFICIAL_NAMESPACE}/")
 
