@@ -76,6 +76,7 @@ def references(draw: st.DrawFn) -> str:
 
 @FUZZ
 @given(biased_text("ABCDEFabcdef#%"))
+@example("busybox\n")  # the message quoted it raw: two lines
 def test_reference_parse_raises_only_usage_errors(text: str) -> None:
     try:
         ref = Reference.parse(text)
@@ -87,6 +88,8 @@ def test_reference_parse_raises_only_usage_errors(text: str) -> None:
 
 @FUZZ
 @given(references())
+@example("docker.io/0.0/app")  # printed as 0.0/app, which names registry 0.0
+@example("docker.io/localhost/app:1")
 def test_reference_round_trips_through_its_forms(text: str) -> None:
     try:
         ref = Reference.parse(text)
@@ -275,10 +278,30 @@ _WORDS = [
     "$",
 ]
 _token = st.one_of(st.sampled_from(_WORDS), st.text(max_size=6))
-_line = st.lists(_token, max_size=8).map(" ".join)
+_words = st.lists(_token, max_size=8).map(" ".join)
+# Mostly instructions with fuzzed arguments (so the parse gets past line 1), some free lines
+# (heredoc bodies, comments, continuations).
+_line = st.one_of(
+    st.builds(
+        "{} {}".format,
+        st.sampled_from([*dockerfile.INSTRUCTIONS, "run", "copy", "onbuild RUN"]),
+        _words,
+    ),
+    _words,
+)
+_directives = st.lists(
+    st.sampled_from(["# escape=`", "# escape=\\", "# syntax=x", "# check=skip=all", "#x=y"]),
+    max_size=2,
+    unique=True,
+).map(lambda ds: "".join(d + "\n" for d in ds))
 _dockerfiles = st.one_of(
-    st.lists(_line, max_size=10).map("\n".join),
-    st.lists(_line, max_size=8).map(lambda ls: "FROM busybox\n" + "\n".join(ls)),
+    st.builds(
+        lambda d, f, ls, end: d + f + "\n".join(ls) + end,
+        _directives,
+        st.sampled_from(["FROM busybox\n", "FROM busybox AS a\n", "ARG B=1\nFROM $B\n", ""]),
+        st.lists(_line, max_size=8),
+        st.sampled_from(["", "\n", "\\", "\\\n", " \\\n# c\n"]),
+    ),
     st.text(max_size=200),
 )
 
