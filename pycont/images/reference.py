@@ -86,10 +86,6 @@ class Reference:
                 )
         if not rest:
             raise _invalid(text, "repository name must have at least one component")
-        if len(rest) > NAME_TOTAL_LENGTH_MAX:
-            raise _invalid(
-                text, f"repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters"
-            )
         registry, path = _split_registry(rest)
         if registry is not None and not _DOMAIN.fullmatch(registry):
             raise _invalid(text, f"invalid registry host {registry!r}")
@@ -105,6 +101,12 @@ class Reference:
             registry = DEFAULT_REGISTRY
         if registry == DEFAULT_REGISTRY and "/" not in path:
             path = f"{OFFICIAL_NAMESPACE}/{path}"
+        # docker checks the normalised name (ParseNormalizedNamed): "a" * 250 is too long as
+        # docker.io/library/aaa..., and its canonical form must parse again.
+        if len(registry) + 1 + len(path) > NAME_TOTAL_LENGTH_MAX:
+            raise _invalid(
+                text, f"repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters"
+            )
         if tag is None and digest is None:
             tag = DEFAULT_TAG
         return cls(registry, path, tag, digest)

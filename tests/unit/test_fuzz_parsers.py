@@ -77,6 +77,7 @@ def references(draw: st.DrawFn) -> str:
 @FUZZ
 @given(biased_text("ABCDEFabcdef#%"))
 @example("busybox\n")  # the message quoted it raw: two lines
+@example("a" * 240)  # short enough as typed, not as docker.io/library/aaa...: docker refuses it
 def test_reference_parse_raises_only_usage_errors(text: str) -> None:
     try:
         ref = Reference.parse(text)
@@ -84,6 +85,7 @@ def test_reference_parse_raises_only_usage_errors(text: str) -> None:
         one_line(err)
         return
     assert Reference.parse(str(ref)) == ref
+    assert Reference.parse(ref.canonical) == ref
 
 
 @FUZZ
