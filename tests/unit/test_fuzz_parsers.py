@@ -310,6 +310,13 @@ _dockerfiles = st.one_of(
 
 @FUZZ
 @given(_dockerfiles, st.dictionaries(st.sampled_from(["A", "P", "B"]), st.text(max_size=5)))
+# Found by hand after the fuzzers: int() of thousands of digits, a float duration that is inf,
+# digits that are not ASCII (str.isdigit() takes "²", which int() refuses).
+@example("FROM busybox\nEXPOSE 80-" + "9" * 5000, {})
+@example("FROM busybox\nSTOPSIGNAL " + "9" * 5000, {})
+@example("FROM busybox\nSTOPSIGNAL ²", {})
+@example("FROM busybox\nHEALTHCHECK --retries=" + "9" * 5000 + " CMD true", {})
+@example("FROM busybox\nHEALTHCHECK --interval=" + "9" * 400 + "h CMD true", {})
 def test_the_dockerfile_parser_raises_only_dockerfile_errors(
     text: str, env: dict[str, str]
 ) -> None:
