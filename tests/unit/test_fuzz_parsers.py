@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -350,6 +351,41 @@ def test_word_substitution_raises_only_usage_errors(text: str, env: dict[str, st
             dockerfile.expand_heredoc(text, env)
         except UsageError as err:
             one_line(err)
+
+
+def _glob_regex(pattern: str, greedy: bool) -> re.Pattern[str]:
+    """The oracle: the pattern as the backtracking regex that _lex used (exponential time)."""
+    from pycont.builder import _glob
+    from pycont.builder._lex import _pattern_tokens
+
+    star = ".*" if greedy else ".*?"
+    return re.compile(
+        "".join(
+            star if t == _glob.STAR else "." if t == _glob.ANY else re.escape(str(t))
+            for t in _pattern_tokens(pattern)
+        )
+    )
+
+
+@FUZZ
+@given(st.text("ab*?", min_size=1, max_size=7), st.text("abb\n", max_size=10))
+def test_glob_patterns_match_as_the_regex_did(pattern: str, value: str) -> None:
+    env = {"V": value}
+    for op, greedy in (("#", False), ("##", True)):
+        m = _glob_regex(pattern, greedy).match(value)
+        want = value[m.end() :] if m else value
+        assert dockerfile.substitute(f"${{V{op}{pattern}}}", env) == want
+    for op, count in (("/", 1), ("//", 0)):
+        want = _glob_regex(pattern, True).sub(lambda _: "R", value, count=count)
+        assert dockerfile.substitute(f"${{V{op}{pattern}/R}}", env) == want
+
+
+def test_a_pattern_with_many_stars_takes_linear_time() -> None:
+    # As a regex, ${A#*x*x*x*x*x*x*x*xy} took 42 s on 60 characters, and doubled with each "*x".
+    env = {"A": "x" * 2000}
+    for op in ("#", "##", "%", "%%", "/", "//"):
+        tail = "/z}" if "/" in op else "}"
+        assert dockerfile.substitute("${A" + op + "*x" * 64 + "y" + tail, env) == "x" * 2000
 
 
 # ---- the container state loader -----------------------------------------------------------
