@@ -18,6 +18,7 @@ a system call keep their errno by also deriving from :class:`OSError`::
     │                         address left, a kernel without veth or bridge); CLI exit 125
     ├── NameConflict          a container already has that name; CLI exit 125
     ├── InvalidState          an illegal lifecycle transition (e.g. exec into a stopped container)
+    ├── ContainerTimeout(TimeoutError)  run(timeout=...) ran out: the container was killed
     ├── StartError            the container could not start; carries ``exit_code``
     │   ├── CommandNotFound   the command does not exist in the container (exit 127)
     │   └── CommandNotExecutable  it exists but cannot be executed (exit 126)
@@ -96,6 +97,16 @@ class NameConflict(PycontError):
 
 class InvalidState(PycontError):
     """The container's current status does not allow the operation."""
+
+
+class ContainerTimeout(PycontError, TimeoutError):
+    """``pycont.run(timeout=...)`` ran out: the container was killed. ``output`` holds what it
+    wrote until then (capped as ``.output`` is), ``container`` the container, if still there."""
+
+    def __init__(self, message: str, container: object = None, output: str = "") -> None:
+        super().__init__(message)
+        self.container = container
+        self.output = output
 
 
 class StartError(PycontError):

@@ -29,6 +29,8 @@ from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
 from pycont.errors import PycontError
+from pycont.runtime.output import OUTPUT_TAIL as OUTPUT_TAIL  # shown after the notice
+from pycont.runtime.output import OutputCap
 
 # {NAME} alone, not inside a docker template's {{...}}.
 _NAME_IN_BRACES = re.compile(r"(?<!\{)\{([A-Za-z_]\w*)\}(?!\})")
@@ -68,9 +70,9 @@ def _run_parser() -> argparse.ArgumentParser:
     return p
 
 
-# A notebook cell cannot show gigabytes: past this budget, output is counted, not shown.
+# A notebook cell cannot show gigabytes: past this budget, output is counted, not shown
+# (the same cap as pycont.run's max_output, see pycont.runtime.output).
 OUTPUT_BUDGET = 1 << 20  # bytes shown per cell
-OUTPUT_TAIL = 4096  # bytes of the end kept and shown after the notice
 DEFAULT_PIDS_LIMIT = 1024
 
 
@@ -79,23 +81,17 @@ def stream_output(fd: int, out: Any, budget: int = OUTPUT_BUDGET) -> int:
     pipe (so the container never blocks on a full pipe) but show only a notice and the tail.
     Returns the number of bytes read."""
     decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
-    total = 0
-    tail = b""
+    cap = OutputCap(b"", budget)
     while chunk := os.read(fd, 65536):
-        room = max(0, budget - total)
-        total += len(chunk)
-        if room:
-            out.write(decode(chunk[:room]))
-        tail = (tail + chunk[room:])[-OUTPUT_TAIL:]
-    out.write(decode(b"", final=True))
-    if total > budget:
-        print(
-            f"\n[pycont] output throttled: {total - budget:,} more bytes were not shown "
-            f"(cell budget {budget:,} bytes); the last {len(tail):,}:",
-            file=out,
-        )
-        out.write(tail.decode(errors="replace"))
-    return total
+        if shown := cap.feed(chunk):
+            out.write(decode(shown))
+    if not cap.dropped:  # nothing lost: the tail follows the head
+        out.write(decode(cap.tail, final=True))
+    else:
+        out.write(decode(b"", final=True))
+        out.write(cap.notice("shown", f"cell budget {budget:,} bytes"))
+        out.write(cap.tail.decode(errors="replace"))
+    return cap.total
 
 
 class ContainerRunner:
@@ -166,24 +162,21 @@ class BudgetedOutput:
     def __init__(self, out: Any, budget: int = OUTPUT_BUDGET) -> None:
         self.out = out
         self.budget = budget
-        self.total = 0
-        self.tail = ""
+        self.cap = OutputCap("", budget)
+
+    @property
+    def total(self) -> int:
+        return self.cap.total
 
     def __call__(self, text: str) -> None:
-        room = max(0, self.budget - self.total)
-        self.total += len(text)
-        if room:
-            self.out.write(text[:room])
-        self.tail = (self.tail + text[room:])[-OUTPUT_TAIL:]
+        if shown := self.cap.feed(text):
+            self.out.write(shown)
 
     def close(self) -> None:
-        if self.total > self.budget:
-            print(
-                f"\n[pycont] output throttled: {self.total - self.budget:,} more characters "
-                f"were not shown (cell budget {self.budget:,}); the last {len(self.tail):,}:",
-                file=self.out,
-            )
-            self.out.write(self.tail)
+        if self.cap.dropped:
+            self.out.write(self.cap.notice("shown", f"cell budget {self.budget:,}", "characters"))
+        self.out.write(self.cap.tail)
+        self.cap.tail = ""  # shown: a second close() shows nothing more
 
 
 class VMRunner:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from pycont.builder import _glob
+
 __all__ = [
     "LexError",
     "heredoc_word",
@@ -292,22 +294,25 @@ class _Lexer:
         replacement = self.operand("}", raw_escapes=True)
         if name not in self.env and self.skip_unset:
             return "${" + name + "/" + pattern + "/" + replacement + "}"
-        regex = _pattern_regex(pattern, greedy=True, anchored=False)
+        toks = _pattern_tokens(pattern)
         value = self.env.get(name, "")
-        return regex.sub(lambda _: replacement, value, count=0 if every else 1)
+        if all(t == _glob.STAR for t in toks):  # it matches "": the regex's rules, in linear time
+            regex = re.compile(".*" if toks else "")
+            return regex.sub(lambda _: replacement, value, count=0 if every else 1)
+        return _glob.replace(toks, value, replacement, every)
 
 
-def _pattern_regex(pattern: str, greedy: bool, anchored: bool) -> re.Pattern[str]:
-    """A shell glob (`*`, `?`, `\\` escapes) as a regex, as BuildKit converts it."""
-    out = ["^"] if anchored else []
+def _pattern_tokens(pattern: str) -> list[_glob.Token]:
+    """A shell glob (`*`, `?`, `\\` escapes) as tokens for :mod:`._glob`, as BuildKit reads it."""
+    out: list[_glob.Token] = []
     i = 0
     while i < len(pattern):
         ch = pattern[i]
         i += 1
         if ch == "*":
-            out.append(".*" if greedy else ".*?")
+            out.append(_glob.STAR)
         elif ch == "?":
-            out.append(".")
+            out.append(_glob.ANY)
         elif ch == "\\":
             if i < len(pattern) and pattern[i] in "}/":
                 continue  # \} and \/ only protected the delimiter
@@ -317,15 +322,15 @@ def _pattern_regex(pattern: str, greedy: bool, anchored: bool) -> re.Pattern[str
                 raise LexError(
                     f"invalid pattern ({pattern}) in substitution: invalid escape '\\{nxt}'"
                 )
-            out.append(re.escape(nxt))
+            out.append(nxt)
         else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out))
+            out.append(ch)
+    return out
 
 
 def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
-    match = _pattern_regex(pattern, greedy, anchored=True).match(value)
-    return value[match.end() :] if match else value
+    end = _glob.prefix_end(_pattern_tokens(pattern), value, longest=greedy)
+    return value if end is None else value[end:]
 
 
 def _reverse_pattern(pattern: str) -> str:

@@ -34,8 +34,10 @@ _FLAGS: dict[str, dict[str, str]] = {
 HEREDOC_CMDS = frozenset({"ADD", "COPY", "RUN"})
 _WS = re.compile(r"[\t\v\f\r ]+")  # BuildKit's reWhitespace: not \n, which ends a line anyway
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
-_PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
-_DURATION = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+# re.ASCII: Go's \d (BuildKit's) is 0-9 only; Python's would also take "٨٠".
+_PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?$", re.IGNORECASE | re.ASCII)
+_DURATION = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)", re.ASCII)
+_MAX_DURATION_NS = 2**63 - 1  # Go's time.Duration: ParseDuration refuses more ("invalid duration")
 _UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9,
             "m": 60 * 10**9, "h": 3600 * 10**9}  # fmt: skip
 
@@ -267,8 +269,8 @@ def _healthcheck(inst: Instruction, rest: str) -> Instruction:
         if value and 0 != _duration(name, value) < 10**6:
             raise Fail(f"Interval --{name} cannot be less than 1ms")
     retries = inst.flags.get("retries", "")
-    if retries and not re.fullmatch(r"[+-]?\d+", retries):
-        raise Fail(f"--retries must be a whole number, not {retries!r}")
+    if retries and not re.fullmatch(r"[+-]?[0-9]{1,18}", retries):  # Go: an int64
+        raise Fail(f"--retries must be a whole number (at most 18 digits), not {retries!r}")
     if retries and int(retries) < 0:
         raise Fail(f"--retries cannot be negative ({int(retries)})")
     items = _json_array(cmd_text)
@@ -298,22 +300,32 @@ def parse_duration(text: str) -> int:
     pieces = _DURATION.findall(body)
     if not body or "".join(n + u for n, u in pieces) != body:
         raise ValueError(f"invalid duration {text!r}")
-    return sign * round(sum(float(n) * _UNIT_NS[u] for n, u in pieces))
+    total = sum(float(n) * _UNIT_NS[u] for n, u in pieces)
+    if not total <= _MAX_DURATION_NS:  # also inf, from thousands of digits
+        raise ValueError(f"invalid duration {text!r}: longer than 2562047h")
+    return sign * round(total)
 
 
 def check_port(port: str) -> None:
     match = _PORT.match(port)
-    low = int(match.group(1)) if match else -1
-    high = int(match.group(2) or low) if match else -1
+    low = _port_number(match.group(1)) if match else -1
+    high = _port_number(match.group(2) or match.group(1)) if match else -1
     if not match or not 0 <= low <= high <= 65535:
         raise Fail(f"invalid port {port!r} (accepted: <port>[-<port>][/tcp|/udp|/sctp], 0-65535)")
 
 
+def _port_number(digits: str) -> int:
+    # int() refuses thousands of digits (ValueError); past 5 significant ones it is out of range.
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 5 else 65536
+
+
 def check_signal(sig: str) -> None:
     name = sig.upper().removeprefix("SIG")
-    if sig.isdigit() and 0 < int(sig) <= 64:
+    # Not str.isdigit(): it takes "²", which int() refuses.
+    if re.fullmatch(r"[0-9]{1,3}", sig) and 0 < int(sig) <= 64:
         return
-    if re.fullmatch(r"RT(MIN|MAX)([+-]\d+)?", name) or hasattr(signal.Signals, "SIG" + name):
+    if re.fullmatch(r"RT(MIN|MAX)([+-][0-9]+)?", name) or hasattr(signal.Signals, "SIG" + name):
         return
     raise Fail(f"invalid STOPSIGNAL {sig!r} (accepted: a name like SIGTERM or TERM, or a number)")
 

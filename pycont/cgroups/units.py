@@ -94,7 +94,12 @@ def parse_bytes(flag: str, text: str) -> int:
     m = _SIZE.fullmatch(text) if isinstance(text, str) else None
     if m is None or (m.group(3) and m.group(3).lower() != "b" and not m.group(2)):
         raise _bad(flag, str(text), _BYTES_HELP)  # "64ib", "64i": "i" needs a unit before it
-    value = int(Fraction(m.group(1)) * _MULTIPLIERS[m.group(2).lower()])
+    whole, _, frac = m.group(1).partition(".")
+    whole = whole.lstrip("0") or "0"
+    # int() refuses thousands of digits (ValueError): more than 19 is too large anyway, and a
+    # size in bytes times at most 2**50 is exact with 60 decimals (a power of 2 has <= 50).
+    number = Fraction(f"{whole}.{frac[:60] or 0}") if len(whole) <= 19 else Fraction(INT64_MAX + 1)
+    value = int(number * _MULTIPLIERS[m.group(2).lower()])
     if value > INT64_MAX:
         raise _bad(flag, text, f"too large (at most 8191p); {_BYTES_HELP}")
     return value

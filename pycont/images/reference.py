@@ -22,6 +22,7 @@ and a one-component name gets the ``library/`` namespace of its official images.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -48,7 +49,8 @@ _IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 
 
 def _invalid(text: str, why: str) -> UsageError:
-    return UsageError(f'invalid reference format "{text}": {why}')
+    # json.dumps quotes as docker does, and escapes a newline so the message stays one line.
+    return UsageError(f"invalid reference format {json.dumps(text, ensure_ascii=False)}: {why}")
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,6 @@ class Reference:
                 )
         if not rest:
             raise _invalid(text, "repository name must have at least one component")
-        if len(rest) > NAME_TOTAL_LENGTH_MAX:
-            raise _invalid(
-                text, f"repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters"
-            )
         registry, path = _split_registry(rest)
         if registry is not None and not _DOMAIN.fullmatch(registry):
             raise _invalid(text, f"invalid registry host {registry!r}")
@@ -103,6 +101,12 @@ class Reference:
             registry = DEFAULT_REGISTRY
         if registry == DEFAULT_REGISTRY and "/" not in path:
             path = f"{OFFICIAL_NAMESPACE}/{path}"
+        # docker checks the normalised name (ParseNormalizedNamed): "a" * 250 is too long as
+        # docker.io/library/aaa..., and its canonical form must parse again.
+        if len(registry) + 1 + len(path) > NAME_TOTAL_LENGTH_MAX:
+            raise _invalid(
+                text, f"repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters"
+            )
         if tag is None and digest is None:
             tag = DEFAULT_TAG
         return cls(registry, path, tag, digest)
@@ -116,7 +120,8 @@ class Reference:
     @property
     def familiar_name(self) -> str:
         """The name as docker prints it: ``busybox``, ``user/app``, ``ghcr.io/x/y``."""
-        if self.registry != DEFAULT_REGISTRY:
+        if self.registry != DEFAULT_REGISTRY or _split_registry(self.repository)[0] is not None:
+            # docker.io/0.0/app without its registry would read as registry 0.0: keep it
             return self.name
         return self.repository.removeprefix(f"{OFFICIAL_NAMESPACE}/")
 

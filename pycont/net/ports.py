@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import json
 import re
 import socket
 from collections.abc import Iterable, Sequence
@@ -66,8 +67,20 @@ def _host(ip: str) -> str:
     return f"[{ip}]" if ":" in ip else ip
 
 
+def _q(text: str) -> str:
+    """The text as typed, in double quotes; a newline escaped so the message stays one line."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _bad(spec: str) -> UsageError:
-    return UsageError(f'invalid publish spec "{spec}": expected {GRAMMAR}')
+    return UsageError(f"invalid publish spec {_q(spec)}: expected {GRAMMAR}")
+
+
+def _number(digits: str) -> int:
+    # Past 5 significant digits it is out of range anyway; int() of thousands of digits would
+    # raise ValueError (Python's int_max_str_digits), not say which port was wrong.
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 5 else 65536
 
 
 def _ports(text: str, spec: str, *, host: bool) -> tuple[int, int]:
@@ -75,13 +88,15 @@ def _ports(text: str, spec: str, *, host: bool) -> tuple[int, int]:
     m = _PORT.fullmatch(text)
     if not m:
         raise _bad(spec)
-    start = int(m.group(1))
-    end = int(m.group(2)) if m.group(2) else start
-    for port in (start, end):
+    start = _number(m.group(1))
+    end = _number(m.group(2)) if m.group(2) else start
+    for port, digits in ((start, m.group(1)), (end, m.group(2) or m.group(1))):
         if port > 65535 or (port == 0 and not (host and start == end == 0)):
-            raise UsageError(f'invalid port {port} in "{spec}": ports are 1-65535')
+            raise UsageError(f"invalid port {digits} in {_q(spec)}: ports are 1-65535")
     if start > end:
-        raise UsageError(f'invalid range "{text}" in "{spec}": expected START-END, START <= END')
+        raise UsageError(
+            f"invalid range {_q(text)} in {_q(spec)}: expected START-END, START <= END"
+        )
     return start, end
 
 
@@ -92,7 +107,7 @@ def _ip(text: str, spec: str) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         raise UsageError(
-            f'invalid IP address "{text}" in "{spec}": expected an IPv4 address or [IPv6]'
+            f"invalid IP address {_q(text)} in {_q(spec)}: expected an IPv4 address or [IPv6]"
         ) from None
 
 
@@ -102,9 +117,9 @@ def parse(spec: str) -> list[PortBinding]:
     rest, slash, proto = spec.partition("/")
     proto = proto.lower() if slash else "tcp"
     if proto == "sctp":
-        raise UsageError(f'invalid publish spec "{spec}": sctp is not supported, only tcp or udp')
+        raise UsageError(f"invalid publish spec {_q(spec)}: sctp is not supported, only tcp or udp")
     if proto not in PROTOS:
-        raise UsageError(f'invalid protocol "{proto}" in "{spec}": expected tcp or udp')
+        raise UsageError(f"invalid protocol {_q(proto)} in {_q(spec)}: expected tcp or udp")
     # Split from the right, as docker does: an IPv6 address holds colons itself.
     parts = rest.split(":")
     cport = parts[-1]
@@ -121,7 +136,7 @@ def parse(spec: str) -> list[PortBinding]:
         return [PortBinding(c_start, proto, ip, h_start, end)]
     if h_end - h_start != c_end - c_start:
         raise UsageError(
-            f'invalid publish spec "{spec}": host range {hport} and container range {cport}'
+            f"invalid publish spec {_q(spec)}: host range {hport} and container range {cport}"
             " must have the same length"
         )
     return [
@@ -145,7 +160,7 @@ def parse_all(specs: Sequence[str]) -> tuple[PortBinding, ...]:
                 if key in seen:
                     raise UsageError(
                         f"host port {_host(b.host_ip)}:{b.host_port}/{b.proto} is published twice"
-                        f' ("{seen[key]}" and "{spec}"): each host port can be published once'
+                        f" ({_q(seen[key])} and {_q(spec)}): each host port can be published once"
                     )
                 seen[key] = spec
             out.append(b)
@@ -156,8 +171,8 @@ def parse_exposed(item: str) -> tuple[int, str]:
     """A key of the image config's ExposedPorts (``"3000/tcp"``, or ``"3000"``) -> (3000, "tcp")."""
     port, slash, proto = item.partition("/")
     proto = proto.lower() if slash else "tcp"
-    if proto not in PROTOS or not re.fullmatch(r"[0-9]+", port) or not 0 < int(port) <= 65535:
-        raise UsageError(f'invalid exposed port "{item}": expected PORT[/tcp|udp], PORT 1-65535')
+    if proto not in PROTOS or not re.fullmatch(r"[0-9]+", port) or not 0 < _number(port) <= 65535:
+        raise UsageError(f"invalid exposed port {_q(item)}: expected PORT[/tcp|udp], PORT 1-65535")
     return int(port), proto
 
 

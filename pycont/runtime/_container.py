@@ -23,6 +23,7 @@ from pycont.errors import ContainerNotFound, InvalidState, UsageError
 from pycont.net.ports import PortBinding
 from pycont.runtime import launcher, netsetup, users
 from pycont.runtime import state as st
+from pycont.runtime.output import read_capped
 from pycont.runtime.resources import LIVE, Resources
 from pycont.runtime.rwlayer import ReadWriteLayer
 from pycont.runtime.spec import parse_env, validate_workdir
@@ -325,10 +326,10 @@ class Container(Resources, ReadWriteLayer):
         proc.handshake()
         if not wait:
             return proc
-        out = proc.stdout.read() if proc.stdout is not None else b""
+        out = read_capped(proc.stdout)[0] if proc.stdout is not None else ""
         if proc.stdout is not None:
             proc.stdout.close()
-        return ExecResult(proc.wait(), out.decode(errors="replace"))
+        return ExecResult(proc.wait(), out)
 
     def logs(self, follow: bool = False) -> Iterator[str]:
         """The output of a detached container, line by line; ``follow`` waits for more."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -18,12 +20,20 @@ from typing import Any
 from pycont import failpoints, images
 from pycont import volumes as volumes_mod
 from pycont.cgroups.limits import Limits
-from pycont.errors import ContainerNotFound, NameConflict, PycontError, StartError, UsageError
+from pycont.errors import (
+    ContainerNotFound,
+    ContainerTimeout,
+    NameConflict,
+    PycontError,
+    StartError,
+    UsageError,
+)
 from pycont.namespaces import Namespace
 from pycont.rootfs import RootSpec, prepare_dirs
 from pycont.runtime import netsetup, removal, staging
 from pycont.runtime import state as st
 from pycont.runtime._container import PIPE, STDOUT, Container, Narrate
+from pycont.runtime.output import MAX_OUTPUT, read_capped
 from pycont.runtime.spec import RunSpec, check_image_config, limits_to_json
 from pycont.runtime.state import Status
 
@@ -226,6 +236,7 @@ def run(
     timeout: float | None = None,
     via: str | None = None,
     wait: bool = True,
+    max_output: int | None = MAX_OUTPUT,
     **options: Any,
 ) -> Container:
     """Create and start a container (docker run).
@@ -233,9 +244,14 @@ def run(
     ``detach=True`` returns the running container at once (output in :meth:`Container.logs`).
     Otherwise it waits: the output is in ``.output`` and the code in ``.exit_code`` (as with
     subprocess.run). ``stdout=None`` passes the output through instead of capturing it.
+    ``max_output``: bytes of output kept in ``.output`` (default 4 MiB: the first ones and the
+    last 4 KiB, and a line saying how much was dropped between them); None keeps it all.
+    ``timeout``: seconds the command may run; past them the container is killed (as
+    subprocess.run kills its child) and :class:`~pycont.errors.ContainerTimeout` raised.
     ``via``: how to start the shim (see :meth:`Container.start`). ``wait=False`` returns as
     soon as the command runs, its pipes (``.stdout``...) left to the caller, as Popen does:
     the CLI forwards signals and the magics stream the output before :meth:`Container.wait`."""
+    _check_run_limits(timeout, max_output)
     c = create(image, command, detach=detach, narrate=bool(narrate), **options)
     try:
         c.start(
@@ -253,11 +269,60 @@ def run(
         raise
     if detach or not wait:
         return c
+    # One deadline for reading the output and waiting: the output is read as it comes (never
+    # held whole, see pycont.runtime.output), so a flood cannot sink this process either.
+    deadline = None if timeout is None else time.monotonic() + timeout
+    timed_out = False
     if c.stdout is not None:
-        c.output = c.stdout.read().decode(errors="replace")
-        c.stdout.close()
-    c.wait(timeout)
-    return c
+        try:
+            c.output, timed_out = read_capped(c.stdout, max_output, deadline)
+        finally:
+            if timed_out:
+                _kill_after_timeout(c)
+            c.stdout.close()
+    if not timed_out:
+        try:
+            c.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            return c
+        except TimeoutError:
+            _kill_after_timeout(c)
+    raise ContainerTimeout(
+        f"container {c.name} still running after timeout={timeout}s: killed it ({_ended(c)})",
+        container=c,
+        output=c.output,
+    )
+
+
+def _check_run_limits(timeout: float | None, max_output: int | None) -> None:
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0
+    ):
+        raise UsageError(f"invalid timeout {timeout!r}: expected seconds >= 0, or None")
+    if max_output is not None and (
+        isinstance(max_output, bool) or not isinstance(max_output, int) or max_output < 0
+    ):
+        raise UsageError(
+            f"invalid max_output {max_output!r}: expected a number of bytes >= 0, or None"
+        )
+
+
+def _kill_after_timeout(c: Container) -> None:
+    """Kill every process of a container that ran out of time, and wait until its shim has
+    recorded the end (and removed it, with rm=True): nothing of it keeps running."""
+    with contextlib.suppress(PycontError, OSError):
+        if c.config.cgroup:
+            c.cgroup().kill_all()  # freeze, kill all, thaw: its children too
+    with contextlib.suppress(PycontError):
+        c.kill(signal.SIGKILL)
+    with contextlib.suppress(PycontError, TimeoutError):
+        c.wait(30)
+
+
+def _ended(c: Container) -> str:
+    with contextlib.suppress(PycontError):
+        if (code := c.state().exit_code) is not None:
+            return f"exit code {code}"
+    return "it may still be stopping"
 
 
 def get(name_or_id: str) -> Container:

@@ -21,6 +21,7 @@ console and writes it down.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import secrets
@@ -354,9 +355,9 @@ def parse_cpus(text: str | int | float) -> int:
     ncpu = os.cpu_count() or 1
     try:
         value = float(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past 1e308
         value = -1.0
-    if value != int(value) or not 1 <= value <= ncpu:
+    if not math.isfinite(value) or value != int(value) or not 1 <= value <= ncpu:
         raise UsageError(
             f"invalid VM --cpus {text!r}: a whole number of vCPUs from 1 to {ncpu} "
             "(a VM has whole virtual CPUs; --cpus 0.5 is a container's CPU quota)"

@@ -227,12 +227,13 @@ def test_budgeted_output_shows_the_head_and_the_tail() -> None:
 
     out = io.StringIO()
     shown = BudgetedOutput(out, budget=10)
-    for chunk in ("abcdef", "ghijkl", "mnop"):
+    for chunk in ("abcdef", "ghijkl", "y" * 5000, "mnop"):
         shown(chunk)
     shown.close()
-    head, _, rest = out.getvalue().partition("\n[pycont] output throttled: 6 more characters")
+    # 5016 characters: 10 shown, the last 4096 (OUTPUT_TAIL) shown after the notice, 910 not
+    head, _, rest = out.getvalue().partition("\n[pycont] output throttled: 910 more characters")
     assert head == "abcdefghij"
-    assert rest.endswith("the last 6:\nklmnop")
+    assert rest.endswith("the last 4,096:\n" + "y" * 4092 + "mnop")
 
     out = io.StringIO()
     small = BudgetedOutput(out, budget=10)

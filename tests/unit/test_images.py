@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_normalize(ref: str, expected: tuple[str, str]) -> None:
 def test_normalize_rejects_bad_references(ref: str) -> None:
     with pytest.raises(UsageError) as info:
         Reference.parse(ref)
-    assert f'invalid reference format "{ref}"' in str(info.value)
+    assert f"invalid reference format {json.dumps(ref)}" in str(info.value)  # "\n" escaped
 
 
 def test_resolve_of_an_unknown_image(empty_store: Path) -> None:
