@@ -21,7 +21,7 @@ from typing import IO, Any
 from pycont import failpoints, procfs
 from pycont.errors import ContainerNotFound, InvalidState, UsageError
 from pycont.net.ports import PortBinding
-from pycont.runtime import launcher, netsetup, users
+from pycont.runtime import launcher, netsetup, shimlock, users
 from pycont.runtime import state as st
 from pycont.runtime.output import read_capped
 from pycont.runtime.resources import LIVE, Resources
@@ -103,6 +103,8 @@ class Container(Resources, ReadWriteLayer):
         dead, with the reason in ``error``, when its config or state cannot be read."""
         try:
             rec = st.reconcile(self.dir)
+            if rec.status is Status.CREATED and shimlock.reap(self.dir):
+                rec = st.load_state(self.dir)  # its shim died, its processes did not: killed
             if self._config is None:
                 self.config  # noqa: B018 - loads it once: a container without one is dead
         except InvalidState:

@@ -17,14 +17,7 @@ from pycont.kernel import LinuxKernel
 from pycont.namespaces import Namespace
 from pycont.runtime import handshake, pid1, protocol
 from pycont.runtime import state as st
-from pycont.runtime.shim import (
-    FORWARDED,
-    Reporter,
-    _forward,
-    _injected,
-    _kernel,
-    _wait,
-)
+from pycont.runtime.shimio import FORWARDED, Reporter, forward, injected, kernel_for, wait_code
 
 
 def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
@@ -34,7 +27,7 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
     spec = json.loads(spec_json)
     cfg = st.load_config(cdir)
     rec = st.load_state(cdir)
-    k = _kernel(cfg.narrate, rep)
+    k = kernel_for(cfg.narrate, rep)
     pid = rec.pid
     if rec.status != st.Status.RUNNING or not procfs.alive(pid, rec.pid_start):
         rep.send(protocol.Failed("state", 125, f"container {cfg.name} is not running"))
@@ -105,19 +98,19 @@ def exec_in(cdir: str, status_fd: int, spec_json: str) -> int:
         pid1.exec_command(spec["args"], env, err_w, failpoint="exec.exec-next")
     os.close(me_fd)
     os.close(err_w)
-    if injected := _injected("exec.forked"):
+    if why := injected("exec.forked"):
         os.kill(child, signal.SIGKILL)
-        _wait(child)
-        rep.send(protocol.Failed("setup", 125, injected))
+        wait_code(child)
+        rep.send(protocol.Failed("setup", 125, why))
         return 125
     failed = handshake.outcome(err_r, child, "the exec'd process", proc)
     if failed is not None:
-        _wait(child)
+        wait_code(child)
         rep.send(failed)
         return failed.code
     for sig in FORWARDED:
-        signal.signal(sig, lambda signum, _frame: _forward(child, signum))
+        signal.signal(sig, lambda signum, _frame: forward(child, signum))
     rep.send(protocol.Started(child))
-    code = _wait(child)
+    code = wait_code(child)
     rep.send(protocol.Exited(code))
     return code

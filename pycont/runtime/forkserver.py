@@ -23,7 +23,7 @@ if __name__ == "__main__":  # run as a script: make the package importable, noth
     # and the third-party folders the launcher passes (launcher.ENV_SYSPATH): pyroute2
     sys.path += [p for p in os.environ.get("PYCONT_HELPER_SYSPATH", "").split(os.pathsep) if p]
 
-from pycont.runtime import pid1, protocol, shim
+from pycont.runtime import pid1, protocol, shim, shimio
 
 
 def become(mode: str, args: list[str], fds: list[int], new_session: bool) -> NoReturn:
@@ -43,7 +43,7 @@ def become(mode: str, args: list[str], fds: list[int], new_session: bool) -> NoR
         pid1.close_host_fds(low=4)
         code = shim.dispatch(mode, args, 3)
     except BaseException as err:  # noqa: BLE001 - a forked child must never return
-        shim.Reporter(3).send(protocol.Failed("internal", 125, f"pycont shim: {err!r}"))
+        shimio.Reporter(3).send(protocol.Failed("internal", 125, f"pycont shim: {err!r}"))
     finally:
         os._exit(code)
 

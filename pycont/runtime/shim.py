@@ -20,7 +20,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if __name__ == "__main__":  # run as a script: make the package importable, nothing else
@@ -31,75 +30,25 @@ if __name__ == "__main__":  # run as a script: make the package importable, noth
 from pycont import failpoints, procfs
 from pycont.errors import InvalidState, KernelError, PycontError
 from pycont.fsutil import remove_tree
-from pycont.kernel import LinuxKernel
 from pycont.kernel._base import CLONE_NEWNET, Kernel
 from pycont.namespaces import Namespace, NamespaceSet
 from pycont.runtime import handshake, netsetup, pid1, protocol, shimlock
 from pycont.runtime import state as st
+from pycont.runtime.shimio import (
+    FORWARDED,
+    Reporter,
+    forward,
+    injected,
+    kernel_for,
+    narrator,
+    set_short_names,
+    wait_code,
+)
 
 if TYPE_CHECKING:
     from pycont.cgroups import Cgroup
 
 MAX_FD = pid1.MAX_FD
-FORWARDED = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-)
-
-
-class Reporter:
-    """Typed messages to the caller over the status pipe (:mod:`.protocol`); silent once the
-    caller has gone."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def send(self, msg: protocol.Message) -> None:
-        if self.fd < 0:
-            return
-        try:
-            os.write(self.fd, protocol.encode(msg))
-        except OSError:
-            self.fd = -1
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-# Paths the narration writes as $CONTAINER, $IMAGE and $ID (the container's id, which also
-# names its cgroup), so each line reads at a glance.
-_SHORT: list[tuple[str, str]] = []
-
-
-def _shortener(cfg: st.ContainerConfig, cdir: str) -> None:
-    layers = ((layer, "$IMAGE") for layer in cfg.layers)
-    _SHORT[:] = [(cdir, "$CONTAINER"), *layers, (cfg.id, "$ID")]
-
-
-def shorten(line: str) -> str:
-    for old, new in _SHORT:
-        line = line.replace(old, new)
-    return line
-
-
-def _narrator(rep: Reporter) -> Callable[[str], None]:
-    return lambda line: rep.send(protocol.Narration(shorten(line)))
-
-
-def _kernel(narrate: bool, rep: Reporter) -> Kernel:
-    real = LinuxKernel()
-    if not narrate:
-        return real
-    from pycont.kernel.narrating import NarratingKernel
-
-    return NarratingKernel(real, _narrator(rep))
 
 
 def _write_maps(k: Kernel, pid: int, cfg: st.ContainerConfig) -> None:
@@ -111,22 +60,6 @@ def _write_maps(k: Kernel, pid: int, cfg: st.ContainerConfig) -> None:
         writes.append((name, "".join(f"{a} {b} {c}\n" for a, b, c in rows)))
     for name, text in writes:
         k.write_file(f"/proc/{pid}/{name}", text)
-
-
-def _wait(pid: int) -> int:
-    """Exit status as a shell reports it: the code, or 128 + the signal that killed it."""
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
-def _injected(step: str) -> str:
-    """A failpoint's injected error (pycont.failpoints), "" when none is set at ``step``."""
-    try:
-        failpoints.hit(step)
-    except failpoints.FailpointError as err:
-        return str(err)
-    return ""
 
 
 def _oom_note(cg: Cgroup | None) -> str:
@@ -195,8 +128,8 @@ def run(cdir: str, status_fd: int) -> int:
     shimlock.hold(cdir)  # held until this process ends: a start under way (see shimlock)
     rep = Reporter(status_fd)
     cfg = st.load_config(cdir)
-    _shortener(cfg, cdir)
-    k = _kernel(cfg.narrate, rep)
+    set_short_names(cfg, cdir)
+    k = kernel_for(cfg.narrate, rep)
     nsset = NamespaceSet.from_modes(cfg.namespaces)
     pid = 0
     plumbing: netsetup.Plumbing | None = None
@@ -207,7 +140,7 @@ def run(cdir: str, status_fd: int) -> int:
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            _wait(pid)
+            wait_code(pid)
         netsetup.stop(cdir, plumbing)
         _close_cgroup(cg)
         rep.send(protocol.Failed(kind, code, msg))
@@ -222,8 +155,8 @@ def run(cdir: str, status_fd: int) -> int:
         cg = _open_cgroup(k, cfg)
     except (KernelError, OSError, ValueError) as err:
         return abort(f"cgroup: {err}")
-    if injected := _injected("start.cgroup-made"):
-        return abort(injected)
+    if why := injected("start.cgroup-made"):
+        return abort(why)
     if cfg.network.mode == "container":
         # --network container:NAME: clone(2) without CLONE_NEWNET from inside that container's
         # network namespace (setns(2)); the shim itself opens no socket afterwards.
@@ -247,7 +180,7 @@ def run(cdir: str, status_fd: int) -> int:
     if pid == 0:
         os.close(go_w)
         os.close(err_r)
-        say = _narrator(rep) if cfg.narrate else None
+        say = narrator(rep) if cfg.narrate else None
         pid1.container_init(k, cfg, cdir, nsset, go_r, err_w, say, me_fd)
     os.close(me_fd)
     os.close(go_r)
@@ -277,13 +210,13 @@ def run(cdir: str, status_fd: int) -> int:
             return abort(f"set up process {pid}: {err}")
         return abort(f"set up process {pid}: {err!r}")
     os.close(go_w)
-    if injected := _injected("start.go-sent"):
-        return abort(injected)
+    if why := injected("start.go-sent"):
+        return abort(why)
     # A report, or EOF: at exec (err_w is close-on-exec) or at a death before it.
     failed = handshake.outcome(err_r, pid, "the container's init")
     if failed is not None:
         error = failed.error + (_oom_note(cg) if failed.kind == "died" else "")
-        _wait(pid)
+        wait_code(pid)
         pid = 0
         return abort(error, failed.code, failed.kind)
     me = os.getpid()
@@ -302,7 +235,7 @@ def run(cdir: str, status_fd: int) -> int:
         # process must not run unrecorded. The record, and the cgroup, are the winner's.
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        _wait(pid)
+        wait_code(pid)
         netsetup.stop(cdir, plumbing)
         if isinstance(err, FileNotFoundError):
             _close_cgroup(cg)
@@ -312,12 +245,12 @@ def run(cdir: str, status_fd: int) -> int:
         msg = str(err) if isinstance(err, InvalidState) else f"container {cfg.name} was removed"
         rep.send(protocol.Failed("state", 125, msg))
         return 125
-    if injected := _injected("start.running-recorded"):
-        return abort(injected)
+    if why := injected("start.running-recorded"):
+        return abort(why)
     for sig in FORWARDED:
-        signal.signal(sig, lambda signum, _frame: _forward(pid, signum))
+        signal.signal(sig, lambda signum, _frame: forward(pid, signum))
     rep.send(protocol.Started(pid))
-    code = _wait(pid)
+    code = wait_code(pid)
     # Record the end before the cgroup goes: whoever sees its files vanish (the sampler, at
     # ENODEV) then finds the exit, the OOM kill and the peak already in the record.
     oom, peak = _final_readings(cg)
@@ -329,11 +262,6 @@ def run(cdir: str, status_fd: int) -> int:
         netsetup.release(cfg.id, cfg.network)
     rep.send(protocol.Exited(code, oom))
     return code
-
-
-def _forward(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
 
 
 set_comm = pid1.name_self

@@ -16,9 +16,9 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pycont import paths, procfs
 from pycont.cgroups.limits import Limits
@@ -28,6 +28,8 @@ from pycont.net.config import NetConfig
 from pycont.runtime.spec import limits_from_json, limits_to_json
 from pycont.security.options import SecurityOptions
 from pycont.volumes import Mount
+
+_T = TypeVar("_T")
 
 
 class Status(enum.StrEnum):
@@ -152,8 +154,27 @@ def save_config(cfg: ContainerConfig, cdir: str | None = None) -> None:
     write_json(os.path.join(cdir or container_dir(cfg.id), "config.json"), doc)
 
 
-def load_config(cdir: str) -> ContainerConfig:
-    doc = read_json(os.path.join(cdir, "config.json"))
+class MalformedRecord(ValueError):
+    """A record that is JSON but not a record: not an object, fields missing or of the wrong
+    type, or nested too deep for the parser."""
+
+
+def _load(path: str, build: Callable[[dict[str, Any]], _T]) -> _T:
+    """``build`` of the JSON object in ``path``: OSError, json's ValueError, a parser's
+    ValueError or PycontError for a value it refuses, MalformedRecord for the rest."""
+    try:
+        doc = read_json(path)
+    except RecursionError:
+        raise MalformedRecord("nested too deep to parse") from None
+    if not isinstance(doc, dict):
+        raise MalformedRecord(f"expected a JSON object, got {type(doc).__name__}")
+    try:
+        return build(doc)
+    except (TypeError, KeyError, AttributeError, RecursionError) as err:
+        raise MalformedRecord(f"{type(err).__name__}: {err}") from None
+
+
+def _config_from(doc: dict[str, Any]) -> ContainerConfig:
     doc["limits"] = limits_from_json(doc.get("limits") or {})
     doc["mounts"] = [Mount(**m) for m in doc.get("mounts") or []]
     doc["security"] = SecurityOptions.from_json(doc.get("security"))
@@ -161,28 +182,27 @@ def load_config(cdir: str) -> ContainerConfig:
     return ContainerConfig(**doc)
 
 
+def load_config(cdir: str) -> ContainerConfig:
+    return _load(os.path.join(cdir, "config.json"), _config_from)
+
+
 def save_state(cdir: str, rec: ContainerState) -> None:
     write_json(os.path.join(cdir, "state.json"), asdict(rec))
 
 
-def load_state(cdir: str) -> ContainerState:
-    doc = read_json(os.path.join(cdir, "state.json"))
+def _state_from(doc: dict[str, Any]) -> ContainerState:
     if "monitor_pid" in doc:  # written by pycont 0.1 before the shim had its name
         doc.setdefault("shim_pid", doc.pop("monitor_pid"))
     return ContainerState(**{k: v for k, v in doc.items() if k in _STATE_FIELDS})
 
 
-# What loading a damaged record raises: a missing or unreadable file, bad JSON (or JSON nested
-# too deep for the parser), fields missing or of the wrong type, a value the parsers refuse.
-UNREADABLE = (
-    OSError,
-    ValueError,
-    TypeError,
-    KeyError,
-    AttributeError,
-    RecursionError,
-    PycontError,
-)
+def load_state(cdir: str) -> ContainerState:
+    return _load(os.path.join(cdir, "state.json"), _state_from)
+
+
+# What loading a damaged record raises: a missing or unreadable file (OSError), a malformed one
+# (ValueError, see _load), a value the parsers refuse (PycontError).
+UNREADABLE = (OSError, ValueError, PycontError)
 
 
 def damage(cdir: str) -> str:
@@ -200,9 +220,12 @@ def damage(cdir: str) -> str:
     for what, load in (("config.json", load_config), ("state.json", load_state)):
         try:
             load(cdir)
-        except ValueError as err:  # json.JSONDecodeError, or a status that is not one
-            what += " is not valid JSON" if isinstance(err, json.JSONDecodeError) else ""
-            return what if what.endswith("JSON") else f"{what} holds an invalid value: {err}"
+        except json.JSONDecodeError:
+            return f"{what} is not valid JSON"
+        except MalformedRecord as err:
+            return f"{what} cannot be read: {err}"
+        except ValueError as err:  # a status that is not one
+            return f"{what} holds an invalid value: {err}"
         except UNREADABLE as err:
             return f"{what} cannot be read: {err or type(err).__name__}"
     return ""
@@ -246,12 +269,18 @@ def transition_held(cdir: str, new: Status, **fields: Any) -> ContainerState:
     return rec
 
 
+def _recorded_name(cdir: str) -> str:
+    """The name in the container's config.json, without loading the rest; "" if unreadable."""
+    try:
+        doc = read_json(os.path.join(cdir, "config.json"))
+    except (OSError, ValueError, RecursionError):
+        return ""
+    return str(doc["name"]) if isinstance(doc, dict) and "name" in doc else ""
+
+
 def _name(cdir: str) -> str:
     """The container's name for a message (its short id if the config cannot be read)."""
-    try:
-        return str(read_json(os.path.join(cdir, "config.json"))["name"])
-    except (OSError, ValueError, KeyError):
-        return os.path.basename(cdir)[:12]
+    return _recorded_name(cdir) or os.path.basename(cdir)[:12]
 
 
 def advanced(rec: ContainerState, new: Status, name: str, **fields: Any) -> ContainerState:
@@ -281,12 +310,8 @@ def reconcile(cdir: str) -> ContainerState:
 
     A running (or paused) container whose first process and shim are both gone: its shim died
     (SIGKILL) and PR_SET_PDEATHSIG took the container down with it. Recorded as exited, 137.
-    A created one whose shim died and whose processes live on is killed (shimlock.reap)."""
+    (A created one whose shim died with processes left: :func:`.shimlock.reap`.)"""
     rec = load_state(cdir)
-    if rec.status is Status.CREATED:
-        from pycont.runtime import shimlock  # it imports this module
-
-        return load_state(cdir) if shimlock.reap(cdir) else rec
     if not _orphaned(rec):
         return rec
     with _locked(cdir):
@@ -364,8 +389,5 @@ def ids_and_names() -> dict[str, str]:
     for cid in sorted(os.listdir(base)) if os.path.isdir(base) else []:
         if not is_container_entry(cid):
             continue
-        try:
-            out[cid] = str(read_json(os.path.join(base, cid, "config.json"))["name"])
-        except UNREADABLE:
-            out[cid] = ""
+        out[cid] = _recorded_name(os.path.join(base, cid))
     return out
