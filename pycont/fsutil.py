@@ -98,10 +98,18 @@ def walk_tree(top: str, *, skip_denied: bool = False) -> Iterator[TreeEntry]:
                 st = os.lstat(name, dir_fd=fd)
             except FileNotFoundError:
                 continue  # removed since the folder was listed
+            except PermissionError:
+                if skip_denied:
+                    continue
+                raise
             sub = f"{rel}/{name}" if rel else name
             yield TreeEntry(sub, name, st, fd, top)
             if stat.S_ISDIR(st.st_mode):
                 try:
+                    # Readable but not searchable (mode 0444): listable, but neither its
+                    # entries nor ".." could be reached from it (path_resolution(7)).
+                    if not os.access(name, os.R_OK | os.X_OK, dir_fd=fd):
+                        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), sub)
                     child = os.open(name, _DIR_FLAGS, dir_fd=fd)
                 except PermissionError:
                     if skip_denied:
@@ -109,6 +117,10 @@ def walk_tree(top: str, *, skip_denied: bool = False) -> Iterator[TreeEntry]:
                     raise
                 except (FileNotFoundError, NotADirectoryError):
                     continue  # removed or replaced since it was yielded
+                except OSError as err:
+                    if err.errno != errno.ELOOP:
+                        raise
+                    continue  # replaced by a symlink since it was yielded: not followed
                 os.close(fd)
                 fd = child
                 stack.append((os.fstat(fd), sub, sorted(os.listdir(fd), reverse=True)))
@@ -120,10 +132,16 @@ def tree_size(top: str) -> int:
     """Bytes of the files below ``top`` (apparent sizes, as ``du -sb`` without folders);
     0 if it is gone. Things that vanish meanwhile count 0."""
     total = 0
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+    try:
         for e in walk_tree(top, skip_denied=True):
             if not stat.S_ISDIR(e.st.st_mode):
                 total += e.st.st_size
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as err:
+        if err.errno != errno.ESTALE:
+            raise
+        # moved during the walk (a staging folder published): the bytes seen so far
     return total
 
 
@@ -166,7 +184,7 @@ def remove_tree(path: str) -> None:
     # per level: (the folder's lstat, its name in its parent, its subfolders not yet removed)
     stack: list[tuple[os.stat_result, str, list[str]]] = []
     try:
-        stack.append((os.fstat(fd), "", _clear_files(fd)))
+        stack.append((_removable(fd), "", _clear_files(fd)))
         while stack:
             _here, name, subdirs = stack[-1]
             if subdirs:
@@ -183,7 +201,7 @@ def remove_tree(path: str) -> None:
                     continue
                 os.close(fd)
                 fd = child
-                stack.append((os.fstat(fd), sub, _clear_files(fd)))
+                stack.append((_removable(fd), sub, _clear_files(fd)))
                 continue
             stack.pop()
             if stack:
@@ -200,6 +218,16 @@ def remove_tree(path: str) -> None:
         os.rmdir(path)
     except FileNotFoundError:
         pass
+
+
+def _removable(fd: int) -> os.stat_result:
+    """The folder's lstat, after making it ours to search and write (it goes anyway): a
+    folder of mode 0444 can be listed, but its entries cannot be removed nor ".." reached."""
+    st = os.fstat(fd)
+    if st.st_mode & stat.S_IRWXU != stat.S_IRWXU:
+        with contextlib.suppress(PermissionError):  # not ours: the unlinks will say so
+            os.chmod(fd, stat.S_IRWXU)
+    return st
 
 
 def _clear_files(fd: int) -> list[str]:

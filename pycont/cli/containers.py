@@ -269,7 +269,7 @@ def cmd_top(a: argparse.Namespace) -> int:
 
     c = get(a.container)
     if c.status != "running":
-        raise InvalidState(f"container {c.name} is not running")
+        raise InvalidState(f"container {c.name or c.short_id} is not running")
     table(
         ("PID", "PID IN CONTAINER", "CMD"),
         [(str(p["pid"]), str(p["nspid"]), p["cmd"]) for p in c.processes()],

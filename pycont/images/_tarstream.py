@@ -55,6 +55,16 @@ class StrictHeader(tarfile.TarInfo):
                 raise ReadError("truncated: it ends without the end-of-archive blocks") from None
             raise ReadError(f"broken header at byte {tarfile.offset}: {err}") from None
 
+    # Sparse files (GNU type S, PAX GNU.sparse.*): tarfile reads their maps without a bound
+    # before any check runs, and no image builder writes them. Refused, whatever the format.
+    def _proc_sparse(self, tarfile: tarfile.TarFile) -> Self:
+        raise ReadError(f"entry {self.name!r}: a sparse file (GNU tar) is not accepted in a layer")
+
+    def _proc_gnusparse_00(self, *_args: object) -> None:
+        raise ReadError(f"entry {self.name!r}: a sparse file (PAX) is not accepted in a layer")
+
+    _proc_gnusparse_01 = _proc_gnusparse_10 = _proc_gnusparse_00
+
     def _proc_member(self, tarfile: tarfile.TarFile) -> Self:
         # tarfile reads a special record whole, then the header it describes by recursion.
         if self.size < 0:

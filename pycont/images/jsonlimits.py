@@ -134,6 +134,11 @@ _CONFIG_FIELDS = {
     "Labels": lambda v: _object(v, "config Labels", str_values=True),
     "ExposedPorts": lambda v: _object(v, "config ExposedPorts"),
     "Volumes": lambda v: _object(v, "config Volumes"),
+    "Shell": lambda v: _strings(v, "config Shell"),
+    "OnBuild": lambda v: _strings(v, "config OnBuild"),
+    "Healthcheck": lambda v: _strings(
+        _object(v, "config Healthcheck").get("Test"), "config Healthcheck Test"
+    ),
 }
 
 
@@ -161,6 +166,17 @@ def check_config(doc: Any) -> None:
         isinstance(history, list) and all(isinstance(h, dict) for h in history)
     ):
         raise JSONRefused(f"history must be a list of objects, got {_kind(history)}")
+    for i, row in enumerate(history or ()):
+        for key in ("created", "created_by", "author", "comment"):
+            if row.get(key) is not None:
+                _text(row[key], f"history[{i}] {key}")
+        if not isinstance(row.get("empty_layer", False), bool):
+            raise JSONRefused(f"history[{i}] empty_layer must be true or false")
+    layered = sum(1 for row in history or () if not row.get("empty_layer"))
+    if history and layered > len(diff_ids):
+        raise JSONRefused(
+            f"history has {layered} rows with a layer for {len(diff_ids)} layers in rootfs"
+        )
 
 
 def _digest(value: Any, where: str) -> str:

@@ -89,6 +89,11 @@ class Container(Resources, ReadWriteLayer):
             return ""
 
     @property
+    def who(self) -> str:
+        """The container in a message: its name, or its short id when it has none (dead)."""
+        return self.name or self.short_id
+
+    @property
     def short_id(self) -> str:
         return self.id[:12]
 
@@ -173,7 +178,7 @@ class Container(Resources, ReadWriteLayer):
         such as the CLI."""
         rec = self.state()
         if not rec.status.can_start():
-            raise InvalidState(f"container {self.name} is {rec.status}: cannot start it")
+            raise InvalidState(f"container {self.who} is {rec.status}: cannot start it")
         if rec.status is Status.EXITED:
             st.transition(
                 self.dir,
@@ -227,16 +232,14 @@ class Container(Resources, ReadWriteLayer):
             try:
                 self._proc.wait(timeout)
             except TimeoutError:
-                raise TimeoutError(
-                    f"container {self.name} still running after {timeout}s"
-                ) from None
+                raise TimeoutError(f"container {self.who} still running after {timeout}s") from None
         else:
             rec = self.state()
             if rec.status in LIVE:
                 _wait_pid_exit(rec.shim_pid, timeout, self.name)
         rec = self.state()
         if rec.exit_code is None:
-            raise InvalidState(f"container {self.name} is {rec.status}: it has not run")
+            raise InvalidState(f"container {self.who} is {rec.status}: it has not run")
         return rec.exit_code
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -247,7 +250,7 @@ class Container(Resources, ReadWriteLayer):
     def _signal(self, sig: int, step: str) -> None:
         rec = self.state()
         if not rec.status.can_kill():
-            raise InvalidState(f"container {self.name} is not running (status: {rec.status})")
+            raise InvalidState(f"container {self.who} is not running (status: {rec.status})")
         with contextlib.suppress(ProcessLookupError):
             os.kill(rec.pid, sig)
         failpoints.hit(step)
@@ -271,7 +274,7 @@ class Container(Resources, ReadWriteLayer):
             # SIGKILL was sent and the container thawed: only a task stuck in the kernel
             # (state D, e.g. on a dead NFS server) can outlast it.
             raise InvalidState(
-                f"stop {self.name}: still running {STOP_GRACE:g} s after SIGKILL"
+                f"stop {self.who}: still running {STOP_GRACE:g} s after SIGKILL"
             ) from None
 
     def remove(self, force: bool = False) -> None:
@@ -306,11 +309,9 @@ class Container(Resources, ReadWriteLayer):
         rec = self.state()
         if rec.status is Status.PAUSED:
             # docker's words; joining a frozen cgroup would freeze the command before it runs.
-            raise InvalidState(
-                f"container {self.name} is paused, unpause the container before exec"
-            )
+            raise InvalidState(f"container {self.who} is paused, unpause the container before exec")
         if not rec.status.can_exec():
-            raise InvalidState(f"container {self.name} is not running (status: {rec.status})")
+            raise InvalidState(f"container {self.who} is not running (status: {rec.status})")
         validate_workdir(workdir)
         if user:
             users.validate(user)

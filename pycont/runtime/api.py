@@ -33,8 +33,9 @@ from pycont.rootfs import RootSpec, prepare_dirs
 from pycont.runtime import netsetup, removal, staging
 from pycont.runtime import state as st
 from pycont.runtime._container import PIPE, STDOUT, Container, Narrate
+from pycont.runtime.argcheck import check_image_config
 from pycont.runtime.output import MAX_OUTPUT, read_capped
-from pycont.runtime.spec import RunSpec, check_image_config, limits_to_json
+from pycont.runtime.spec import RunSpec, limits_to_json
 from pycont.runtime.state import Status
 
 _ADJECTIVES = [
@@ -111,7 +112,12 @@ def create_from_spec(spec: RunSpec, image: images.Image | None = None) -> Contai
     use_cgroup, cgroup_note = _cgroup_for(spec.limits)
     img = image or images.resolve(spec.image)
     check_image_config(
-        img.name, Env=img.env, Cmd=img.cmd, Entrypoint=img.entrypoint, WorkingDir=img.workdir
+        img.name,
+        Env=img.env,
+        Cmd=img.cmd,
+        Entrypoint=img.entrypoint,
+        WorkingDir=img.workdir,
+        User=img.user,
     )
     # docker: the image's ENTRYPOINT, then the command (or the image's CMD).
     args = list(img.entrypoint) + (list(spec.command) if spec.command else list(img.cmd))
@@ -295,7 +301,9 @@ def run(
 
 def _check_run_limits(timeout: float | None, max_output: int | None) -> None:
     if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 <= timeout < 1e9  # also NaN and inf: select(2) takes neither
     ):
         raise UsageError(f"invalid timeout {timeout!r}: expected seconds >= 0, or None")
     if max_output is not None and (

@@ -38,7 +38,7 @@ class OutputCap(Generic[AnyStr]):
         self.total += len(chunk)
         keep = chunk[:room]
         self._kept_head += len(keep)
-        if len(keep) < len(chunk):
+        if len(keep) < len(chunk) and self.tail_size:
             self.tail = (self.tail + chunk[room:])[-self.tail_size :]
         return keep
 

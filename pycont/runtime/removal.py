@@ -66,6 +66,11 @@ def remove(c: Removable, force: bool) -> None:
                 f"cannot remove container {who}: it is {rec.status}; "
                 "stop it first or use force (rm -f)"
             )
+        if rec.status is st.Status.DEAD and not force and _still_runs(c.id, c.dir):
+            raise InvalidState(
+                f"cannot remove container {who}: its record cannot be read ({rec.error}) "
+                "but its processes run; use force (rm -f)"
+            )
         if rec.status in LIVE:
             # Freeze, kill every process, thaw: a fork bomb cannot outrun it.
             kill_cgroup(c.id)
@@ -73,9 +78,14 @@ def remove(c: Removable, force: bool) -> None:
                 os.kill(rec.pid, signal.SIGKILL)
             # Wait for the shim: it records the exit, and the mounts go with the namespace.
             if c.shim is not None:
-                c.shim.wait(30)
+                with contextlib.suppress(TimeoutError):  # release() kills what is left
+                    c.shim.wait(30)
             else:
                 _wait_gone(rec.shim_pid, rec.shim_start, 30)
+        else:
+            # An exited container's shim may still be closing its cgroup: killing it now
+            # would turn the exit code its caller waits for into 137.
+            _wait_gone(rec.shim_pid, rec.shim_start, 30)
         # If its shim was killed, its PID 1 died with it (PR_SET_PDEATHSIG) but stays a
         # zombie until the host's init reaps it. Give that a moment.
         _wait_gone(rec.pid, rec.pid_start, 5, zombie=True)
@@ -92,6 +102,20 @@ def remove(c: Removable, force: bool) -> None:
             # objects is found by id, without the folder (a live owner's leftover would
             # wait for this process to end before a listing took it).
             staging.finish(moved)
+
+
+def _still_runs(cid: str, cdir: str) -> bool:
+    """Whether a container's shim or processes live on, whatever its record says."""
+    from pycont import cgroups
+    from pycont.runtime import shimlock
+
+    if shimlock.shim_alive(cdir):
+        return True
+    try:
+        cg = cgroups.for_container(cid)
+        return cg.exists() and bool(cg.pids())
+    except (PycontError, OSError):
+        return False
 
 
 def _wait_gone(pid: int, start: int, timeout: float, zombie: bool = False) -> None:
@@ -120,8 +144,13 @@ def reap(block: bool = False) -> list[str]:
         for left in staging.leftovers():  # again, now that no creation or removal runs
             if left.in_progress():
                 continue
-            release(left.cid, left.path, _config(left.path), _state(left.path))
-            staging.finish(left.path)
+            try:
+                release(left.cid, left.path, _config(left.path), _state(left.path))
+                staging.finish(left.path)
+            except (OSError, PycontError):
+                if block:
+                    raise
+                continue  # a listing goes on; prune will retry and say why
             done.append(left.cid)
         staging.drop_empty_asides()
     return done

@@ -220,6 +220,8 @@ class Resources(ContainerFacts):
                 stack.enter_context(st.locked(self.dir))
             except FileNotFoundError:  # its folder, where the lock file is, is gone
                 raise ContainerNotFound(f"no such container: {self.id} (removed)") from None
+            if not os.path.isdir(self.dir):  # renamed aside by rm while we waited
+                raise ContainerNotFound(f"no such container: {self.id} (removed)")
             yield
 
     def _kernel_frozen(self) -> bool | None:

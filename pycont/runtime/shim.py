@@ -29,10 +29,9 @@ if __name__ == "__main__":  # run as a script: make the package importable, noth
 
 from pycont import failpoints, procfs
 from pycont.errors import InvalidState, KernelError, PycontError
-from pycont.fsutil import remove_tree
 from pycont.kernel._base import CLONE_NEWNET, Kernel
 from pycont.namespaces import Namespace, NamespaceSet
-from pycont.runtime import handshake, netsetup, pid1, protocol, shimlock
+from pycont.runtime import handshake, netsetup, pid1, protocol, shimlock, staging
 from pycont.runtime import state as st
 from pycont.runtime.shimio import (
     FORWARDED,
@@ -115,6 +114,18 @@ def _close_cgroup(cg: Cgroup | None) -> None:
         cg.destroy()
 
 
+def _auto_remove(cdir: str, cfg: st.ContainerConfig) -> None:
+    """--rm: renamed out of the namespace first, as rm does (:mod:`.staging`), so a shim
+    killed halfway leaves a folder aside that the next command finishes. No store lock: a
+    concurrent ``rm`` holding it waits for this shim; whoever renames first removes."""
+    try:
+        moved = staging.begin_remove(cdir)
+    except FileNotFoundError:
+        return  # an rm took it
+    netsetup.release(cfg.id, cfg.network)
+    staging.finish(moved)
+
+
 def _own_root(cdir: str) -> None:
     """PYCONT_ROOT of the container's store, ``<root>/containers/<id>``: a shim forked by the
     fork server inherits the environment the server started with, which may name another
@@ -145,8 +156,7 @@ def run(cdir: str, status_fd: int) -> int:
         _close_cgroup(cg)
         rep.send(protocol.Failed(kind, code, msg))
         if cfg.auto_remove:
-            remove_tree(cdir)
-            netsetup.release(cfg.id, cfg.network)
+            _auto_remove(cdir, cfg)
         else:
             _record_end(cdir, exit_code=code, error=msg)
         return code
@@ -258,8 +268,7 @@ def run(cdir: str, status_fd: int) -> int:
     _record_end(cdir, exit_code=code, oom_killed=oom, memory_peak=peak)
     _close_cgroup(cg)
     if cfg.auto_remove:
-        remove_tree(cdir)
-        netsetup.release(cfg.id, cfg.network)
+        _auto_remove(cdir, cfg)
     rep.send(protocol.Exited(code, oom))
     return code
 

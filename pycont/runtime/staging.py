@@ -123,7 +123,7 @@ def begin_remove(cdir: str) -> str:
             # A leftover of a removal of this very id (rename(2): the target is a non-empty
             # folder): delete it first.
             remove_tree(target)
-    return target  # not reached
+    raise OSError(errno.ENOTEMPTY, f"cannot move {cdir} aside: {target} keeps coming back")
 
 
 def finish(folder: str) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,11 +22,28 @@ from tests.helpers import (
     cli,
     containers_dir,
     mountinfo_lines,
+    register_root,
+    remove_root,
     requires,
     take_back_cgroups,
+    wait_for,
 )
 
 pytestmark = requires("root", "overlay")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def own_root() -> Iterator[str]:
+    """A store of this module's own: its prunes must not take other tests' containers."""
+    previous = os.environ["PYCONT_ROOT"]
+    root = register_root(tempfile.mkdtemp(prefix="pc-crash-root-"))
+    os.environ["PYCONT_ROOT"] = root
+    try:
+        yield root
+    finally:
+        os.environ["PYCONT_ROOT"] = previous
+        remove_root(root)
+
 
 CREATE_STEPS = sorted(s for s in failpoints.STEPS if s.startswith("create."))
 RM_STEPS = sorted(s for s in failpoints.STEPS if s.startswith("rm."))
@@ -130,6 +149,8 @@ def test_rm_finds_cgroup_folders_without_the_memory_one(name: str) -> None:
     r = cli("run", "-d", "--name", name, "busybox", "true")
     assert r.returncode == 0, r.stderr
     cid = r.stdout.strip()
+    # Its shim removes the cgroup once `true` has ended: let it finish first.
+    wait_for(lambda: not processes_naming(cid), what=f"the shim of {name} to end")
     cg = cgroups.for_container(cid)
     if not isinstance(cg, cgroups.V1Cgroup):
         pytest.skip("cgroup v2: one folder per container")
@@ -204,4 +225,23 @@ def test_rm_by_name_of_a_container_without_state_frees_the_name(name: str) -> No
     assert r.returncode == 125 and "already in use" in r.stderr  # it holds its name
     r = cli("rm", "-f", name)
     assert (r.returncode, r.stdout) == (0, f"{name}\n"), r.stderr
+    assert_nothing_left(cid, name)
+
+
+def test_a_dead_record_with_live_processes_is_removed_only_by_force(name: str) -> None:
+    """A config pycont cannot read (written by a newer one, say) makes the container dead, but
+    its processes run: rm and prune leave it, rm -f kills and removes it."""
+    r = cli("run", "-d", "--name", name, "busybox", "sleep", "100")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    path = os.path.join(containers_dir(), cid, "config.json")
+    with open(path) as f:
+        doc = json.load(f)
+    _write(path, json.dumps({**doc, "a_field_from_the_future": 1}))
+    assert "Dead (" in next(x for x in ps_all().splitlines() if x.startswith(cid[:12]))
+    r = cli("rm", cid)
+    assert r.returncode == 1 and "its processes run; use force (rm -f)" in r.stderr, r.stderr
+    assert cid not in cli("container", "prune", "-f").stdout
+    assert processes_naming(cid)  # still running
+    assert cli("rm", "-f", cid).returncode == 0
     assert_nothing_left(cid, name)

@@ -211,7 +211,8 @@ def test_reading_the_state_under_the_containers_own_lock_does_not_wait_for_itsel
     ctr.cgroup().freeze()  # the record says running: reading it wants the lock to fix it
     done: list[Status] = []
     with st.locked(ctr.dir):
-        reader = threading.Thread(target=lambda: done.append(fresh(tmp_path).status))
+        # a daemon: were the deadlock back, the session must fail here, not hang at its exit
+        reader = threading.Thread(target=lambda: done.append(fresh(tmp_path).status), daemon=True)
         reader.start()
         reader.join(timeout=30)
     assert done == [Status.RUNNING]  # left as it was, not a deadlock

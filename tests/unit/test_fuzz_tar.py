@@ -19,12 +19,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pycont.errors import LayerError
 from pycont.images.layers import apply_layer
 from pycont.images.limits import LayerLimits
+from tests.fuzz import EXAMPLES, FUZZ
 
 # Fixed at import: the strategies aim absolute names and links at the canary.
 SANDBOX = os.path.join(tempfile.gettempdir(), f"pc-fuzz-tar-{os.getpid()}")
@@ -142,19 +143,19 @@ def _apply(data: bytes) -> None:
         shutil.rmtree(dest)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(FUZZ, max_examples=max(EXAMPLES, 250))
 @given(_streams())
 def test_random_tar_streams_stay_inside_or_are_refused(data: bytes) -> None:
     _apply(data)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(FUZZ, max_examples=max(EXAMPLES, 100))
 @given(st.binary(max_size=3000))
 def test_random_bytes_are_refused_not_crashed_on(data: bytes) -> None:
     _apply(data)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(FUZZ, max_examples=max(EXAMPLES, 100))
 @given(st.lists(st.tuples(st.integers(0, 1535), st.integers(0, 255)), max_size=12))
 def test_corrupted_headers_are_refused_not_crashed_on(flips: list[tuple[int, int]]) -> None:
     """Bytes of the first three headers (names, modes, sizes, checksums...) overwritten."""

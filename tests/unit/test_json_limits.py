@@ -73,6 +73,9 @@ def test_depth_counts_without_recursion() -> None:
         ({"User": ["root"]}, "config User must be a string, got a list"),
         ({"ExposedPorts": ["80/tcp"]}, "config ExposedPorts must be an object, got a list"),
         ({"Volumes": "/data"}, "config Volumes must be an object, got a string"),
+        ({"Shell": "bash"}, "config Shell must be a list of strings, got a string"),
+        ({"OnBuild": 5}, "config OnBuild must be a list of strings, got a number"),
+        ({"Healthcheck": {"Test": "true"}}, "config Healthcheck Test must be a list of strings"),
     ],
 )
 def test_config_field_types(fields: dict[str, Any], message: str) -> None:
@@ -218,3 +221,21 @@ def test_the_store_refuses_to_write_a_bad_config(tmp_path: Any) -> None:
         store.add_image("bad:1", bad, [desc])
     assert store.images() == []
     assert store.add_image("good:1", layer_config(Cmd=["sh"]), [desc]).cmd == ("sh",)
+
+
+@pytest.mark.parametrize(
+    ("history", "message"),
+    [
+        ([{"created_by": 5}], r"history\[0\] created_by must be a string, got a number"),
+        ([{"created": ["x"]}], r"history\[0\] created must be a string, got a list"),
+        ([{"empty_layer": "no"}], r"history\[0\] empty_layer must be true or false"),
+        ([{}, {}], "history has 2 rows with a layer for 1 layers in rootfs"),
+    ],
+)
+def test_history_rows_are_typed_and_no_more_than_the_layers(
+    history: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(jl.JSONRefused, match=message):
+        jl.check_config({**config(), "history": history})
+    rows = [{"created_by": "CMD", "empty_layer": True}, {"created_by": "ADD"}]
+    jl.check_config({**config(), "history": rows})  # one layer, one row with a layer

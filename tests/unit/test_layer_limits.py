@@ -95,7 +95,9 @@ def test_the_size_limit_comes_from_the_environment(
 
 
 def test_the_flag_is_checked_then_exported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(limits.MAX_LAYER_SIZE_ENV, raising=False)
+    # setenv first: delenv of an unset variable records nothing to restore (pytest's monkeypatch)
+    monkeypatch.setenv(limits.MAX_LAYER_SIZE_ENV, "1")
+    monkeypatch.delenv(limits.MAX_LAYER_SIZE_ENV)
     with pytest.raises(UsageError, match="--max-layer-size"):
         limits.set_max_layer_size("ten")
     assert limits.MAX_LAYER_SIZE_ENV not in os.environ
@@ -116,3 +118,31 @@ def test_padding_counts_against_the_size_limit(dest: str) -> None:
     layer = tar(("a", b"hi", {})) + bytes(64 * KB)
     with pytest.raises(LayerError, match="the layer passes 32KiB uncompressed"):
         apply_layer(io.BytesIO(layer), dest, limits=LayerLimits(size=32 * KB))
+
+
+def _gnu_sparse_tar() -> bytes:
+    """A GNU old-format sparse member (typeflag S), which tarfile cannot write: a GNU header
+    with its type changed and its checksum made again (tar(5))."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+        ti = tarfile.TarInfo("holes")
+        ti.size = 0
+        t.addfile(ti)
+    raw = bytearray(buf.getvalue())
+    raw[156:157] = b"S"
+    raw[148:156] = b" " * 8
+    raw[148:156] = b"%06o\0 " % sum(raw[:512])
+    return bytes(raw)
+
+
+def test_sparse_files_are_refused_in_every_format(dest: str) -> None:
+    # tarfile reads a sparse map before any check could run, without a bound: refused.
+    with pytest.raises(LayerError, match=r"'holes': a sparse file \(GNU tar\) is not accepted"):
+        apply_layer(io.BytesIO(_gnu_sparse_tar()), dest)
+    pax = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "holes"}
+    with pytest.raises(LayerError, match=r"a sparse file \(PAX\) is not accepted"):
+        apply_layer(io.BytesIO(tar(("x", b"", pax))), dest)
+    pax = {"GNU.sparse.offset": "0", "GNU.sparse.numbytes": "0", "GNU.sparse.size": "9"}
+    with pytest.raises(LayerError, match=r"a sparse file \(PAX\) is not accepted"):
+        apply_layer(io.BytesIO(tar(("y", b"", pax))), dest)
+    assert os.listdir(dest) == []

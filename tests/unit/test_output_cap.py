@@ -81,3 +81,18 @@ def test_read_capped_returns_at_the_deadline_with_what_it_read(pipe: tuple[int, 
 def test_a_negative_cap_is_refused(pipe: tuple[int, int]) -> None:
     with os.fdopen(os.dup(pipe[0]), "rb") as f, pytest.raises(ValueError, match="max_output=-1"):
         read_capped(f, -1)
+
+
+def test_a_cap_without_a_tail_keeps_the_head_only() -> None:
+    cap = OutputCap(b"", head=1, tail=0)
+    kept = cap.feed(b"abc") + cap.feed(b"def")
+    assert (kept, cap.tail, cap.dropped) == (b"a", b"", 5)  # x[-0:] would be all of x
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), -1, 1e300, "5", True])
+def test_a_timeout_is_a_finite_number_of_seconds(timeout: object) -> None:
+    from pycont.errors import UsageError
+    from pycont.runtime.api import _check_run_limits
+
+    with pytest.raises(UsageError, match="expected seconds >= 0, or None"):
+        _check_run_limits(timeout, None)  # type: ignore[arg-type]
