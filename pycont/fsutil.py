@@ -12,10 +12,11 @@ import contextlib
 import errno
 import json
 import os
+import select
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 
 @dataclass(frozen=True)
@@ -288,3 +289,11 @@ def write_json(path: str, doc: Any, *, indent: int = 1, durable: bool = False) -
 def read_json(path: str) -> Any:
     with open(path) as f:
         return json.load(f)
+
+
+def wait_readable(fd: int | IO[bytes], timeout: float | None) -> bool:
+    """Whether ``fd`` becomes readable (or hangs up) within ``timeout`` seconds (None: wait).
+    poll(2), not select(2): a notebook kernel holds descriptors past select's FD_SETSIZE."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import signal
 import subprocess
 import time
@@ -20,6 +19,7 @@ from typing import IO, Any
 
 from pycont import failpoints, procfs
 from pycont.errors import ContainerNotFound, InvalidState, UsageError
+from pycont.fsutil import wait_readable
 from pycont.net.ports import PortBinding
 from pycont.runtime import launcher, netsetup, shimlock, users
 from pycont.runtime import state as st
@@ -410,8 +410,7 @@ def _wait_pid_exit(pid: int, timeout: float | None, name: str) -> None:
     except ProcessLookupError:
         return
     try:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
+        if not wait_readable(fd, timeout):
             raise TimeoutError(f"container {name} still running after {timeout}s")
     finally:
         os.close(fd)

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 
+from pycont.errors import PycontError
 from pycont.runtime import pid1, protocol
 
 # include/linux/sched.h: set as soon as do_exit() begins, before the process's files close.
@@ -27,7 +28,8 @@ def read_report(err_r: int) -> protocol.Failed | None:
     if not chunks:
         return None
     failed = protocol.decode(b"".join(chunks))
-    assert isinstance(failed, protocol.Failed)
+    if not isinstance(failed, protocol.Failed):
+        raise PycontError(f"pycont shim protocol: expected a failure report, got {failed!r}")
     return failed
 
 

@@ -19,7 +19,6 @@ import array
 import atexit
 import json
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import IO, Any
 
 from pycont import failpoints
 from pycont.errors import CommandNotExecutable, CommandNotFound, StartError, UsageError
+from pycont.fsutil import wait_readable
 from pycont.runtime import protocol
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
@@ -68,7 +68,7 @@ def _wait_gone(pid: int, timeout: float) -> None:
     except ProcessLookupError:
         return
     try:
-        select.select([fd], [], [], timeout)
+        wait_readable(fd, timeout)
     finally:
         os.close(fd)
 
@@ -123,7 +123,7 @@ class ShimHandle:
         )
 
     def poll(self) -> int | None:
-        if self.returncode is None and not select.select([self._status], [], [], 0)[0]:
+        if self.returncode is None and not wait_readable(self._status, 0):
             return None
         return self.wait()
 
@@ -131,7 +131,7 @@ class ShimHandle:
         """The container's exit code, as the shim reports it at the end."""
         if self.returncode is not None:
             return self.returncode
-        if timeout is not None and not select.select([self._status], [], [], timeout)[0]:
+        if timeout is not None and not wait_readable(self._status, timeout):
             raise TimeoutError(f"still running after {timeout}s")
         code = None
         for raw in self._status:

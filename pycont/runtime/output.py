@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import codecs
 import os
-import select
 import time
 from typing import IO, AnyStr, Generic
 
 from pycont.format import decimal_size
+from pycont.fsutil import wait_readable
 
 MAX_OUTPUT = 4 << 20  # bytes of a container's output that pycont.run keeps by default
 OUTPUT_TAIL = 4096  # bytes of the end kept after the cut, shown after the notice
@@ -76,7 +76,7 @@ def read_capped(
     while True:
         if deadline is not None:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not wait_readable(fd, left):
                 timed_out = True
                 break
         chunk = os.read(fd, _CHUNK)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import tarfile
 
 from tests.hostile.layers import C, LayerCase, R, _t
-from tests.hostile.tarbits import END, d, f, gz, padded, raw, sym, tar_of, zeros_tar_gz
+from tests.hostile.tarbits import END, d, f, gz, padded, pax, raw, sym, tar_of, zeros_tar_gz
 
 LIMIT = 16 << 20
 TOO_LARGE = "uncompressed"
+SPARSE = "a sparse file .* is not accepted"
 
 
 def names() -> list[LayerCase]:
@@ -88,12 +89,18 @@ def bombs() -> list[LayerCase]:
     sparse_map = b"".join(f"{v:011o}\0".encode() for v in (0, 512, 0, 0, 0, 0, 0, 0))
     sparse_real = f"{1 << 30:011o}\0".encode()
     sparse = raw("sparse", 512, b"S", extra={386: sparse_map, 483: sparse_real})
+    # "isextended" (byte 482): a chain of extension blocks follows, here cut by the end
+    sparse_cut = raw("sparse", 512, b"S", extra={386: sparse_map, 482: b"\1", 483: sparse_real})
+    pax_sparse = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "p"}
     return [
         LayerCase("gzip-64mib-file", c, R, big, TOO_LARGE, gzip=True),
         LayerCase("gzip-20-files", c, R, many, TOO_LARGE, gzip=True),
         LayerCase("gzip-trailing-zeros", c, R, trailing, TOO_LARGE, gzip=True),
         LayerCase("gzip-in-gzip", c, R, double, TOO_LARGE, gzip=True),
-        LayerCase("gnu-sparse-1gib", c, R, sparse + padded(b"s") + END, TOO_LARGE),
+        # Sparse members: tarfile reads their maps before any check, unbounded; all refused.
+        LayerCase("gnu-sparse-1gib", c, R, sparse + padded(b"s") + END, SPARSE),
+        LayerCase("gnu-sparse-chain-cut", c, R, sparse_cut, SPARSE),
+        LayerCase("pax-sparse-1.0-huge-map", c, R, _t(pax("p", pax_sparse)), SPARSE),
         LayerCase("gzip-small-ok", c, C, gz(_t(f("z", bytes(1 << 20)))), gzip=True),
     ]
 
