@@ -85,12 +85,7 @@ def stream_output(fd: int, out: Any, budget: int = OUTPUT_BUDGET) -> int:
     while chunk := os.read(fd, 65536):
         if shown := cap.feed(chunk):
             out.write(decode(shown))
-    if not cap.dropped:  # nothing lost: the tail follows the head
-        out.write(decode(cap.tail, final=True))
-    else:
-        out.write(decode(b"", final=True))
-        out.write(cap.notice("shown", f"cell budget {budget:,} bytes"))
-        out.write(cap.tail.decode(errors="replace"))
+    out.write(cap.finish(decode, "shown", f"cell budget {budget:,} bytes"))
     return cap.total
 
 

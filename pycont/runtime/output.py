@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import os
 import time
+from collections.abc import Callable
 from typing import IO, AnyStr, Generic
 
 from pycont.format import decimal_size
@@ -46,6 +47,16 @@ class OutputCap(Generic[AnyStr]):
     def dropped(self) -> int:
         """Units neither in the head nor in the tail: the ones nobody will see."""
         return self.total - self._kept_head - len(self.tail)
+
+    def finish(self: OutputCap[bytes], decode: Callable[..., str], what: str, limit: str) -> str:
+        """The end of a capped byte stream as text: the tail when nothing was lost, else the
+        notice and the tail. ``decode``: the incremental decoder the head went through."""
+        if not self.dropped:  # nothing lost: the tail follows the head
+            return decode(self.tail, final=True)
+        # The tail starts anywhere in a character: decoded alone, a cut one becomes U+FFFD.
+        return (
+            decode(b"", final=True) + self.notice(what, limit) + self.tail.decode(errors="replace")
+        )
 
     def notice(self, what: str, limit: str, unit: str = "bytes") -> str:
         """The line that stands for the dropped part, e.g. ``[pycont] output throttled: 97,000
@@ -84,11 +95,6 @@ def read_capped(
             break
         if kept := cap.feed(chunk):
             parts.append(decode(kept))
-    if not cap.dropped:  # nothing lost: the tail follows the head
-        parts.append(decode(cap.tail, final=True))
-    else:
-        parts.append(decode(b"", final=True))
-        parts.append(cap.notice("kept", f"max_output={max_output:,}"))
-        # The tail starts anywhere in a character: decoded alone, a cut one becomes U+FFFD.
-        parts.append(cap.tail.decode(errors="replace"))
+    limit = "" if max_output is None else f"max_output={max_output:,}"  # None drops nothing
+    parts.append(cap.finish(decode, "kept", limit))
     return "".join(parts), timed_out

@@ -263,6 +263,7 @@ def transition_held(cdir: str, new: Status, **fields: Any) -> ContainerState:
     kernel and the record change under one lock (pause, commit's freeze)."""
     rec = load_state(cdir)
     if new not in _TRANSITIONS[rec.status]:
+        # Only now read the name for the message: a legal change costs no config read.
         check_transition(rec.status, new, _name(cdir))
     rec = dataclasses.replace(rec, status=new, **fields)
     save_state(cdir, rec)
@@ -296,13 +297,7 @@ def transition(cdir: str, new: Status, **fields: Any) -> ContainerState:
     Raises InvalidState (naming the current status) if the table does not allow it, and
     FileNotFoundError if the container has been removed."""
     with _locked(cdir):
-        rec = load_state(cdir)
-        if new not in _TRANSITIONS[rec.status]:
-            # Only now read the name for the message: a legal change costs no config read.
-            check_transition(rec.status, new, _name(cdir))
-        rec = dataclasses.replace(rec, status=new, **fields)
-        save_state(cdir, rec)
-    return rec
+        return transition_held(cdir, new, **fields)
 
 
 def reconcile(cdir: str) -> ContainerState:
