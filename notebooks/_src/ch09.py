@@ -269,7 +269,7 @@ own clock: a shell loop (pure computation) and 64-byte writes to `/dev/shm` (a s
 First on the host, then in a container, then in a VM. It takes about half a minute here.
 """),
     ("code-ignore-output", r"""
-cpu = compare.measure_cpu("busybox", rounds=3, prefix="ch09") if VM_OK else compare.recorded().cpu
+cpu = compare.measure_cpu("busybox", rounds=5, prefix="ch09") if VM_OK else compare.recorded().cpu
 cpu
 """),
     ("code", r"""

@@ -188,7 +188,7 @@ class CpuTask:
     name: str  # "loop" | "syscalls"
     script: str  # the busybox sh line that was timed
     size: int  # N: loop iterations or dd blocks
-    host: float  # seconds, median over the rounds
+    host: float  # seconds, the fastest of the rounds
     container: float
     vm: float
 
@@ -196,7 +196,7 @@ class CpuTask:
 @dataclass(frozen=True)
 class CpuResult(_Table):
     tasks: tuple[CpuTask, ...]
-    rounds: int  # host and container: median of this many runs; the VM ran once
+    rounds: int  # host and container: the fastest of this many runs; the VM ran once
     resolution: float  # seconds: the clock read inside (/proc/uptime)
     provenance: Provenance
     title = "CPU: the same work in the same static busybox"
@@ -218,7 +218,7 @@ class CpuResult(_Table):
     def notes(self) -> list[str]:
         return [
             f"timed inside from /proc/uptime (resolution {self.resolution:g} s); host and "
-            f"container: median of {self.rounds}, VM: one run"
+            f"container: fastest of {self.rounds}, VM: one run"
         ] + [f"{t.name}: {t.script}" for t in self.tasks]
 
 
