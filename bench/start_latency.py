@@ -3,11 +3,13 @@
 
 Contestants (each starts /bin/true in new namespaces and waits for it to exit):
 
-  pycont-api   ``pycont.run("busybox", ["/bin/true"], rm=True)`` from a warm Python process
+  pycont-api   ``pycont.run("busybox", ["/bin/true"], rm=True, network="none")`` from a warm
+               Python process (``none``: a network namespace with only ``lo``, as the
+               bundle crun and runc run; docker's default bridge adds a veth, measured apart)
   pycont-nosec the same API call with ``security_opt=["seccomp=unconfined"]`` and
                ``cap_add=["ALL"]``: no seccomp filter, no capability cut (the cost of Docker's
                security defaults is pycont-api / pycont-nosec)
-  pycont-cli   ``pycont run --rm busybox /bin/true`` as a subprocess
+  pycont-cli   ``pycont run --rm --network none busybox /bin/true`` as a subprocess
   crun         ``crun run --bundle B ID`` (OCI bundle: busybox rootfs, ``crun spec`` config)
   runc         ``runc run --bundle B ID`` (same bundle)
   unshare      ``unshare --pid --fork --mount --uts --ipc --net --user --map-root-user /bin/true``
@@ -392,7 +394,9 @@ def worker(plan_path: str) -> int:
 
     def api_once(**options: object) -> tuple[float, int]:
         t0 = time.perf_counter()
-        c = pycont.run("busybox", ["/bin/true"], rm=True, timeout=RUN_TIMEOUT, **options)
+        c = pycont.run(
+            "busybox", ["/bin/true"], rm=True, network="none", timeout=RUN_TIMEOUT, **options
+        )
         t1 = time.perf_counter()
         try:
             code = c.exit_code
@@ -690,7 +694,7 @@ def main() -> int:
             "ids": ids,
             "pycont_root": os.path.join(work, "pycont-root"),
             "out": os.path.join(work, "worker.json"),
-            "pycont_cli": [*cli, "run", "--rm", "busybox", "/bin/true"],
+            "pycont_cli": [*cli, "run", "--rm", "--network", "none", "busybox", "/bin/true"],
             "legacy_ns": legacy,
         }
         plan["pycont_cli_shown"] = [
@@ -740,7 +744,7 @@ def main() -> int:
                 "legacy_mount_ns": legacy,
                 "bytecode": plan["bytecode"],
                 "commands": {
-                    "pycont-api": 'pycont.run("busybox", ["/bin/true"], rm=True)',
+                    "pycont-api": 'pycont.run("busybox", ["/bin/true"], rm=True, network="none")',
                     "pycont-nosec": "the same, with " + json.dumps(NOSEC),
                     "pycont-cli": plan["pycont_cli_shown"],
                     "crun": ["crun", "run", "--bundle", "$BUNDLE", ids["crun"]],

@@ -33,6 +33,10 @@ def doctor_text(p: Probe) -> str:
 
     for label, (ok, why) in (("networks", support.networks()), ("latency", support.latency())):
         out.append(f"{'✔' if ok else '✘'} {label}: {why}")
+    from pycont.runtime import mon
+
+    monitor = mon.binary()
+    out.append(f"{'✔' if monitor else '✘'} detached containers' monitor: {mon.status()}")
     out.append(f"backend: {_backend_line(p)}")
     out += ["", f"probed in {p.elapsed * 1000:.0f} ms"]
     return "\n".join(out)

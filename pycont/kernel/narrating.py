@@ -73,7 +73,7 @@ class NarratingKernel:
         self._do("prctl(PR_SET_CHILD_SUBREAPER, 1)", self.inner.set_child_subreaper)
 
     def set_pdeathsig(self, sig: int) -> None:
-        name = signal.Signals(sig).name
+        name = signal.Signals(sig).name if sig else "0"
         self._do(f"prctl(PR_SET_PDEATHSIG, {name})", lambda: self.inner.set_pdeathsig(sig))
 
     def set_no_new_privs(self) -> None:

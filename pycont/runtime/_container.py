@@ -217,7 +217,12 @@ class Container(Resources, ReadWriteLayer):
         self._proc = proc
         self.stdin, self.stdout, self.stderr = proc.stdin, proc.stdout, proc.stderr
         say: Narrate | None = narrate if callable(narrate) else (print if narrate else None)
-        proc.handshake(say)
+        try:
+            proc.handshake(say)
+        except Exception:
+            if proc.ended_early:
+                shimlock.undo_start(self.dir)
+            raise
         return self
 
     def restart(self, timeout: float = 10, via: str | None = None) -> Container:

@@ -100,6 +100,7 @@ class ShimHandle:
         self.started_pid = 0  # the container's (or exec'd command's) pid, once Started
         self.what = "the container"  # what it starts, for a message ("the command": exec)
         self.oom_killed = False  # as the shim reported at the end
+        self.ended_early = False  # the shim died before it said started or failed
         self.stdin: IO[bytes] | None = None
         self.stdout: IO[bytes] | None = None
         self.stderr: IO[bytes] | None = None
@@ -117,6 +118,7 @@ class ShimHandle:
             elif isinstance(msg, protocol.Failed):
                 self.wait()
                 raise _error_for(msg)
+        self.ended_early = True
         self.wait()
         raise StartError(
             f"the pycont shim ended (exit {self.returncode}) before {self.what} started"

@@ -96,8 +96,10 @@ def container_init(
     err_w: int,
     say: Callable[[str], None] | None,
     shim_fd: int,
+    outlive_shim: bool = False,
 ) -> None:
-    """PID 1 of the container, between clone and exec. Never returns."""
+    """PID 1 of the container, between clone and exec. Never returns. ``outlive_shim``: a
+    detached container watched by pycont-mon (:mod:`.mon`) survives its monitor."""
     name_self(PRE_EXEC_NAME)
     try:
         # Built while the shim sets our cgroup and maps, and the host's files are in reach.
@@ -148,6 +150,10 @@ def container_init(
         env = dict(e.split("=", 1) for e in cfg.env)
         if ident is not None:
             env.setdefault("HOME", ident.home)  # as docker: from passwd unless -e HOME
+        if outlive_shim:
+            # Set up: from here a monitor killed leaves the container running, to be adopted
+            # (mon.adopt). Before the seccomp filter, which a custom profile may tighten.
+            k.set_pdeathsig(0)
         confinement.apply(k, say, ident)
     except BaseException as err:  # noqa: BLE001 - anything before exec goes to the caller
         msg = str(err) if isinstance(err, OSError | PycontError) else repr(err)

@@ -31,7 +31,7 @@ from pycont import failpoints, procfs
 from pycont.errors import InvalidState, KernelError, PycontError
 from pycont.kernel._base import CLONE_NEWNET, Kernel
 from pycont.namespaces import Namespace, NamespaceSet
-from pycont.runtime import handshake, netsetup, pid1, protocol, shimlock, staging
+from pycont.runtime import handshake, mon, netsetup, pid1, protocol, shimlock, staging
 from pycont.runtime import state as st
 from pycont.runtime.shimio import (
     FORWARDED,
@@ -136,9 +136,12 @@ def _own_root(cdir: str) -> None:
 def run(cdir: str, status_fd: int) -> int:
     os.set_inheritable(status_fd, False)
     _own_root(cdir)
-    shimlock.hold(cdir)  # held until this process ends: a start under way (see shimlock)
+    lock_fd = shimlock.hold(cdir)  # held until this process ends: a start under way
     rep = Reporter(status_fd)
     cfg = st.load_config(cdir)
+    mon.clear_exit(cdir)  # a previous run's
+    # A detached container is watched by pycont-mon once it runs, and outlives it.
+    mon_path = mon.binary() if cfg.detach else None
     set_short_names(cfg, cdir)
     k = kernel_for(cfg.narrate, rep)
     nsset = NamespaceSet.from_modes(cfg.namespaces)
@@ -191,7 +194,9 @@ def run(cdir: str, status_fd: int) -> int:
         os.close(go_w)
         os.close(err_r)
         say = narrator(rep) if cfg.narrate else None
-        pid1.container_init(k, cfg, cdir, nsset, go_r, err_w, say, me_fd)
+        pid1.container_init(
+            k, cfg, cdir, nsset, go_r, err_w, say, me_fd, outlive_shim=mon_path is not None
+        )
     os.close(me_fd)
     os.close(go_r)
     os.close(err_w)
@@ -260,12 +265,41 @@ def run(cdir: str, status_fd: int) -> int:
     for sig in FORWARDED:
         signal.signal(sig, lambda signum, _frame: forward(pid, signum))
     rep.send(protocol.Started(pid))
+    if mon_path and plumbing == netsetup.Plumbing():
+        # (a port proxy or slirp4netns is a child this process stops at the end: kept here)
+        mon.hand_over(mon_path, pid, cdir, rep.fd, lock_fd)  # returns only if exec failed
     code = wait_code(pid)
     # Record the end before the cgroup goes: whoever sees its files vanish (the sampler, at
     # ENODEV) then finds the exit, the OOM kill and the peak already in the record.
     oom, peak = _final_readings(cg)
     netsetup.stop(cdir, plumbing)
     _record_end(cdir, exit_code=code, oom_killed=oom, memory_peak=peak)
+    _close_cgroup(cg)
+    if cfg.auto_remove:
+        _auto_remove(cdir, cfg)
+    rep.send(protocol.Exited(code, oom))
+    return code
+
+
+def finish(cdir: str, status_fd: int, code: int) -> int:
+    """pycont-mon's last step once the init it watched exited with ``code``: what :func:`run`
+    does after its wait, in a fresh interpreter."""
+    _own_root(cdir)
+    rep = Reporter(status_fd)
+    try:
+        cfg = st.load_config(cdir)
+    except (FileNotFoundError, NotADirectoryError):  # removed meanwhile (rm -f)
+        rep.send(protocol.Exited(code, False))
+        return code
+    cg = None
+    if cfg.cgroup:
+        from pycont import cgroups
+
+        cg = cgroups.for_container(cfg.id)
+    oom, peak = _final_readings(cg)
+    netsetup.stop(cdir, None)
+    _record_end(cdir, exit_code=code, oom_killed=oom, memory_peak=peak)
+    mon.clear_exit(cdir)
     _close_cgroup(cg)
     if cfg.auto_remove:
         _auto_remove(cdir, cfg)
@@ -284,6 +318,8 @@ def dispatch(mode: str, args: list[str], status_fd: int) -> int:
         from pycont.runtime.execshim import exec_in
 
         return exec_in(args[0], status_fd, args[1])
+    if mode == "finish":
+        return finish(args[0], status_fd, int(args[1]))
     raise ValueError(f"pycont shim: unknown mode {mode!r}")
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import time
 
-from pycont.errors import InvalidState, KernelError
+from pycont.errors import InvalidState, KernelError, PycontError
 
 NAME = "shim.lock"
 
@@ -70,3 +71,23 @@ def reap(cdir: str) -> bool:
             error="the pycont shim died before it recorded the start; its processes were killed",
         )
     return True
+
+
+def undo_start(cdir: str) -> None:
+    """The shim died before it told its caller the container started: a detached init outlives
+    its monitor (:mod:`.mon`), but a start its caller was told failed must not run on. Killed
+    through its cgroup; the next reader records it exited (state.reconcile)."""
+    from pycont import cgroups
+    from pycont.runtime import state as st
+
+    try:
+        rec = st.load_state(cdir)  # not reconcile: that would adopt it
+        if rec.status not in (st.Status.RUNNING, st.Status.PAUSED) or not rec.pid:
+            return
+        cfg = st.load_config(cdir)
+        if cfg.cgroup:
+            cgroups.for_container(cfg.id).kill_all()
+        else:
+            os.kill(rec.pid, signal.SIGKILL)
+    except (KernelError, OSError, ValueError, PycontError):
+        return

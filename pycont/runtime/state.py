@@ -25,6 +25,7 @@ from pycont.cgroups.limits import Limits
 from pycont.errors import InvalidState, PycontError
 from pycont.fsutil import read_json, write_json
 from pycont.net.config import NetConfig
+from pycont.runtime import mon
 from pycont.runtime.spec import limits_from_json, limits_to_json
 from pycont.security.options import SecurityOptions
 from pycont.volumes import Mount
@@ -301,35 +302,64 @@ def transition(cdir: str, new: Status, **fields: Any) -> ContainerState:
 
 
 def reconcile(cdir: str) -> ContainerState:
-    """The record, repaired if the shim was killed before it could record the end.
+    """The record, repaired if the shim (or pycont-mon) was killed before it recorded the end.
 
-    A running (or paused) container whose first process and shim are both gone: its shim died
-    (SIGKILL) and PR_SET_PDEATHSIG took the container down with it. Recorded as exited, 137.
+    - The container's first process and its monitor are both gone: the monitor died, and
+      with it an attached container (PR_SET_PDEATHSIG). Recorded as exited, with the code
+      pycont-mon wrote to ``exit`` if it got that far, else 137.
+    - A running container whose monitor is gone (a detached one outlives it): adopted by a new
+      pycont-mon (:func:`.mon.adopt`), which will record how it ends (docker's live restore).
+
     (A created one whose shim died with processes left: :func:`.shimlock.reap`.)"""
     rec = load_state(cdir)
-    if not _orphaned(rec):
+    orphaned, unwatched = _orphaned(rec), _unwatched(rec)
+    if not (orphaned or unwatched):
         return rec
     with _locked(cdir):
         rec = load_state(cdir)  # the shim may have recorded the end meanwhile
-        if not _orphaned(rec):
-            return rec
-        rec = advanced(
-            rec,
-            Status.EXITED,
-            _name(cdir),
-            exit_code=137 if rec.exit_code is None else rec.exit_code,
-            error=rec.error or "the pycont shim died; the container was killed",
-            finished_at=rec.finished_at or time.time(),
-        )
-        save_state(cdir, rec)
+        if _orphaned(rec):
+            code = mon.recorded_exit(cdir)  # pycont-mon's, if only its finish step died
+            if code is None:
+                code = 137 if rec.exit_code is None else rec.exit_code
+                why = rec.error or "the pycont shim died; the container was killed"
+            else:
+                why = rec.error
+            rec = advanced(
+                rec,
+                Status.EXITED,
+                _name(cdir),
+                exit_code=code,
+                error=why,
+                finished_at=rec.finished_at or time.time(),
+            )
+            save_state(cdir, rec)
+        elif _unwatched(rec):
+            new = mon.adopt(cdir, rec.pid, rec.pid_start)
+            if new:
+                rec = dataclasses.replace(rec, shim_pid=new, shim_start=procfs.start_time(new))
+                save_state(cdir, rec)
     return rec
+
+
+def _shim_alive(rec: ContainerState) -> bool:
+    return bool(rec.shim_start and procfs.alive(rec.shim_pid, rec.shim_start))
 
 
 def _orphaned(rec: ContainerState) -> bool:
     if rec.status not in (Status.RUNNING, Status.PAUSED) or procfs.alive(rec.pid, rec.pid_start):
         return False
     # The container's process is gone; a live shim is about to record how it ended.
-    return not (rec.shim_start and procfs.alive(rec.shim_pid, rec.shim_start))
+    return not _shim_alive(rec)
+
+
+def _unwatched(rec: ContainerState) -> bool:
+    """Running, with nobody to record its end."""
+    return (
+        rec.status in (Status.RUNNING, Status.PAUSED)
+        and bool(rec.pid_start)
+        and procfs.alive(rec.pid, rec.pid_start)
+        and not _shim_alive(rec)
+    )
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ next one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -247,19 +248,39 @@ def test_rm_of_an_exited_container(name: str) -> None:
     assert c.id not in container_ids()
 
 
-def test_shim_killed_takes_the_container_down(sleeper: pycont.Container) -> None:
+def test_shim_killed_takes_an_attached_container_down(name: str) -> None:
+    c = pycont.create("busybox", ["sleep", "1000"], name=name)
+    try:
+        c.start(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pid, shim = c.pid, c.state().shim_pid
+        pid_ns = os.stat(f"/proc/{pid}/ns/pid").st_ino
+        os.kill(shim, signal.SIGKILL)
+        # PR_SET_PDEATHSIG: the container's init gets SIGKILL when its parent, the shim, dies
+        wait_for(lambda: process_gone(pid), timeout=15, what="the container to die with its shim")
+        wait_for(lambda: c.state().status == "exited", timeout=15, what="status exited")
+        assert pycont.get(c.name).status == "exited" and c.exit_code == 137
+        assert c.pid == 0
+        # and rm still takes back everything, though the shim could not clean up
+        cid = c.id
+        c.remove()
+        _assert_nothing_left(cid, pid_ns, shim)
+    finally:
+        with contextlib.suppress(pycont.ContainerNotFound):
+            c.remove(force=True)
+
+
+def test_monitor_killed_leaves_a_detached_container_running(sleeper: pycont.Container) -> None:
+    """docker's live restore: the next reader adopts it, and rm takes back everything."""
     pid, shim = sleeper.pid, sleeper.state().shim_pid
     sleeper_pid_ns = os.stat(f"/proc/{pid}/ns/pid").st_ino
     os.kill(shim, signal.SIGKILL)
-    # PR_SET_PDEATHSIG: the container's init gets SIGKILL when its parent, the shim, dies
-    wait_for(lambda: process_gone(pid), timeout=15, what="the container to die with its shim")
-    wait_for(lambda: sleeper.state().status == "exited", timeout=15, what="status exited")
-    assert pycont.get(sleeper.name).status == "exited"
-    assert sleeper.pid == 0
-    # and rm still takes back everything, though the shim could not clean up
+    wait_for(lambda: process_gone(shim), timeout=15, what="the monitor to die")
+    assert not process_gone(pid)
+    rec = sleeper.state()
+    assert rec.status == "running" and rec.shim_pid not in (0, shim)
     cid, pid_ns = sleeper.id, sleeper_pid_ns
-    sleeper.remove()
-    _assert_nothing_left(cid, pid_ns, shim)
+    sleeper.remove(force=True)
+    _assert_nothing_left(cid, pid_ns, rec.shim_pid)
 
 
 # -- start again, restart (docker start of an exited container) ---------------------------------
