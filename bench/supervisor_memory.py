@@ -213,17 +213,10 @@ def conmons(work: str, ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[
 def sample(find: Any, samples: int, pause: float = 0.5) -> dict[str, Any]:
     rows = []
     for i in range(samples):
-        if i:
-            time.sleep(pause)
+        time.sleep(pause if i else 0)
         procs, other = find()
-        rows.append(
-            {
-                "pss_kib": sum(p["pss"] for p in procs),
-                "rss_kib": sum(p["rss"] for p in procs),
-                "processes": procs,
-                "not_counted": other,
-            }
-        )
+        pss, rss = sum(p["pss"] for p in procs), sum(p["rss"] for p in procs)
+        rows.append({"pss_kib": pss, "rss_kib": rss, "processes": procs, "not_counted": other})
     return {
         "samples": rows,
         "pss_kib": statistics.median(r["pss_kib"] for r in rows),
@@ -315,13 +308,10 @@ def live_restore(ctx: dict[str, Any]) -> dict[str, Any]:
     if killed_by_us:
         os.kill(work[names[1]], signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while True:  # a supervisor may record the exit a moment later
+    states = {n: inspect_state(pc, n) for n in names}
+    while time.monotonic() < deadline and any(s.get("Status") != "exited" for s in states.values()):
+        time.sleep(0.25)  # a supervisor may record the exit a moment later
         states = {n: inspect_state(pc, n) for n in names}
-        if all(s.get("Status") == "exited" for s in states.values()):
-            break
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.25)
     res["final"], res["ps_final"] = states, ps_lines(pc, names)
     s0, s1 = states[names[0]], states[names[1]]
     check("stopped: exited, code 137 or 143, no error",
@@ -341,9 +331,11 @@ def live_restore(ctx: dict[str, Any]) -> dict[str, Any]:
 
 # -- clean-up -------------------------------------------------------------------------------
 def libpod_cgroups() -> set[str]:
-    return set(glob.glob("/sys/fs/cgroup/*/libpod_parent")) | set(
-        glob.glob("/sys/fs/cgroup/unified/*/libpod_parent")
-    )
+    """What podman's cgroupfs manager leaves behind (see /work/shared/peers/lib.sh)."""
+    return {
+        *glob.glob("/sys/fs/cgroup/*/libpod_parent"),
+        *glob.glob("/sys/fs/cgroup/*/*/libpod_parent"),
+    }
 
 
 def cgroups_named(ids: list[str]) -> list[str]:
@@ -359,11 +351,14 @@ def cgroups_named(ids: list[str]) -> list[str]:
 def cleanup(ctx: dict[str, Any], cg_before: set[str]) -> list[str]:
     """Remove what this run made; return what is still there."""
     work, root, pc = ctx["work"], ctx["root"], ctx["pc"]
-    if os.path.isdir(os.path.join(root, "containers")):
-        cdir = os.path.join(root, "containers")
-        ids = [e for e in os.listdir(cdir) if os.path.isdir(os.path.join(cdir, e))]
-        if ids:
-            sh([*pc, "rm", "-f", *ids], check=False)
+    cdir = os.path.join(root, "containers")
+    ids = (
+        [e for e in os.listdir(cdir) if os.path.isdir(os.path.join(cdir, e))]
+        if os.path.isdir(cdir)
+        else []
+    )
+    if ids:
+        sh([*pc, "rm", "-f", *ids], check=False)
     for pid in ctx["workload_pids"]:  # a workload orphaned by the live-restore check
         if comm(pid) == "sleep" and link(f"/proc/{pid}/ns/pid") != link("/proc/self/ns/pid"):
             os.kill(pid, signal.SIGKILL)
@@ -380,12 +375,8 @@ def cleanup(ctx: dict[str, Any], cg_before: set[str]) -> list[str]:
     left = [m for m in sl.read_text("/proc/self/mountinfo").splitlines() if work in m]
     for pid in pids() - {os.getpid()}:
         cmd = sl.read_text(f"/proc/{pid}/cmdline").replace("\0", " ")
-        if (
-            work in cmd
-            or f"{PREFIX}-m" in cmd
-            or f"{PREFIX}-lr" in cmd
-            or (pid in ctx["workload_pids"] and comm(pid) == "sleep")
-        ):
+        named = work in cmd or f"{PREFIX}-m" in cmd or f"{PREFIX}-lr" in cmd
+        if named or belongs_to(pid, root) or (pid in ctx["workload_pids"] and comm(pid) == "sleep"):
             left.append(f"process {pid} {cmd.strip()}")
     left += cgroups_named(ctx["pycont_ids"] + ctx["podman_ids"])
     return left + ([work] if os.path.exists(work) else [])
