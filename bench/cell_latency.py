@@ -38,8 +38,8 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import benchhost as bh  # noqa: E402  (podman store and image, clean-up)
 import start_latency as sl  # noqa: E402  (machine_facts, summary, round_orders)
-import supervisor_memory as sm  # noqa: E402  (podman store and image, clean-up)
 
 ORDER = ("magic", "api-kernel", "cli", "cli-nonet", "podman")
 MARK = "pcbench-hi"
@@ -187,32 +187,32 @@ def main() -> int:
         import jupyter_client  # noqa: F401
     except ImportError:
         raise SystemExit("jupyter_client missing: run with the project's venv python") from None
-    missing = [p for p in sm.PACKAGES if sl.pkg_version(p) == "not installed"]
+    missing = [p for p in bh.PACKAGES if sl.pkg_version(p) == "not installed"]
     if missing:
         raise SystemExit(f"missing packages: apt-get install -y {' '.join(missing)}")
-    work = tempfile.mkdtemp(prefix=f"{sm.PREFIX}-cell.")
+    work = tempfile.mkdtemp(prefix=f"{bh.PREFIX}-cell.")
     os.chmod(work, 0o755)
     root = os.path.join(work, "pycont-root")
     os.environ["PYCONT_ROOT"] = root
-    pc = sm.pycont_cli()
+    pc = bh.pycont_cli()
     ctx: dict[str, Any] = {"work": work, "root": root, "pc": pc, "workload_pids": []}
     ctx.update(pycont_ids=[], podman_ids=[])
     meta: dict[str, Any] = dict(sl.machine_facts())
-    meta["packages"] = {p: sl.pkg_version(p) for p in sm.PACKAGES}
+    meta["packages"] = {p: sl.pkg_version(p) for p in bh.PACKAGES}
     meta["loadavg_before"] = os.getloadavg()
-    cg_before = sm.libpod_cgroups()
+    cg_before = bh.libpod_cgroups()
     cmds = {
         "cli": [*pc, "run", "--rm", "busybox", "echo", "hi"],
         "cli-nonet": [*pc, "run", "--rm", "--network", "none", "busybox", "echo", "hi"],
-        "podman": [*sm.podman_base(work), "run", "--rm", *sm.PODMAN_RUN, sm.IMAGE, "echo", "hi"],
+        "podman": [*bh.podman_base(work), "run", "--rm", *bh.PODMAN_RUN, bh.IMAGE, "echo", "hi"],
     }
     rounds: list[dict[str, Any]] = []
     km = None
     print(f"# %%container cell latency: {meta['date']}; kernel {meta['kernel']}")
     print("packages: " + ", ".join(f"{k} {v}" for k, v in meta["packages"].items()))
     try:
-        sm.podman_image(work)
-        sm.sh([*pc, "pull", "busybox"], check=False)
+        bh.podman_image(work)
+        bh.sh([*pc, "pull", "busybox"], check=False)
         km, kc = start_kernel(work, root)
         meta["ipython_kernel"] = sys.executable
         for code in ("%load_ext pycont", "import pycont, time as _pcb_time"):
@@ -239,7 +239,7 @@ def main() -> int:
             km.shutdown_kernel(now=False)  # the extension removes its cells' containers at exit
         cdir = os.path.join(root, "containers")
         ctx["pycont_ids"] = os.listdir(cdir) if os.path.isdir(cdir) else []
-        left = sm.cleanup(ctx, cg_before)
+        left = bh.cleanup(ctx, cg_before)
     doc = {
         "meta": meta,
         "method": {

@@ -27,13 +27,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import glob
 import json
 import os
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,92 +39,28 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-import start_latency as sl  # noqa: E402  (machine_facts, build_rootfs, pkg_version)
-
-PREFIX = "pcbench"
-PACKAGES = ("busybox-static", "podman", "conmon", "runc")
-# podman's default rlimits exceed a process's hard limits here (see /work/shared/peers);
-# no network: podman's default CNI network adds iptables rules, which this host must not get.
-PODMAN_RUN = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
-IMAGE = f"localhost/{PREFIX}-busybox:latest"
-TIMEOUT = 60.0
-
-
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def sh(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(
-        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT
-    )
-    if check and r.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)}: exit {r.returncode}: {r.stderr.strip()[-400:]}")
-    return r
-
-
-# -- /proc ---------------------------------------------------------------------------------
-def pids() -> set[int]:
-    return {int(e) for e in os.listdir("/proc") if e.isdigit()}
-
-
-def comm(pid: int) -> str:
-    return sl.read_text(f"/proc/{pid}/comm")
-
-
-def link(path: str) -> str:
-    try:
-        return os.readlink(path)
-    except OSError:
-        return ""
-
-
-def smaps_kib(pid: int) -> dict[str, int]:
-    """Rss and Pss of a process (proc(5), /proc/PID/smaps_rollup: PSS splits shared pages)."""
-    out = {}
-    for line in sl.read_text(f"/proc/{pid}/smaps_rollup").splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("Rss", "Pss", "Pss_Anon", "Pss_File"):
-            out[key.lower()] = int(rest.split()[0])
-    return out
-
-
-def belongs_to(pid: int, root: str) -> str:
-    """Why ``pid`` is this run's (empty: it is not): PYCONT_ROOT in its environment, or its cwd,
-    command line or an open descriptor inside the root."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            if f"PYCONT_ROOT={root}".encode() in f.read().split(b"\0"):
-                return "PYCONT_ROOT in environ"
-    except OSError:
-        return ""
-    if link(f"/proc/{pid}/cwd").startswith(root):
-        return "cwd in PYCONT_ROOT"
-    if root in sl.read_text(f"/proc/{pid}/cmdline").replace("\0", " "):
-        return "PYCONT_ROOT in cmdline"
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return ""
-    if any(link(f"/proc/{pid}/fd/{fd}").startswith(root) for fd in fds):
-        return "open descriptor in PYCONT_ROOT"
-    return ""
-
-
-def proc_row(pid: int, why: str) -> dict[str, Any] | None:
-    mem = smaps_kib(pid)
-    if "pss" not in mem:
-        return None  # gone, or a kernel thread
-    cmd = sl.read_text(f"/proc/{pid}/cmdline").replace("\0", " ").strip()
-    return {"pid": pid, "comm": comm(pid), **mem, "cmdline": cmd[:200], "why": why}
+import start_latency as sl  # noqa: E402  (machine_facts, pkg_version, read_text)
+from benchhost import (  # noqa: E402
+    IMAGE,
+    PACKAGES,
+    PODMAN_RUN,
+    PREFIX,
+    belongs_to,
+    cleanup,
+    comm,
+    libpod_cgroups,
+    link,
+    log,
+    pids,
+    podman_base,
+    podman_image,
+    proc_row,
+    pycont_cli,
+    sh,
+)
 
 
 # -- pycont ---------------------------------------------------------------------------------
-def pycont_cli() -> list[str]:
-    venv = os.path.join(REPO, ".venv", "bin", "pycont")
-    return [venv] if os.path.exists(venv) else [sys.executable, "-m", "pycont"]
-
-
 def pycont_state(root: str, cid: str) -> dict[str, Any]:
     with open(os.path.join(root, "containers", cid, "state.json")) as f:
         doc: dict[str, Any] = json.load(f)
@@ -175,25 +108,6 @@ def start_pycont(pc: list[str], names: list[str]) -> list[str]:
 
 
 # -- podman ---------------------------------------------------------------------------------
-def podman_base(work: str) -> list[str]:
-    p = os.path.join(work, "podman")
-    return [
-        "podman",
-        *("--root", f"{p}/root", "--runroot", f"{p}/run", "--tmpdir", f"{p}/tmp"),
-        *("--storage-driver", "overlay", "--cgroup-manager=cgroupfs", "--events-backend=file"),
-        *("--runtime", "runc"),
-    ]
-
-
-def podman_image(work: str) -> None:
-    """podman cannot pull here: import a busybox-static root (as /work/shared/peers does)."""
-    rootfs = os.path.join(work, "rootfs")
-    sl.build_rootfs(rootfs)
-    tar = os.path.join(work, "rootfs.tar")
-    sh(["tar", "-C", rootfs, "-cf", tar, "."])
-    sh([*podman_base(work), "import", tar, IMAGE])
-
-
 def conmons(work: str, ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     P = podman_base(work)
     found: dict[int, str] = {}
@@ -327,59 +241,6 @@ def live_restore(ctx: dict[str, Any]) -> dict[str, Any]:
     print(f"  live restore: {'PASS' if res['pass'] else 'FAIL'}")
     sh([*pc, "rm", "-f", *names], check=False)
     return res
-
-
-# -- clean-up -------------------------------------------------------------------------------
-def libpod_cgroups() -> set[str]:
-    """What podman's cgroupfs manager leaves behind (see /work/shared/peers/lib.sh)."""
-    return {
-        *glob.glob("/sys/fs/cgroup/*/libpod_parent"),
-        *glob.glob("/sys/fs/cgroup/*/*/libpod_parent"),
-    }
-
-
-def cgroups_named(ids: list[str]) -> list[str]:
-    found = []
-    for top in glob.glob("/sys/fs/cgroup/*"):
-        for dirpath, dirs, _ in os.walk(top):
-            found += [os.path.join(dirpath, d) for d in dirs if any(i in d for i in ids)]
-            if dirpath.count("/") > 6:
-                dirs.clear()
-    return found
-
-
-def cleanup(ctx: dict[str, Any], cg_before: set[str]) -> list[str]:
-    """Remove what this run made; return what is still there."""
-    work, root, pc = ctx["work"], ctx["root"], ctx["pc"]
-    cdir = os.path.join(root, "containers")
-    ids = (
-        [e for e in os.listdir(cdir) if os.path.isdir(os.path.join(cdir, e))]
-        if os.path.isdir(cdir)
-        else []
-    )
-    if ids:
-        sh([*pc, "rm", "-f", *ids], check=False)
-    for pid in ctx["workload_pids"]:  # a workload orphaned by the live-restore check
-        if comm(pid) == "sleep" and link(f"/proc/{pid}/ns/pid") != link("/proc/self/ns/pid"):
-            os.kill(pid, signal.SIGKILL)
-    if os.path.isdir(os.path.join(work, "podman")):
-        P = podman_base(work)
-        sh([*P, "rm", "-af", "-t", "0"], check=False)
-        sh([*P, "rmi", "-af"], check=False)
-    for d in libpod_cgroups() - cg_before:
-        subprocess.run(["find", d, "-depth", "-type", "d", "-delete"], capture_output=True)
-    mounts = [ln.split()[4] for ln in sl.read_text("/proc/self/mountinfo").splitlines()]
-    for m in sorted((m for m in mounts if m.startswith(work)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", m], capture_output=True)
-    shutil.rmtree(work, ignore_errors=True)
-    left = [m for m in sl.read_text("/proc/self/mountinfo").splitlines() if work in m]
-    for pid in pids() - {os.getpid()}:
-        cmd = sl.read_text(f"/proc/{pid}/cmdline").replace("\0", " ")
-        named = work in cmd or f"{PREFIX}-m" in cmd or f"{PREFIX}-lr" in cmd
-        if named or belongs_to(pid, root) or (pid in ctx["workload_pids"] and comm(pid) == "sleep"):
-            left.append(f"process {pid} {cmd.strip()}")
-    left += cgroups_named(ctx["pycont_ids"] + ctx["podman_ids"])
-    return left + ([work] if os.path.exists(work) else [])
 
 
 # -- report ---------------------------------------------------------------------------------
