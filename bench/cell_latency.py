@@ -106,7 +106,8 @@ def first_line(argv: list[str], want: str) -> dict[str, Any]:
 
 
 def start_kernel(work: str, root: str) -> tuple[Any, Any]:
-    """A kernel on this interpreter (the venv's), from a kernelspec in our temp folder."""
+    """A kernel on this interpreter (the venv's), from a kernelspec in our temp folder, talking
+    over unix sockets there."""
     from jupyter_client import KernelManager
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -120,7 +121,9 @@ def start_kernel(work: str, root: str) -> tuple[Any, Any]:
     with open(os.path.join(kdir, "kernel.json"), "w") as f:
         json.dump(spec, f)
     ksm = KernelSpecManager(kernel_dirs=[os.path.join(work, "kernels")])
-    km = KernelManager(kernel_name="pcbench", kernel_spec_manager=ksm)
+    # ZeroMQ over unix sockets in our folder (ipc transport): no TCP port on the shared host
+    km = KernelManager(kernel_name="pcbench", kernel_spec_manager=ksm, transport="ipc")
+    km.ip = os.path.join(work, "kernel-ipc")
     km.connection_file = os.path.join(work, "kernel-connection.json")
     env = dict(os.environ, PYCONT_ROOT=root, PYTHONPATH=REPO)
     km.start_kernel(env=env, cwd=work)
@@ -145,7 +148,8 @@ def once(name: str, kc: Any, cmds: dict[str, list[str]]) -> dict[str, Any]:
 
 def report(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     timed = [r for r in rounds if not r["warmup"]]
-    stats, fails = {}, {}
+    stats: dict[str, dict[str, float] | None] = {}
+    fails: dict[str, int] = {}
     for n in ORDER:
         vals = [r["ms"][n] for r in timed if r["ms"][n] is not None]
         fails[n] = len(timed) - len(vals)
@@ -153,10 +157,11 @@ def report(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     ratios = {}
     for n in ORDER[:-1]:
         pairs = [r["ms"][n] / r["ms"]["podman"] for r in timed if r["ms"][n] and r["ms"]["podman"]]
-        if stats[n] and stats["podman"] and pairs:
+        mine, theirs = stats[n], stats["podman"]
+        if mine and theirs and pairs:
             p = sl.summary(pairs)
             ratios[f"{n}/podman"] = {
-                "of_medians": stats[n]["median"] / stats["podman"]["median"],
+                "of_medians": mine["median"] / theirs["median"],
                 "paired_median": p["median"],
                 "paired_p10": p["p10"],
                 "paired_p90": p["p90"],
