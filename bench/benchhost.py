@@ -47,6 +47,16 @@ def pids() -> set[int]:
     return {int(e) for e in os.listdir("/proc") if e.isdigit()}
 
 
+def started(pid: int) -> tuple[int, str]:
+    """(pid, start time): proc(5) stat field 22, so a reused pid is not the same process."""
+    stat = sl.read_text(f"/proc/{pid}/stat").rsplit(")", 1)[-1].split()
+    return pid, stat[19] if len(stat) > 19 else ""
+
+
+def snapshot() -> set[tuple[int, str]]:
+    return {started(p) for p in pids()}
+
+
 def comm(pid: int) -> str:
     return sl.read_text(f"/proc/{pid}/comm")
 

@@ -57,6 +57,8 @@ from benchhost import (  # noqa: E402
     proc_row,
     pycont_cli,
     sh,
+    snapshot,
+    started,
 )
 
 
@@ -68,7 +70,7 @@ def pycont_state(root: str, cid: str) -> dict[str, Any]:
 
 
 def pycont_supervisors(
-    root: str, before: set[int], ids: list[str]
+    root: str, before: set[tuple[int, str]], ids: list[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(counted, seen but not counted): see the module docstring for the rule."""
     mine = sl.read_text("/proc/self/cgroup")
@@ -84,7 +86,7 @@ def pycont_supervisors(
         )
         if pid in shims:
             why = "shim_pid in state.json" + (" (inside a container)" if inside else "")
-        elif pid in before or inside or not comm(pid).startswith("pycont"):
+        elif started(pid) in before or inside or not comm(pid).startswith("pycont"):
             continue
         else:
             why = belongs_to(pid, root)
@@ -290,7 +292,7 @@ def main() -> int:
         "work": work,
         "root": os.path.join(work, "pycont-root"),
         "pc": pycont_cli(),
-        "before": pids(),  # what ran before the measurement began is never counted
+        "before": snapshot(),  # what ran before the measurement began is never counted
         "pycont_ids": [],
         "podman_ids": [],
         "workload_pids": [],
