@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
+import threading
 import time
 
 from pycont.cgroups.base import PARENT, Cgroup, Limits, Stats
@@ -54,10 +56,35 @@ __all__ = [
 _ESSENTIAL = ("memory", "cpu", "pids")
 
 
+# (pid, a descriptor of /proc/self/mountinfo opened before the read, the layout read): read
+# again only when the mount table changed. proc(5): a mount or unmount since the file was
+# opened (or last polled) makes poll(2) report POLLPRI on it. Per pid: a forked child must not
+# consume its parent's notification through the shared file description.
+_layout_cache: tuple[int, int, CgroupLayout] | None = None
+_layout_lock = threading.Lock()  # the notebook's sampler thread reads it too
+
+
+def _changed(fd: int) -> bool:
+    p = select.poll()
+    p.register(fd, select.POLLPRI)
+    return any(ev & (select.POLLPRI | select.POLLERR) for _, ev in p.poll(0))
+
+
 def current_layout() -> CgroupLayout:
-    """This machine's cgroup mounts, classified by the probe (v1, hybrid, v2 or none)."""
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        return cgroup_layout(f.read())
+    """This machine's cgroup mounts, classified by the probe (v1, hybrid, v2 or none). Kept
+    between calls until the mount table changes: it is read on every container start."""
+    global _layout_cache
+    with _layout_lock:
+        cached = _layout_cache
+        if cached is not None and cached[0] == os.getpid() and not _changed(cached[1]):
+            return cached[2]
+        fd = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            layout = cgroup_layout(f.read())
+        if cached is not None and cached[0] == os.getpid():
+            os.close(cached[1])  # (a forked child leaves its parent's descriptor alone)
+        _layout_cache = (os.getpid(), fd, layout)
+        return layout
 
 
 def detect(layout: CgroupLayout | None = None) -> str:
