@@ -19,9 +19,10 @@
 # tests/unit/test_binder.py): the busybox image's static binary, ps, util-linux's lsns, setpriv,
 # ipcmk and unshare, capsh, the libseccomp that pyseccomp loads, chapter 05's registry,
 # chapter 10's podman, chapter 09's qemu (and the lab VM's, with mkfs.ext4 for its /tmp),
-# chapter 08's ip and tc (iproute2).
+# chapter 08's ip and tc (iproute2), and a C compiler for pycont-mon, the monitor of detached
+# containers (pycont/runtime/mon.c, built once on first use).
 PYCONT_COURSE_APT_PACKAGES=(busybox-static procps util-linux libcap2-bin libseccomp2
-    docker-registry podman qemu-system-x86 iproute2 e2fsprogs)
+    docker-registry podman qemu-system-x86 iproute2 e2fsprogs gcc libc6-dev)
 # What the whole test suite adds: the peers the benchmarks and interop tests compare with, image
 # tools (buildah for the build interop test, GNU cpio for the VM root tests), the cgroup v2
 # VM's mkfs, slirp4netns for the user-mode network's tests, mmdebstrap for the Debian base of

@@ -70,6 +70,8 @@ IMPLICIT = {
     "libseccomp2": "libseccomp.so.2, which pyseccomp loads for Docker's default profile",
     "qemu-system-x86": "chapter 09's VMs (pycont.vm) and, on Binder, the lab VM",
     "e2fsprogs": "mkfs.ext4 for the lab VM's /tmp (user xattrs: rootless overlay, chapter 04)",
+    "gcc": "builds pycont-mon, the monitor of every detached container (pycont/runtime/mon.c)",
+    "libc6-dev": "the C library and headers pycont-mon is built against",
 }
 # Binder only: postBuild checks Debian's kernel package with Debian's keys (the image is Ubuntu).
 BINDER_ONLY = {"debian-archive-keyring": "postBuild's Debian kernel for the lab VM"}
