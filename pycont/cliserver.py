@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pycont import client
+from pycont.cli import GROUPS
 from pycont.cliworker import name_self, read_request, run_worker
 
 SERVER_NAME = "pycont-cli-server"  # comm keeps 15 bytes: "pycont-cli-serv" (proc(5))
@@ -277,9 +278,23 @@ def stop(folder: str | None = None, timeout: float = 10.0) -> list[int]:
     return stopped
 
 
+# What the server imports before any fork: the CLI with every verb's module, the runtime and the
+# shim (which `run` forks from the worker). Audited for state computed at import (README, "The
+# command server"): failpoints (empty here: the client runs failpoint commands itself), the
+# machine (uname, page size, libc, the root's inode): the same for every command of this user.
+PRELOAD = (
+    "pycont.cli",
+    *(f"pycont.cli.{group}" for group in GROUPS),
+    "pycont.runtime.container",
+    "pycont.runtime.forkserver",
+    "pycont.runtime.shim",
+)
+
+
 def preload() -> None:
-    """Import what every command imports, before any fork (see the audit in the README)."""
-    import pycont.cli  # noqa: F401
+    """Import what commands import, once: each worker then starts with it in memory."""
+    for name in PRELOAD:
+        __import__(name)
 
 
 if __name__ == "__main__":
