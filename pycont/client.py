@@ -270,7 +270,8 @@ def end_like(status: int) -> int:
     130 or "Killed" exactly as for a direct run)."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        _signal.signal(sig, _signal.SIG_DFL)
+        if sig not in (_signal.SIGKILL, _signal.SIGSTOP):  # those two cannot be caught
+            _signal.signal(sig, _signal.SIG_DFL)
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [sig])
         os.kill(os.getpid(), sig)
         return 128 + sig  # a signal whose default is to ignore (SIGWINCH) leaves us here
