@@ -1,7 +1,8 @@
-"""``python -m pycont ARGS``: the same as the ``pycont`` command."""
+"""``python -m pycont ARGS``: the same as the ``pycont`` command (the thin client,
+:mod:`pycont.client`)."""
 
 import sys
 
-from pycont.cli import main
+from pycont.client import main
 
 sys.exit(main())

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -132,6 +133,22 @@ def _stop_fork_server() -> None:
         shutdown()
 
 
+def _stop_cli_servers(folder: str) -> None:
+    """The command servers (pycont.cliserver) that the session's `pycont` commands started in
+    its own folder: stopped (each ends its running commands first), else killed."""
+    try:
+        cliserver = importlib.import_module("pycont.cliserver")
+    except ModuleNotFoundError:
+        return
+    running = cliserver.servers(folder)
+    cliserver.stop(folder)
+    for info in running:
+        with contextlib.suppress(ProcessLookupError):
+            if cliserver.servers(folder):
+                os.kill(int(info["pid"]), signal.SIGKILL)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _under(path: str) -> bool:
     return any(path == r or path.startswith(r + os.sep) for r in SESSION_ROOTS)
 
@@ -164,12 +181,18 @@ def pycont_root() -> Iterator[str]:
     previous = os.environ.get("PYCONT_ROOT")
     root = tempfile.mkdtemp(prefix="pycont-tests-")
     os.environ["PYCONT_ROOT"] = register_root(root)
+    # The `pycont` commands of the session hand their work to a command server of its own
+    # (pycont.client), never to one in /run/pycont: stopped below.
+    cli_servers = tempfile.mkdtemp(prefix="pycont-cli-servers-")
+    os.environ["PYCONT_CLI_SERVER_DIR"] = cli_servers
     before = set(_find_leaks())
     _preexisting.extend(sorted(before))
     try:
         yield root
     finally:
         _stop_fork_server()
+        _stop_cli_servers(cli_servers)
+        del os.environ["PYCONT_CLI_SERVER_DIR"]
         containers = os.path.join(root, "containers")
         left = sorted(os.listdir(containers)) if os.path.isdir(containers) else []
         _leaks.extend(f"container left in {containers}: {cid}" for cid in left)

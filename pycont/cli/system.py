@@ -1,5 +1,6 @@
 """The CLI's system verbs: ``pycont system df|prune|check`` (disk used, reclaimed, and the
-store checked) and ``pycont doctor`` (what this machine allows pycont to do, and why).
+store checked), ``pycont system server status|stop`` (the command server, pycont.cliserver) and
+``pycont doctor`` (what this machine allows pycont to do, and why).
 """
 
 from __future__ import annotations
@@ -19,7 +20,36 @@ def _repo_tag(reference: str) -> tuple[str, str]:
 
 
 # -- verbs ---------------------------------------------------------------------------------
+def cmd_server(a: argparse.Namespace) -> int:
+    import time
+
+    from pycont import cliserver
+
+    if a.server_verb == "stop":
+        for pid in cliserver.stop():
+            print(f"stopped server {pid}")
+        return 0
+    found = cliserver.servers()
+    if not found:
+        print(f"no command server in {cliserver.client.server_dir()}")
+        return 0
+    for info in found:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["started"])))
+        for label, value in (
+            ("socket", info["socket"]),
+            ("pid", info["pid"]),
+            ("key", info["key"]),
+            ("package", info["package"]),
+            ("idle timeout", f"{info['idle']:g}s"),
+            ("started", started),
+        ):
+            print(f"{label + ':':<14}{value}")
+    return 0
+
+
 def cmd_system(a: argparse.Namespace) -> int:
+    if a.system_verb == "server":
+        return cmd_server(a)
     from pycont.images import Store
 
     with_containers()
@@ -107,7 +137,7 @@ def cmd_system(a: argparse.Namespace) -> int:
         for line in report.lines():
             print(line)
         return 0 if report.clean else 1
-    raise UsageError("system: expected df, prune or check")
+    raise UsageError("system: expected df, prune, check or server")
 
 
 def cmd_doctor(a: argparse.Namespace) -> int:
@@ -142,6 +172,12 @@ def add_parsers(sub: Any) -> dict[str, Verb]:
         action="store_true",
         help="remove orphans and stale temporaries, unpack missing layers",
     )
+
+    srv = ssub.add_parser("server", help="the command server the pycont client hands commands to")
+    srvsub = srv.add_subparsers(dest="server_verb", metavar="COMMAND")
+    srvsub.required = True
+    srvsub.add_parser("status", help="socket, pid, key, idle timeout and start of each server")
+    srvsub.add_parser("stop", help="stop the servers (each ends its running commands first)")
 
     sub.add_parser("doctor", help="what this machine allows pycont to do, and why")
     return {"system": cmd_system, "doctor": cmd_doctor}
