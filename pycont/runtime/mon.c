@@ -116,13 +116,19 @@ static int adopt(pid_t pid, long start, const char *dir, const char *py, const c
     if (child > 0)
         return 0; /* the caller reads our child's pid, or EOF, on stdout */
     setsid();
+    if (start_time(pid) != start) { /* not the container's init any more (pid reused) */
+        fprintf(stderr, "pycont-mon: process %d is not the container's init\n", (int)pid);
+        _exit(1);
+    }
     if (ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACEEXIT) != 0) {
         fprintf(stderr, "pycont-mon: ptrace(PTRACE_SEIZE, %d): %s\n", (int)pid, strerror(errno));
         _exit(1);
     }
-    if (start_time(pid) != start) { /* not the container's init any more (pid reused) */
+    if (start_time(pid) != start) { /* reused in between: stop it, let go, leave */
+        int st;
+        ptrace(PTRACE_INTERRUPT, pid, 0, 0);
+        waitpid(pid, &st, __WALL);
         ptrace(PTRACE_DETACH, pid, 0, 0);
-        fprintf(stderr, "pycont-mon: process %d is not the container's init\n", (int)pid);
         _exit(1);
     }
     char lock[4096];

@@ -23,15 +23,16 @@ from typing import Protocol
 
 from pycont import failpoints, paths, procfs
 from pycont.errors import ContainerNotFound, InvalidState, PycontError
-from pycont.runtime import netsetup, staging
+from pycont.runtime import mon, netsetup, staging
 from pycont.runtime import state as st
 from pycont.runtime.launcher import ShimHandle
 from pycont.runtime.resources import LIVE
 
 __all__ = ["reap", "release", "remove"]
 
-# /proc/PID/comm of the helpers (pycont.runtime.shim.set_comm): the shim and exec's helper.
-HELPER_COMMS = ("pycont-run", "pycont-exec")
+# /proc/PID/comm of the helpers (pycont.runtime.shim.set_comm): the shim and exec's helper,
+# a detached container's monitor and its finish step (pycont.runtime.mon).
+HELPER_COMMS = ("pycont-run", "pycont-exec", "pycont-mon", "pycont-finish")
 
 
 class Removable(Protocol):
@@ -210,9 +211,12 @@ def _works_on(pid: int, cid: str) -> bool:
     spawned shim) or holds one of its files open (a forked shim's log, its lock)."""
     try:
         with open(f"/proc/{pid}/comm") as f:
-            if f.read().strip() not in HELPER_COMMS:
-                return False
-        if _names(procfs.cmdline(pid), cid):
+            comm = f.read().strip()
+        args = procfs.cmdline(pid)
+        # (the finish step pycont-mon execs is named after the interpreter until it runs)
+        if comm not in HELPER_COMMS and f"{mon.SHIM} finish " not in args:
+            return False
+        if _names(args, cid):
             return True
         for fd in os.listdir(f"/proc/{pid}/fd"):
             with contextlib.suppress(OSError):

@@ -312,33 +312,60 @@ def reconcile(cdir: str) -> ContainerState:
 
     (A created one whose shim died with processes left: :func:`.shimlock.reap`.)"""
     rec = load_state(cdir)
-    orphaned, unwatched = _orphaned(rec), _unwatched(rec)
-    if not (orphaned or unwatched):
-        return rec
-    with _locked(cdir):
-        rec = load_state(cdir)  # the shim may have recorded the end meanwhile
-        if _orphaned(rec):
-            code = mon.recorded_exit(cdir)  # pycont-mon's, if only its finish step died
-            if code is None:
-                code = 137 if rec.exit_code is None else rec.exit_code
-                why = rec.error or "the pycont shim died; the container was killed"
-            else:
-                why = rec.error
-            rec = advanced(
-                rec,
-                Status.EXITED,
-                _name(cdir),
-                exit_code=code,
-                error=why,
-                finished_at=rec.finished_at or time.time(),
-            )
-            save_state(cdir, rec)
-        elif _unwatched(rec):
-            new = mon.adopt(cdir, rec.pid, rec.pid_start)
-            if new:
-                rec = dataclasses.replace(rec, shim_pid=new, shim_start=procfs.start_time(new))
+    if _orphaned(rec):
+        with _locked(cdir):
+            rec = load_state(cdir)  # the shim may have recorded the end meanwhile
+            if _orphaned(rec):
+                rec = _ended_unwatched(cdir, rec)
                 save_state(cdir, rec)
+        return rec
+    if _ending(rec):
+        code = mon.recorded_exit(cdir)
+        if code is not None:
+            # pycont-mon saw the end and its finish step is about to record it: shown now,
+            # written by that step (a start meanwhile would race its clean-up).
+            return advanced(rec, Status.EXITED, _name(cdir), exit_code=code, pid=0)
+    if _unwatched(rec):
+        with _try_locked(cdir) as got:  # never wait: a reader must not block on this
+            rec = load_state(cdir)
+            if got and _unwatched(rec):
+                new = mon.adopt(cdir, rec.pid, rec.pid_start)
+                if new:
+                    rec = dataclasses.replace(rec, shim_pid=new, shim_start=procfs.start_time(new))
+                    save_state(cdir, rec)
     return rec
+
+
+def _ended_unwatched(cdir: str, rec: ContainerState) -> ContainerState:
+    code = mon.recorded_exit(cdir)  # pycont-mon's, if only its finish step died
+    if code is None:
+        code = 137 if rec.exit_code is None else rec.exit_code
+        why = rec.error or "the pycont shim died; the container was killed"
+    else:
+        why = rec.error
+    return advanced(
+        rec,
+        Status.EXITED,
+        _name(cdir),
+        exit_code=code,
+        error=why,
+        finished_at=rec.finished_at or time.time(),
+    )
+
+
+@contextlib.contextmanager
+def _try_locked(cdir: str) -> Iterator[bool]:
+    """The container's lock if it is free now (yields True), else False at once."""
+    fd = os.open(os.path.join(cdir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            got = True
+        except BlockingIOError:
+            got = False
+        yield got
+    finally:
+        os.close(fd)
 
 
 def _shim_alive(rec: ContainerState) -> bool:
@@ -352,11 +379,20 @@ def _orphaned(rec: ContainerState) -> bool:
     return not _shim_alive(rec)
 
 
-def _unwatched(rec: ContainerState) -> bool:
-    """Running, with nobody to record its end."""
+def _ending(rec: ContainerState) -> bool:
+    """Its process is gone and its monitor lives: the end is being recorded."""
     return (
         rec.status in (Status.RUNNING, Status.PAUSED)
-        and bool(rec.pid_start)
+        and not procfs.alive(rec.pid, rec.pid_start)
+        and _shim_alive(rec)
+    )
+
+
+def _unwatched(rec: ContainerState) -> bool:
+    """Running, and the monitor on record is gone: nobody would record its end."""
+    return (
+        rec.status in (Status.RUNNING, Status.PAUSED)
+        and bool(rec.pid_start and rec.shim_start)
         and procfs.alive(rec.pid, rec.pid_start)
         and not _shim_alive(rec)
     )
