@@ -327,6 +327,8 @@ def spawn_server(folder: str, key: str) -> None:
         return
     try:
         os.setsid()
+        if os.fork():
+            os._exit(0)
         env = {k: v for k, v in os.environb.items() if not k.startswith(b"PYCONT_FAILPOINTS")}
         script = os.path.join(package_dir(), "cliserver.py")
         argv = [sys.executable, "-I", script, "serve", folder, key, os.pathsep.join(server_path())]
@@ -334,7 +336,17 @@ def spawn_server(folder: str, key: str) -> None:
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.chdir("/")
-        os.posix_spawn(sys.executable, argv, env)
+        # A fresh signal state, as a login would give it: the server's workers take the
+        # client's on. Not posix_spawn(3): glibc's leaves its own signals 32 and 33 ignored in
+        # the child, and an ignored signal survives execve(2) (signal(7)).
+        for sig in range(1, _signal.NSIG):
+            if sig not in (_signal.SIGKILL, _signal.SIGSTOP) and not 32 <= sig < _signal.SIGRTMIN:
+                try:  # noqa: SIM105 - no contextlib here: an import the client saves
+                    _signal.signal(sig, _signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+        os.execve(sys.executable, argv, env)
     finally:
         os._exit(0)
 

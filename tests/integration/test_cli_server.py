@@ -430,3 +430,27 @@ def test_with_a_controlling_terminal_run_stays_direct(servers: Servers) -> None:
     )
     assert (r.returncode, r.stdout.split()) == (0, [b"hi", b"tty=0"])
     assert servers.running() == [info]  # and the server is still the one it was
+
+
+def test_the_workers_signal_state_is_the_clients(servers: Servers) -> None:
+    """A caller under nohup(1): the worker has SIGHUP ignored and SIGUSR1 blocked as the client
+    had, the container neither (test_signal_state), and nothing else (glibc's 32 and 33)."""
+    servers.up()
+
+    def like_nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+
+    show = ["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"]
+    r = subprocess.run(
+        [*CLIENT, "run", "--rm", "busybox", *show],
+        env=servers.env,
+        cwd=REPO,
+        capture_output=True,
+        preexec_fn=like_nohup,
+        timeout=120,
+    )
+    assert (r.returncode, r.stdout) == (
+        0,
+        b"SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+    )
