@@ -129,15 +129,39 @@ def wants_terminal(args: list[str]) -> bool:
     return False
 
 
+# Verbs that may start a process in the caller's session: in a direct run it shares the caller's
+# controlling terminal (/dev/tty, pycont has no -t) and its job control (^Z); a worker of the
+# server, in the server's session, has neither.
+ATTACHING = frozenset(
+    {"run", "exec", "start", "restart", "compose", "build", "container", "vm", "lab"}
+)
+
+
+def has_terminal() -> bool:
+    """This process has a controlling terminal (tty(4): /dev/tty opens only then)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
 def use_direct(
-    args: list[str], environ: dict[str, str] | os._Environ[str], stdin_tty: bool
+    args: list[str],
+    environ: dict[str, str] | os._Environ[str],
+    stdin_tty: bool,
+    terminal: bool = False,
 ) -> bool:
-    """The cases where the command runs in this process, as before the server existed."""
+    """The cases where the command runs in this process, as before the server existed.
+    ``terminal``: whether we have a controlling terminal (asked only for ATTACHING verbs)."""
     if environ.get(ENV_SWITCH) == "0":
         return True
     if any(k.startswith("PYCONT_FAILPOINTS") for k in environ):
         return True  # read at import (pycont.failpoints): the server imported without them
-    return stdin_tty and wants_terminal(args)
+    if stdin_tty and wants_terminal(args):
+        return True
+    return terminal and bool(args) and args[0] in ATTACHING
 
 
 # -- the handshake ------------------------------------------------------------------------------
@@ -146,12 +170,17 @@ def _signal_state() -> tuple[list[int], list[int]]:
     keeps both (Python leaves an inherited SIG_IGN alone), so the worker takes them on."""
     ignored = []
     for s in range(1, _signal.NSIG):
+        if 32 <= s < _signal.SIGRTMIN:
+            continue  # glibc's own (nptl): not ours to pass on, and Python misreads them
         try:
             if _signal.getsignal(s) == _signal.SIG_IGN:
                 ignored.append(s)
         except (ValueError, OSError):
             continue
-    return ignored, sorted(_signal.pthread_sigmask(_signal.SIG_BLOCK, []))
+    blocked = [
+        s for s in _signal.pthread_sigmask(_signal.SIG_BLOCK, []) if not 32 <= s < _signal.SIGRTMIN
+    ]
+    return ignored, sorted(blocked)
 
 
 def request_body(argv: list[str], environ: dict[bytes, bytes] | os._Environ[bytes]) -> bytes:
@@ -298,6 +327,8 @@ def spawn_server(folder: str, key: str) -> None:
         return
     try:
         os.setsid()
+        if os.fork():
+            os._exit(0)
         env = {k: v for k, v in os.environb.items() if not k.startswith(b"PYCONT_FAILPOINTS")}
         script = os.path.join(package_dir(), "cliserver.py")
         argv = [sys.executable, "-I", script, "serve", folder, key, os.pathsep.join(server_path())]
@@ -305,7 +336,17 @@ def spawn_server(folder: str, key: str) -> None:
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.chdir("/")
-        os.posix_spawn(sys.executable, argv, env)
+        # A fresh signal state, as a login would give it: the server's workers take the
+        # client's on. Not posix_spawn(3): glibc's leaves its own signals 32 and 33 ignored in
+        # the child, and an ignored signal survives execve(2) (signal(7)).
+        for sig in range(1, _signal.NSIG):
+            if sig not in (_signal.SIGKILL, _signal.SIGSTOP) and not 32 <= sig < _signal.SIGRTMIN:
+                try:  # noqa: SIM105 - no contextlib here: an import the client saves
+                    _signal.signal(sig, _signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+        os.execve(sys.executable, argv, env)
     finally:
         os._exit(0)
 
@@ -323,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         stdin_tty = os.isatty(0)
     except OSError:
         stdin_tty = False
-    if use_direct(argv[1:], os.environ, stdin_tty):
+    terminal = len(argv) > 1 and argv[1] in ATTACHING and has_terminal()
+    if use_direct(argv[1:], os.environ, stdin_tty, terminal):
         return direct(argv)
     folder = server_dir()
     if not dir_is_safe(folder):

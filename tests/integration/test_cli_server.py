@@ -9,6 +9,7 @@ a command is read from the kernel: a worker is named ``pycont-cli`` and is the s
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -99,11 +100,19 @@ def workers_of(server_pid: int) -> list[int]:
     return found
 
 
-def ignores(pid: int, sig: int) -> bool:
-    """proc(5): SigIgn, a hexadecimal mask, bit sig-1."""
+def _in_mask(pid: int, field: str, sig: int) -> bool:
+    """proc(5): SigIgn, SigCgt: hexadecimal masks, bit sig-1."""
     with open(f"/proc/{pid}/status") as f:
-        mask = next(line for line in f if line.startswith("SigIgn:")).split()[1]
+        mask = next(line for line in f if line.startswith(field + ":")).split()[1]
     return bool(int(mask, 16) >> (sig - 1) & 1)
+
+
+def ignores(pid: int, sig: int) -> bool:
+    return _in_mask(pid, "SigIgn", sig)
+
+
+def catches(pid: int, sig: int) -> bool:
+    return _in_mask(pid, "SigCgt", sig)
 
 
 # -- the same outcome as the direct path ------------------------------------------------------
@@ -203,7 +212,7 @@ def test_paths_umask_and_environment_are_the_clients(servers: Servers, tmp_path:
 def test_sigterm_to_the_client_reaches_the_container(
     servers: Servers, path: str, name: str
 ) -> None:
-    servers.up()
+    server = int(servers.up()["pid"])
     env = servers.env if path == "server" else direct(servers)
     script = 'trap "exit 7" TERM; echo ready; sleep 30 & wait'
     proc = servers.popen(
@@ -219,6 +228,9 @@ def test_sigterm_to_the_client_reaches_the_container(
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    # once the CLI forwards SIGTERM (its attach(); before, SIGTERM ends the CLI, in both paths)
+    cli = proc.pid if path == "direct" else workers_of(server)[0]
+    wait_for(lambda: catches(cli, signal.SIGTERM), what="the CLI catching SIGTERM")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 7
 
@@ -400,3 +412,45 @@ def test_stop_through_the_server_itself(servers: Servers) -> None:
     stop = servers.run("system", "server", "stop")
     assert (stop.returncode, stop.stdout) == (0, f"stopped server {info['pid']}\n".encode())
     wait_for(lambda: process_gone(int(info["pid"])), what="the server's end")
+
+
+@pytest.mark.skipif(not shutil.which("script"), reason="needs script(1) for a terminal")
+def test_with_a_controlling_terminal_run_stays_direct(servers: Servers) -> None:
+    """pycont has no -t: an attached container shares the caller's terminal (/dev/tty), which
+    a worker in the server's session could not give it; so `run` stays in the client."""
+    info = servers.up()
+    cmd = [*CLIENT, "run", "--rm", "busybox", "sh", "-c", "echo hi > /dev/tty && echo tty=$?"]
+    r = subprocess.run(
+        ["script", "-qefc", shlex.join(cmd), "/dev/null"],
+        env=servers.env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+    )
+    assert (r.returncode, r.stdout.split()) == (0, [b"hi", b"tty=0"])
+    assert servers.running() == [info]  # and the server is still the one it was
+
+
+def test_the_workers_signal_state_is_the_clients(servers: Servers) -> None:
+    """A caller under nohup(1): the worker has SIGHUP ignored and SIGUSR1 blocked as the client
+    had, the container neither (test_signal_state), and nothing else (glibc's 32 and 33)."""
+    servers.up()
+
+    def like_nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+
+    show = ["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"]
+    r = subprocess.run(
+        [*CLIENT, "run", "--rm", "busybox", *show],
+        env=servers.env,
+        cwd=REPO,
+        capture_output=True,
+        preexec_fn=like_nohup,
+        timeout=120,
+    )
+    assert (r.returncode, r.stdout) == (
+        0,
+        b"SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+    )

@@ -51,6 +51,35 @@ def test_other_commands_go_to_the_server(args: list[str]) -> None:
     assert not client.use_direct(args, {}, stdin_tty=True)
 
 
+@pytest.mark.parametrize(
+    ("args", "direct"),
+    [
+        (["run", "--rm", "busybox", "true"], True),
+        (["exec", "c1", "ls"], True),
+        (["compose", "up"], True),
+        (["ps", "-a"], False),
+        (["logs", "-f", "c1"], False),
+        (["rm", "-f", "c1"], False),
+        ([], False),
+    ],
+)
+def test_a_controlling_terminal_keeps_attaching_verbs(args: list[str], direct: bool) -> None:
+    assert client.use_direct(args, {}, stdin_tty=False, terminal=True) is direct
+    assert client.use_direct(args, {}, stdin_tty=False, terminal=False) is False
+
+
+def test_glibc_signals_are_never_passed_on() -> None:
+    import signal
+
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        ignored, blocked = client._signal_state()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    assert signal.SIGUSR1 in blocked
+    assert not {32, 33} & {*ignored, *blocked}
+
+
 def test_switch_and_failpoints_mean_direct() -> None:
     assert client.use_direct(["ps"], {client.ENV_SWITCH: "0"}, stdin_tty=False)
     assert client.use_direct(["ps"], {"PYCONT_FAILPOINTS": "rm.renamed=kill"}, stdin_tty=False)
