@@ -11,7 +11,6 @@ Heavy parts are imported on first use, so the CLI and the helper process start f
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from pycont.errors import (
     ArchiveError,
@@ -35,6 +34,10 @@ from pycont.errors import (
     UsageError,
     VolumeNotFound,
 )
+
+# Not typing's: `import typing` costs ~10 ms (re, collections, functools), paid by every
+# `pycont` command through this package's import (the thin client imports nothing else).
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -89,6 +92,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from pycont.builder.build import build
     from pycont.images.registry import pull, push
     from pycont.kernel.probe import probe

@@ -384,4 +384,12 @@ def main(argv: list[str] | None = None) -> int:
         sock.close()
     if status is None:
         return direct(argv)
-    return end_like(status)
+    code = end_like(status)
+    # The worker did the command; this process has nothing to finalise but its own stdio:
+    # skip the interpreter's teardown (~2.5 ms of every command).
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 - contextlib is not imported here: it costs ~2 ms
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

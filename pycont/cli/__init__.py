@@ -135,7 +135,7 @@ def build_parser(only: str | None = None) -> Parser:
 
 def prebuild() -> None:
     """Build every verb's parser now (~0.2 s), for a process that forks many commands."""
-    for verb in VERB_NAMES:
+    for verb in (None, *VERB_NAMES):  # None: the whole parser (--help, --version)
         build_parser(verb)
 
 
