@@ -24,6 +24,7 @@ from tests.helpers import (
     take_back_cgroups,
     wait_for,
 )
+from tests.integration.cli_servers import servers  # noqa: F401 - the command server's tests
 
 
 @pytest.fixture(scope="module")
