@@ -92,7 +92,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from typing import Any
+    import typing
 
     from pycont.builder.build import build
     from pycont.images.registry import pull, push
@@ -102,7 +102,7 @@ if TYPE_CHECKING:
     from pycont.stats_table import stats
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'pycont' has no attribute {name!r}")
@@ -111,14 +111,14 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: typing.Any) -> None:
     """``%load_ext pycont``: registers the magics."""
     from pycont.magics import load
 
     load(ipython)
 
 
-def unload_ipython_extension(ipython: Any) -> None:
+def unload_ipython_extension(ipython: typing.Any) -> None:
     from pycont.magics import unload
 
     unload(ipython)

@@ -95,12 +95,66 @@ def server_path() -> list[str]:
     return [os.path.dirname(package_dir()), *sys.path[1:]]
 
 
+# What a worker takes from the server rather than from its client (proc(5)): credentials,
+# capabilities, no_new_privs, seccomp, namespaces, cgroup, limits, LSM label, nice value.
+_STATUS_FIELDS = (
+    b"Uid:",
+    b"Gid:",
+    b"Groups:",
+    b"CapInh:",
+    b"CapPrm:",
+    b"CapEff:",
+    b"CapBnd:",
+    b"CapAmb:",
+    b"NoNewPrivs:",
+    b"Seccomp:",
+)
+_NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
+
+
+def _read(path: str) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return b"-"
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b"-"
+    finally:
+        os.close(fd)
+
+
+def context(pid: str = "self") -> str:
+    """Process ``pid``'s security and resource context, as one string: a server serves only
+    clients whose context is its own (a worker runs with the server's, not the client's)."""
+    status = _read(f"/proc/{pid}/status").splitlines()
+    parts = [line for line in status if line.startswith(_STATUS_FIELDS)]
+    for ns in _NAMESPACES:
+        try:
+            parts.append(os.readlink(f"/proc/{pid}/ns/{ns}").encode())
+        except OSError:
+            parts.append(b"-")
+    stat = _read(f"/proc/{pid}/stat")
+    nice = stat[stat.rfind(b")") + 2 :].split(b" ")[16:17]  # proc(5): field 19, nice
+    for name in ("cgroup", "limits", "attr/current"):
+        parts.append(_read(f"/proc/{pid}/{name}"))
+    return b"\0".join([*parts, *nice]).decode("utf-8", "surrogateescape")
+
+
 def server_key() -> str:
-    """A short hash of the interpreter, the package folder, its newest mtime and the import
-    path: another venv, an edited tree or another PYTHONPATH never reaches a stale server."""
+    """A short hash of the interpreter, the package folder, its newest mtime, the import path
+    and the caller's context: another venv, an edited tree, another PYTHONPATH or another
+    set of credentials never reaches a stale or foreign server."""
     pkg = package_dir()
     text = "\0".join(
-        [os.path.realpath(sys.executable), pkg, str(newest_mtime(pkg)), *server_path()]
+        [
+            os.path.realpath(sys.executable),
+            pkg,
+            str(newest_mtime(pkg)),
+            *server_path(),
+            context(),
+        ]
     )
     return f"{_fnv1a(text.encode('utf-8', 'surrogateescape')):016x}"[:12]
 

@@ -70,6 +70,7 @@ class Server:
         self.stopping = False
         self.listener: socket.socket | None = None
         self.ino = 0
+        self.context = client.context()  # what each worker inherits: clients must share it
 
     def bind(self) -> None:
         """Listen under a private name, then rename(2) it into place: the public name is never
@@ -117,8 +118,13 @@ class Server:
         self.last = time.monotonic()
         conn.settimeout(client.HANDSHAKE_TIMEOUT)
         cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-        _pid, uid, _gid = struct.unpack("3i", cred)
+        peer, uid, _gid = struct.unpack("3i", cred)
         if uid != os.geteuid():  # the folder is 0700; this is the second lock
+            conn.close()
+            return
+        if client.context(str(peer)) != self.context:
+            # A worker runs with the server's credentials, not the client's: a client with
+            # fewer capabilities, other groups, limits or namespaces runs its command itself.
             conn.close()
             return
         req = read_request(conn)

@@ -54,6 +54,21 @@ def alive(pid: int, start: int) -> bool:
     return pid > 0 and running_start_time(pid) == start
 
 
+def wait_gone(pid: int, timeout: float | None) -> bool:
+    """Wait up to ``timeout`` s for process ``pid``, which need not be our child, to end: a
+    pidfd is readable once it has (pidfd_open(2)). True if it ended (or was gone already)."""
+    from pycont.fsutil import wait_readable
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return wait_readable(fd, timeout)
+    finally:
+        os.close(fd)
+
+
 def gone(pid: int, start: int) -> bool:
     """No process has this pid and start time any more, not even a zombie."""
     return start_time(pid) != start

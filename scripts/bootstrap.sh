@@ -145,6 +145,10 @@ pycont_bootstrap() (
     # Byte-compile pycont: with PYTHONDONTWRITEBYTECODE set (as on these machines) every CLI
     # start and every helper would otherwise compile the package again (~25 ms each).
     "$venv/bin/python" -m compileall -q "$repo/pycont" >/dev/null || die "compileall failed"
+    # pycont-mon, the monitor of detached containers, built now rather than at the first `run -d`
+    # (pycont/runtime/mon.py says why not, if it cannot be: `pycont doctor` too).
+    "$venv/bin/python" -c 'from pycont.runtime import mon; print("bootstrap: container monitor:", mon.status())' >&2 \
+        || log "pycont-mon could not be built; detached containers keep a Python shim"
 
     # --- 4. the kernelspec and the JupyterLab settings ----------------------------------------
     bash "$repo/scripts/lab-setup.sh" "$venv/bin/python" || die "scripts/lab-setup.sh failed"

@@ -140,12 +140,16 @@ def _stop_cli_servers(folder: str) -> None:
         cliserver = importlib.import_module("pycont.cliserver")
     except ModuleNotFoundError:
         return
-    running = cliserver.servers(folder)
+    # pidfds taken now: a pid reused after a server ended must not be killed below
+    fds = []
+    for info in cliserver.servers(folder):
+        with contextlib.suppress(OSError):
+            fds.append(os.pidfd_open(int(info["pid"])))
     cliserver.stop(folder)
-    for info in running:
+    for fd in fds:
         with contextlib.suppress(ProcessLookupError):
-            if cliserver.servers(folder):
-                os.kill(int(info["pid"]), signal.SIGKILL)
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        os.close(fd)
     shutil.rmtree(folder, ignore_errors=True)
 
 

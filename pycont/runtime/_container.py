@@ -19,7 +19,6 @@ from typing import IO, Any
 
 from pycont import failpoints, procfs
 from pycont.errors import ContainerNotFound, InvalidState, UsageError
-from pycont.fsutil import wait_readable
 from pycont.net.ports import PortBinding
 from pycont.runtime import launcher, netsetup, shimlock, users
 from pycont.runtime import state as st
@@ -177,6 +176,14 @@ class Container(Resources, ReadWriteLayer):
         :func:`pycont.runtime.launcher.launch`); "fork" suits a fresh single-threaded caller
         such as the CLI."""
         rec = self.state()
+        if (
+            rec.status is Status.EXITED
+            and rec.shim_start
+            and procfs.alive(rec.shim_pid, rec.shim_start)
+        ):
+            # its monitor's finish step is still recording the last run and releasing its cgroup
+            _wait_pid_exit(rec.shim_pid, 30, self.name)
+            rec = self.state()
         if not rec.status.can_start():
             raise InvalidState(f"container {self.who} is {rec.status}: cannot start it")
         if rec.status is Status.EXITED:
@@ -243,6 +250,11 @@ class Container(Resources, ReadWriteLayer):
             if rec.status in LIVE:
                 _wait_pid_exit(rec.shim_pid, timeout, self.name)
         rec = self.state()
+        if procfs.alive(rec.shim_pid, rec.shim_start):
+            # A detached container's monitor (pycont.runtime.mon) is recording its end, or a
+            # new one adopted it after ours was killed: wait for that one.
+            _wait_pid_exit(rec.shim_pid, timeout, self.name)
+            rec = self.state()
         if rec.exit_code is None:
             raise InvalidState(f"container {self.who} is {rec.status}: it has not run")
         return rec.exit_code
@@ -409,13 +421,5 @@ class Container(Resources, ReadWriteLayer):
 
 
 def _wait_pid_exit(pid: int, timeout: float | None, name: str) -> None:
-    """Wait for a process that is not our child, through a pidfd (pidfd_open(2))."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if not wait_readable(fd, timeout):
-            raise TimeoutError(f"container {name} still running after {timeout}s")
-    finally:
-        os.close(fd)
+    if not procfs.wait_gone(pid, timeout):
+        raise TimeoutError(f"container {name} still running after {timeout}s")

@@ -25,7 +25,7 @@ import sys
 import threading
 from typing import IO, Any
 
-from pycont import failpoints
+from pycont import failpoints, procfs
 from pycont.errors import CommandNotExecutable, CommandNotFound, StartError, UsageError
 from pycont.fsutil import wait_readable
 from pycont.runtime import protocol
@@ -59,18 +59,6 @@ def _shell_code(code: int) -> int:
     """An exit code as a shell reports it: -N (killed by signal N, as Popen and
     os.waitstatus_to_exitcode say it) is 128 + N, as docker's 137 for SIGKILL."""
     return 128 - code if code < 0 else code
-
-
-def _wait_gone(pid: int, timeout: float) -> None:
-    """Wait up to ``timeout`` s for a process that is not our child to exit (pidfd_open(2))."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        wait_readable(fd, timeout)
-    finally:
-        os.close(fd)
 
 
 def _error_for(msg: protocol.Failed) -> StartError:
@@ -144,7 +132,7 @@ class ShimHandle:
         if code is None and self.started_pid:
             # The shim died before it could say (SIGKILL): its command dies with it
             # (PR_SET_PDEATHSIG); once it has, the record reads exited (state.reconcile).
-            _wait_gone(self.started_pid, 10)
+            procfs.wait_gone(self.started_pid, 10)
         if self._proc is not None:
             shim_code = _shell_code(self._proc.wait())
             code = shim_code if code is None else code

@@ -11,7 +11,8 @@
  *   pycont-mon adopt PID START DIR PYTHON SHIM
  *       Live restore: the monitor of a running container was killed, and the init, now a
  *       child of the host's init, would be reaped there with its exit code. We cannot become
- *       its parent, but a tracer is told how a tracee exits (ptrace(2), PTRACE_O_TRACEEXIT).
+ *       its parent, but a tracer's waitpid(2) is told how its tracee ended too (ptrace(2)),
+ *       once the whole thread group has exited.
  *       Forks; the child seizes PID (if its start time is still START: proc(5) field 22),
  *       takes <DIR>/shim.lock and prints "<pid>\n" on stdout; the parent exits at once.
  *
@@ -120,7 +121,7 @@ static int adopt(pid_t pid, long start, const char *dir, const char *py, const c
         fprintf(stderr, "pycont-mon: process %d is not the container's init\n", (int)pid);
         _exit(1);
     }
-    if (ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACEEXIT) != 0) {
+    if (ptrace(PTRACE_SEIZE, pid, 0, 0) != 0) {
         fprintf(stderr, "pycont-mon: ptrace(PTRACE_SEIZE, %d): %s\n", (int)pid, strerror(errno));
         _exit(1);
     }
@@ -147,24 +148,25 @@ static int adopt(pid_t pid, long start, const char *dir, const char *py, const c
         if (waitpid(pid, &status, __WALL) < 0) {
             if (errno == EINTR)
                 continue;
-            break; /* ECHILD: reaped by its parent, we detached */
+            break; /* ECHILD: gone without a word to us (reaped first): unknown */
         }
         if (WIFEXITED(status) || WIFSIGNALED(status)) {
             code = shell_code(status);
             break;
         }
-        int event = status >> 16;
-        if (event == PTRACE_EVENT_EXIT) {
-            unsigned long msg = 0;
-            ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg);
-            code = shell_code((int)msg);
-            ptrace(PTRACE_DETACH, pid, 0, 0);
-            break;
+        if (!WIFSTOPPED(status))
+            continue;
+        int sig = WSTOPSIG(status);
+        if (status >> 16 == PTRACE_EVENT_STOP) {
+            /* A group-stop (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) stays stopped until SIGCONT:
+             * LISTEN. Any other PTRACE_EVENT_STOP (the one after SIGCONT) resumes. */
+            if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+                ptrace(PTRACE_LISTEN, pid, 0, 0);
+            else
+                ptrace(PTRACE_CONT, pid, 0, 0);
+        } else {
+            ptrace(PTRACE_CONT, pid, 0, sig); /* a signal on its way: deliver it unchanged */
         }
-        if (event == PTRACE_EVENT_STOP) /* a group-stop (SIGSTOP...): stay stopped */
-            ptrace(PTRACE_LISTEN, pid, 0, 0);
-        else /* a signal on its way: deliver it unchanged */
-            ptrace(PTRACE_CONT, pid, 0, WSTOPSIG(status));
     }
     if (code < 0)
         code = 137;

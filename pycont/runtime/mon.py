@@ -18,13 +18,9 @@ binary. Without a compiler, the Python shim supervises, as :func:`status` says.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 
 from pycont import failpoints
 
@@ -48,6 +44,10 @@ def cache_dir() -> str:
 
 def _compile(target: str) -> str:
     """Build ``target`` from mon.c; "" on success, else why not."""
+    import shutil
+    import subprocess
+    import tempfile
+
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if cc is None:
         return "no C compiler (cc) to build it: apt-get install gcc libc6-dev"
@@ -55,9 +55,16 @@ def _compile(target: str) -> str:
     tmp = tempfile.mkdtemp(prefix=".pycont-mon-", dir=os.path.dirname(os.path.dirname(target)))
     try:
         out = os.path.join(tmp, NAME)
-        res = subprocess.run(
-            [cc, "-O2", "-o", out, SOURCE], capture_output=True, text=True, check=False
-        )
+        try:
+            res = subprocess.run(
+                [cc, "-O2", "-o", out, SOURCE],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+            )
+        except subprocess.TimeoutExpired:
+            return f"{cc} took over 120 s to build {SOURCE}"
         if res.returncode != 0:
             first = (res.stderr.strip().splitlines() or ["?"])[0]
             return f"{cc} could not build {SOURCE}: {first}"
@@ -65,10 +72,30 @@ def _compile(target: str) -> str:
             os.rename(tmp, os.path.dirname(target))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return "" if os.access(target, os.X_OK) else f"{target} is not executable"
+    if not os.access(target, os.X_OK):
+        return f"{target} is not executable"
+    _sweep(os.path.dirname(os.path.dirname(target)), os.path.basename(os.path.dirname(target)))
+    return ""
+
+
+def _sweep(cache: str, keep: str) -> None:
+    """Builds of older sources, and half-done ones a killed build left (an hour old): a running
+    pycont-mon keeps its program, unlinked or not."""
+    import shutil
+    import time
+
+    with os.scandir(cache) as it:
+        for e in it:
+            old = e.name.startswith("mon-") and e.name != keep
+            stale = e.name.startswith(".pycont-mon-")
+            with contextlib.suppress(OSError):
+                if old or (stale and time.time() - e.stat().st_mtime > 3600):
+                    shutil.rmtree(e.path)
 
 
 def _find() -> tuple[str | None, str]:
+    import hashlib
+
     choice = os.environ.get(ENV, "")
     if choice == "off":
         return None, f"{ENV}=off"
@@ -110,6 +137,8 @@ def status() -> str:
 def hand_over(path: str, pid: int, cdir: str, status_fd: int, lock_fd: int) -> None:
     """Become pycont-mon, parent of ``pid`` still (execve(2) keeps children). Returns only if
     the exec failed: the caller then goes on supervising in Python."""
+    if not os.access(path, os.X_OK):
+        return  # checked before anything is closed: the caller's descriptors stay usable
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in range(3):  # nothing of the container's stdio stays open here
         os.dup2(devnull, fd)
@@ -138,6 +167,14 @@ def recorded_exit(cdir: str) -> int | None:
         return None
 
 
+def exit_time(cdir: str) -> float:
+    """When pycont-mon wrote the exit code (the file's mtime), 0 if it did not."""
+    try:
+        return os.stat(os.path.join(cdir, EXIT_FILE)).st_mtime
+    except OSError:
+        return 0.0
+
+
 def clear_exit(cdir: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(cdir, EXIT_FILE))
@@ -146,6 +183,8 @@ def clear_exit(cdir: str) -> None:
 def adopt(cdir: str, pid: int, start: int) -> int:
     """Watch a running container whose monitor died: a new pycont-mon traces its init.
     Returns the new monitor's pid, 0 if it could not (no binary, ptrace refused)."""
+    import subprocess
+
     path = binary()
     if path is None:
         return 0

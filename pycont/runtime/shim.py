@@ -140,8 +140,11 @@ def run(cdir: str, status_fd: int) -> int:
     rep = Reporter(status_fd)
     cfg = st.load_config(cdir)
     mon.clear_exit(cdir)  # a previous run's
-    # A detached container is watched by pycont-mon once it runs, and outlives it.
-    mon_path = mon.binary() if cfg.detach else None
+    # A detached container is watched by pycont-mon once it runs, and outlives it. Not one this
+    # process must serve to the end (a port proxy, slirp4netns), nor one without a cgroup (its
+    # orphans could not be found again): those keep the Python shim and die with it.
+    light = cfg.detach and cfg.cgroup and not cfg.network.ports
+    mon_path = mon.binary() if light and cfg.network.mode != "slirp4netns" else None
     set_short_names(cfg, cdir)
     k = kernel_for(cfg.narrate, rep)
     nsset = NamespaceSet.from_modes(cfg.namespaces)
@@ -265,8 +268,7 @@ def run(cdir: str, status_fd: int) -> int:
     for sig in FORWARDED:
         signal.signal(sig, lambda signum, _frame: forward(pid, signum))
     rep.send(protocol.Started(pid))
-    if mon_path and plumbing == netsetup.Plumbing():
-        # (a port proxy or slirp4netns is a child this process stops at the end: kept here)
+    if mon_path:
         mon.hand_over(mon_path, pid, cdir, rep.fd, lock_fd)  # returns only if exec failed
     code = wait_code(pid)
     # Record the end before the cgroup goes: whoever sees its files vanish (the sampler, at

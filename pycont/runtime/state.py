@@ -324,7 +324,8 @@ def reconcile(cdir: str) -> ContainerState:
         if code is not None:
             # pycont-mon saw the end and its finish step is about to record it: shown now,
             # written by that step (a start meanwhile would race its clean-up).
-            return advanced(rec, Status.EXITED, _name(cdir), exit_code=code, pid=0)
+            when = rec.finished_at or mon.exit_time(cdir)
+            return advanced(rec, Status.EXITED, _name(cdir), exit_code=code, finished_at=when)
     if _unwatched(rec):
         with _try_locked(cdir) as got:  # never wait: a reader must not block on this
             rec = load_state(cdir)

@@ -166,3 +166,37 @@ def test_the_workers_signal_state_is_the_clients(servers: Servers) -> None:
         0,
         b"SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
     )
+
+
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv(1) to drop a capability")
+def test_a_client_with_fewer_capabilities_never_reaches_a_fuller_server(servers: Servers) -> None:
+    """A worker has its server's credentials: a client whose bounding set lacks CAP_CHOWN must
+    not have its container made by a server that has it (nor by the one it starts itself and
+    then meets, which has its own, reduced set)."""
+    full = servers.up()
+    for _ in range(2):
+        r = subprocess.run(
+            [
+                "setpriv",
+                "--bounding-set",
+                "-chown",
+                *CLIENT,
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "busybox",
+                "grep",
+                "CapBnd",
+                "/proc/self/status",
+            ],
+            cwd=REPO,
+            env=servers.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        assert int(r.stdout.split()[1], 16) & 1 == 0, r.stdout  # CAP_CHOWN is bit 0
+    keys = {str(s["key"]) for s in servers.running()}
+    assert str(full["key"]) in keys

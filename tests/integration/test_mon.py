@@ -154,3 +154,20 @@ def test_adopt_refuses_a_reused_pid(tmp_path: object) -> None:
     finally:
         p.kill()
         p.wait()
+
+
+def test_an_adopted_container_stops_and_continues(name: str) -> None:
+    """Traced, its SIGSTOP is a group-stop the monitor keeps ("t" in proc(5): a tracing stop),
+    and its SIGCONT resumes it."""
+    pid, shim = run_detached(name, LOOP)
+    shim_start = procfs.start_time(shim)
+    os.kill(shim, signal.SIGKILL)
+    wait_for(lambda: not procfs.alive(shim, shim_start), timeout=10, what="the monitor killed")
+    assert state_of(name)["Status"] == "running"  # adopted
+    assert cli("kill", "-s", "STOP", name).returncode == 0
+    wait_for(lambda: status_field(pid, "State") in ("T", "t"), timeout=10, what="stopped")
+    assert cli("kill", "-s", "CONT", name).returncode == 0
+    wait_for(lambda: status_field(pid, "State") in ("S", "R"), timeout=10, what="running again")
+    assert cli("stop", name).returncode == 0
+    wait_for(lambda: state_of(name)["Status"] == "exited", timeout=20, what="the end recorded")
+    assert state_of(name)["ExitCode"] == 42
