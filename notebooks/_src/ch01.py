@@ -115,7 +115,10 @@ multi-threaded process is not safe to fork). It starts a small single-threaded h
 fork server, which forks one **shim** per container. The shim calls `clone(2)` with the
 `CLONE_NEW*` flags: the child is born in new namespaces and `exec`s your command. The shim stays as its parent
 to `wait(2)` for it and record its exit code — the job `containerd-shim` does for docker and
-`conmon` for podman. In docker's picture:
+`conmon` for podman. (A container started detached, like this one, keeps less: once its
+command runs, the shim `execve(2)`s `pycont-mon`, a small C program. Same process, so still the
+parent; a few hundred KiB instead of a whole Python. Kill it and the container runs on: the
+next pycont command adopts it.) In docker's picture:
 
 ```
 host OS

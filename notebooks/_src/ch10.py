@@ -581,12 +581,13 @@ print("the container's process:", chain[0][1], "| its parent:", chain[1][1],
 print("above those, this notebook's kernel:", chain[3][0] == os.getpid())
 """),
     ("md", r"""
-`pycont-run` is pycont's shim, one per container, the role of `containerd-shim` or `conmon`: it
-made the namespaces and the cgroup, forked the container's first process, and now holds its
-output and waits for its exit code. `pycont-forksrv` is a small helper this notebook started
-once to fork shims from (a notebook kernel has threads, and a threaded process must not
-`fork(2)`). There is no daemon: like podman, pycont is a library and a command that start
-containers, and the shim is what stays.
+`pycont-mon` is what pycont keeps per detached container, the role of `containerd-shim` or
+`conmon`. It began as pycont's shim (`pycont-run`, Python), which made the namespaces and the
+cgroup and forked the container's first process; once that process ran, the shim `execve(2)`d
+this small C program, which stays its parent and waits for its exit code. `pycont-forksrv` is
+a small helper this notebook started once to fork shims from (a notebook kernel has threads,
+and a threaded process must not `fork(2)`). There is no daemon: like podman, pycont is a
+library and a command that start containers, and the monitor is what stays.
 """),
     ("md", r"""
 Now let podman be the layers above, and pycont only the OCI runtime. podman gets a private store
