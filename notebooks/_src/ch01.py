@@ -338,7 +338,7 @@ for line in lines:
    `/sys/fs/cgroup`, the container's own cgroup, read-only (chapter 03).
 8. `pivot_root(".", ".")` then `umount2(".", MNT_DETACH)` — `pivot_root(2)`: the overlay becomes
    `/`, and the host's root is detached: the container can no longer reach the host's files.
-9. The `mount` calls on `/proc/self/fd/4` — the **masked paths** (an empty read-only tmpfs or
+9. The `mount` calls on `/proc/self/fd/N` — the **masked paths** (an empty read-only tmpfs or
    `/dev/null` over `/proc/keys`, `/sys/firmware`…) and the **read-only** ones (`/proc/sys`,
    `/proc/irq`…), Docker's lists. Each target is opened first inside the new root, without
    following a symlink out of it, and mounted on through its file descriptor; the path in `<…>`
