@@ -18,7 +18,9 @@ from pycont import procfs
 from pycont.runtime import mon
 from tests.helpers import cli, containers_dir, requires, wait_for
 
+# cgroup_v2: the v2 VM (tests/vm/run_v2.py) runs these too: the finish step on the v2 driver.
 pytestmark = [
+    pytest.mark.cgroup_v2,
     requires("root", "overlay"),
     pytest.mark.skipif(mon.binary() is None, reason=f"no pycont-mon: {mon.status()}"),
 ]
