@@ -163,6 +163,8 @@ def cleanup(ctx: dict[str, Any], cg_before: set[str]) -> list[str]:
     )
     if ids:
         sh([*pc, "rm", "-f", *ids], check=False)
+    if os.environ.get("PYCONT_CLI_SERVER_DIR", "").startswith(work):
+        sh([*pc, "system", "server", "stop"], check=False)  # the run's own command server
     for pid in ctx["workload_pids"]:  # a workload orphaned by the live-restore check
         if comm(pid) == "sleep" and link(f"/proc/{pid}/ns/pid") != link("/proc/self/ns/pid"):
             os.kill(pid, signal.SIGKILL)

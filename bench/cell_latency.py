@@ -199,6 +199,7 @@ def main() -> int:
     os.chmod(work, 0o755)
     root = os.path.join(work, "pycont-root")
     os.environ["PYCONT_ROOT"] = root
+    os.environ["PYCONT_CLI_SERVER_DIR"] = os.path.join(work, "cli")  # stopped by bh.cleanup
     pc = bh.pycont_cli()
     ctx: dict[str, Any] = {"work": work, "root": root, "pc": pc, "workload_pids": []}
     ctx.update(pycont_ids=[], podman_ids=[])

@@ -69,6 +69,11 @@ def pycont_state(root: str, cid: str) -> dict[str, Any]:
     return doc
 
 
+def zombie(pid: int) -> bool:
+    stat = sl.read_text(f"/proc/{pid}/stat")
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "Z"
+
+
 def pycont_supervisors(
     root: str, before: set[tuple[int, str]], ids: list[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -87,6 +92,12 @@ def pycont_supervisors(
         if pid in shims:
             why = "shim_pid in state.json" + (" (inside a container)" if inside else "")
         elif started(pid) in before or inside or not comm(pid).startswith("pycont"):
+            continue
+        elif comm(pid).startswith("pycont-cli"):
+            # The CLI's command server (and its workers): it runs commands, no container depends
+            # on it, and it exits after a minute without one (README, "The command server").
+            row = proc_row(pid, "the CLI's command server: supervises nothing, not counted")
+            other += [row] if row else []
             continue
         else:
             why = belongs_to(pid, root)
@@ -199,7 +210,8 @@ def live_restore(ctx: dict[str, Any]) -> dict[str, Any]:
     res: dict[str, Any] = {"supervisors_killed": sups, "checks": []}
 
     def alive() -> dict[str, bool]:
-        return {n: comm(p) == "sleep" for n, p in work.items()}
+        # a zombie has ended: its parent (the host's init, once adopted) reaps it when it will
+        return {n: comm(p) == "sleep" and not zombie(p) for n, p in work.items()}
 
     def check(what: str, ok: bool, seen: object) -> None:
         res["checks"].append({"check": what, "pass": ok, "observed": seen})
@@ -298,6 +310,8 @@ def main() -> int:
         "workload_pids": [],
     }
     os.environ["PYCONT_ROOT"] = ctx["root"]
+    # the CLI's command server of this run's own, stopped at the end (bh.cleanup)
+    os.environ["PYCONT_CLI_SERVER_DIR"] = os.path.join(work, "cli")
     meta: dict[str, Any] = dict(sl.machine_facts())
     meta["packages"] = {p: sl.pkg_version(p) for p in PACKAGES}
     meta["loadavg_before"] = os.getloadavg()
