@@ -51,6 +51,8 @@ class Rootless:
             "PYTHONPATH": self.pkg,
             "PYTHONDONTWRITEBYTECODE": "1",
             "LANG": "C.UTF-8",
+            # its command server in this home (not /tmp/pycont-1000), stopped at the end
+            "PYCONT_CLI_SERVER_DIR": os.path.join(self.home, "cli"),
         }
         return subprocess.run(
             ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups", PYTHON, "-m",
@@ -107,6 +109,7 @@ def rootless() -> Iterator[Rootless]:
         if left:
             env.cli("rm", "-f", *left)
         check_store(env.root)
+        env.cli("system", "server", "stop")
         shutil.rmtree(home)
         shutil.rmtree(pkg)
         assert left == [], f"rootless containers left by a test: {left}"
