@@ -186,3 +186,22 @@ def cleanup(ctx: dict[str, Any], cg_before: set[str]) -> list[str]:
             left.append(f"process {pid} {cmd.strip()}")
     left += cgroups_named(ctx["pycont_ids"] + ctx["podman_ids"])
     return left + ([work] if os.path.exists(work) else [])
+
+
+def save_and_judge(kind: str, doc: dict[str, Any], left: list[str]) -> int:
+    """Write ``doc`` to bench/results/<kind>-<stamp>.json, say where, and the leak check's
+    verdict: the script's exit code."""
+    import datetime
+    import json
+
+    os.makedirs(sl.RESULTS_DIR, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S")
+    path = os.path.join(sl.RESULTS_DIR, f"{kind}-{stamp}.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+    print(f"\nall samples: {os.path.relpath(path)}")
+    if left:
+        print(f"LEAK CHECK FAILED: {left}", file=sys.stderr)
+        return 1
+    log("leak check: no container, process, mount or cgroup of this run left")
+    return 0

@@ -25,7 +25,6 @@ Every sample goes to bench/results/cell_latency-<date>.json.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import queue
@@ -53,8 +52,7 @@ API_CELL = (
 TIMEOUT = 60.0
 
 
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+log = bh.log
 
 
 def execute(kc: Any, code: str, mark: str = "") -> dict[str, Any]:
@@ -262,17 +260,7 @@ def main() -> int:
         **summary,
         "leftovers": left,
     }
-    os.makedirs(sl.RESULTS_DIR, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S")
-    path = os.path.join(sl.RESULTS_DIR, f"cell_latency-{stamp}.json")
-    with open(path, "w") as f:
-        json.dump(doc, f, indent=1, default=str)
-    print(f"\nall samples: {os.path.relpath(path)}")
-    if left:
-        print(f"LEAK CHECK FAILED: {left}", file=sys.stderr)
-        return 1
-    log("leak check: no container, process, mount or cgroup of this run left")
-    return 0
+    return bh.save_and_judge("cell_latency", doc, left)
 
 
 if __name__ == "__main__":

@@ -110,9 +110,27 @@ def versions(docs: dict[str, dict[str, Any]]) -> list[str]:
 
 
 # -- the three known benchmarks ------------------------------------------------------------
-def start_latency(d: dict[str, Any], fig: str) -> list[str]:
+def strip_plot(
+    names: list[str], vals: list[list[float]], ylabel: str, title: str, fig: str
+) -> None:
+    """A box per contestant with its samples strewn over it, log scale, written to ``fig``."""
     import matplotlib.pyplot as plt
 
+    fig_, ax = plt.subplots(figsize=(8, 4.2))
+    ax.boxplot(vals, showfliers=False)
+    for i, v in enumerate(vals, 1):
+        ax.scatter([i + (k % 7 - 3) * 0.03 for k in range(len(v))], v, s=9, alpha=0.6)
+    ax.set_xticks(range(1, len(names) + 1), names)
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", which="both", alpha=0.3)
+    fig_.tight_layout()
+    fig_.savefig(fig, dpi=110)
+    plt.close(fig_)
+
+
+def start_latency(d: dict[str, Any], fig: str) -> list[str]:
     stats, samples, fails = d["stats_ms"], d["samples_ms"], d.get("failures", {})
     out = [
         "| contestant | min ms | p10 ms | median ms | p90 ms | max ms | fails |",
@@ -133,20 +151,13 @@ def start_latency(d: dict[str, Any], fig: str) -> list[str]:
             "",
         ]
     names = list(samples)
-    fig_, ax = plt.subplots(figsize=(8, 4.2))
-    ax.boxplot([samples[n] for n in names], showfliers=False)
-    for i, n in enumerate(names, 1):
-        ax.scatter(
-            [i + (k % 7 - 3) * 0.03 for k in range(len(samples[n]))], samples[n], s=9, alpha=0.6
-        )
-    ax.set_xticks(range(1, len(names) + 1), names)
-    ax.set_yscale("log")
-    ax.set_ylabel("ms (log scale)")
-    ax.set_title(f"start to exit of /bin/true, {d['method']['runs']} interleaved rounds")
-    ax.grid(axis="y", which="both", alpha=0.3)
-    fig_.tight_layout()
-    fig_.savefig(fig, dpi=110)
-    plt.close(fig_)
+    strip_plot(
+        names,
+        [samples[n] for n in names],
+        "ms (log scale)",
+        f"start to exit of /bin/true, {d['method']['runs']} interleaved rounds",
+        fig,
+    )
     return out
 
 
@@ -206,8 +217,6 @@ def supervisor_memory(d: dict[str, Any], fig: str) -> list[str]:
 
 
 def cell_latency(d: dict[str, Any], fig: str) -> list[str]:
-    import matplotlib.pyplot as plt
-
     stats, fails = d["stats_ms"], d.get("failures", {})
     out = ["| contestant | p10 ms | median ms | p90 ms | fails |", "|---|---:|---:|---:|---:|"]
     for n, s in stats.items():
@@ -217,18 +226,13 @@ def cell_latency(d: dict[str, Any], fig: str) -> list[str]:
     timed = [r for r in d["rounds"] if not r["warmup"]]
     names = [n for n in d["method"]["order"] if stats.get(n)]
     vals = [[r["ms"][n] for r in timed if r["ms"][n] is not None] for n in names]
-    fig_, ax = plt.subplots(figsize=(8, 4.2))
-    ax.boxplot(vals, showfliers=False)
-    for i, v in enumerate(vals, 1):
-        ax.scatter([i + (k % 7 - 3) * 0.03 for k in range(len(v))], v, s=9, alpha=0.6)
-    ax.set_xticks(range(1, len(names) + 1), names)
-    ax.set_yscale("log")
-    ax.set_ylabel("ms to the first output line\n(api-kernel: to the return; log scale)")
-    ax.set_title(f"echo in busybox: {len(timed)} interleaved rounds")
-    ax.grid(axis="y", which="both", alpha=0.3)
-    fig_.tight_layout()
-    fig_.savefig(fig, dpi=110)
-    plt.close(fig_)
+    strip_plot(
+        names,
+        vals,
+        "ms to the first output line\n(api-kernel: to the return; log scale)",
+        f"echo in busybox: {len(timed)} interleaved rounds",
+        fig,
+    )
     return out
 
 

@@ -25,7 +25,6 @@ Every process counted (pid, comm, PSS, RSS, why) goes to bench/results/superviso
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import json
 import os
@@ -56,6 +55,7 @@ from benchhost import (  # noqa: E402
     podman_image,
     proc_row,
     pycont_cli,
+    save_and_judge,
     sh,
     snapshot,
     started,
@@ -352,17 +352,7 @@ def main() -> int:
         "counted": __doc__,
     }
     doc["leftovers"] = left
-    os.makedirs(sl.RESULTS_DIR, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S")
-    path = os.path.join(sl.RESULTS_DIR, f"supervisor_memory-{stamp}.json")
-    with open(path, "w") as f:
-        json.dump(doc, f, indent=1)
-    print(f"\nall samples: {os.path.relpath(path)}")
-    if left:
-        print(f"LEAK CHECK FAILED: {left}", file=sys.stderr)
-        return 1
-    log("leak check: no container, process, mount or cgroup of this run left")
-    return 0
+    return save_and_judge("supervisor_memory", doc, left)
 
 
 if __name__ == "__main__":

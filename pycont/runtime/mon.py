@@ -29,7 +29,7 @@ SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
 NAME = "pycont-mon"
 ENV = "PYCONT_MON"
 EXIT_FILE = "exit"
-ENV_SYSPATH = "PYCONT_HELPER_SYSPATH"  # as launcher.ENV_SYSPATH: the finish step's pyroute2
+ENV_SYSPATH = "PYCONT_HELPER_SYSPATH"  # = launcher.ENV_SYSPATH: importing it would close a circle
 
 _found: tuple[str | None, str] | None = None
 
@@ -134,6 +134,12 @@ def status() -> str:
     return f"a Python shim per container (~13 MiB): {_found[1]}"
 
 
+def _finish_env() -> dict[str, str]:
+    """The environment pycont-mon hands its finish step (``python -I -S``): our import path,
+    for the third-party modules it needs (pyroute2), as the launcher passes it to a shim."""
+    return {**os.environ, ENV_SYSPATH: os.pathsep.join(p for p in sys.path if p)}
+
+
 def hand_over(path: str, pid: int, cdir: str, status_fd: int, lock_fd: int) -> None:
     """Become pycont-mon, parent of ``pid`` still (execve(2) keeps children). Returns only if
     the exec failed: the caller then goes on supervising in Python."""
@@ -152,7 +158,7 @@ def hand_over(path: str, pid: int, cdir: str, status_fd: int, lock_fd: int) -> N
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
     # SIGCHLD ignored would survive execve and make the kernel reap the init itself.
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    env = {**os.environ, ENV_SYSPATH: os.pathsep.join(p for p in sys.path if p)}
+    env = _finish_env()
     argv = [NAME, "hold", str(pid), cdir, str(status_fd), sys.executable, SHIM]
     with contextlib.suppress(OSError):
         os.execve(path, argv, env)
@@ -188,7 +194,7 @@ def adopt(cdir: str, pid: int, start: int) -> int:
     path = binary()
     if path is None:
         return 0
-    env = {**os.environ, ENV_SYSPATH: os.pathsep.join(p for p in sys.path if p)}
+    env = _finish_env()
     try:
         res = subprocess.run(
             [NAME, "adopt", str(pid), str(start), cdir, sys.executable, SHIM],

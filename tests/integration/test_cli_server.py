@@ -122,6 +122,15 @@ def test_paths_umask_and_environment_are_the_clients(servers: Servers, tmp_path:
 
 
 # -- signals ------------------------------------------------------------------------------------
+def trapping(servers: Servers, name: str, script: str, **kw: object) -> subprocess.Popen[bytes]:
+    """``pycont run --rm`` of a shell script that traps a signal, once it printed ``ready``."""
+    proc = servers.popen(
+        "run", "--rm", "--name", name, "busybox", "sh", "-c", script, stdout=subprocess.PIPE, **kw
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc
+
+
 @pytest.mark.parametrize("path", ["server", "direct"])
 def test_sigterm_to_the_client_reaches_the_container(
     servers: Servers, path: str, name: str
@@ -129,19 +138,7 @@ def test_sigterm_to_the_client_reaches_the_container(
     server = int(servers.up()["pid"])
     env = servers.env if path == "server" else direct(servers)
     script = 'trap "exit 7" TERM; echo ready; sleep 30 & wait'
-    proc = servers.popen(
-        "run",
-        "--rm",
-        "--name",
-        name,
-        "busybox",
-        "sh",
-        "-c",
-        script,
-        env=env,
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    proc = trapping(servers, name, script, env=env)
     # once the CLI forwards SIGTERM (its attach(); before, SIGTERM ends the CLI, in both paths)
     cli = proc.pid if path == "direct" else workers_of(server)[0]
     wait_for(lambda: catches(cli, signal.SIGTERM), what="the CLI catching SIGTERM")
@@ -156,21 +153,14 @@ def test_ctrl_c_reaches_the_container(servers: Servers, path: str, name: str) ->
     server = int(servers.up()["pid"])
     env = servers.env if path == "server" else direct(servers)
     script = 'trap "exit 8" INT; echo ready; sleep 30 & wait'
-    proc = servers.popen(
-        "run",
-        "--rm",
-        "--name",
+    proc = trapping(
+        servers,
         name,
-        "busybox",
-        "sh",
-        "-c",
         script,
         env=env,
-        stdout=subprocess.PIPE,
         process_group=0,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
     cli = proc.pid if path == "direct" else workers_of(server)[0]
     wait_for(lambda: ignores(cli, signal.SIGINT), what="the CLI ignoring SIGINT")
     os.killpg(proc.pid, signal.SIGINT)
