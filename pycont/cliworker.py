@@ -151,7 +151,6 @@ def run_worker(conn: socket.socket, req: Request) -> None:
     code = 125
     try:
         os.setpgid(0, 0)  # the client signals our group as a terminal would its foreground group
-        name_self(WORKER_NAME)
         _signals(req.ignored, req.blocked)
         for fd in (0, 1, 2):
             os.dup2(req.fds[fd], fd)
@@ -161,6 +160,7 @@ def run_worker(conn: socket.socket, req: Request) -> None:
         for k, v in req.env.items():
             os.environb[k] = v
         sys.argv = req.argv
+        name_self(WORKER_NAME)  # named once it is the client (what ps and the tests look for)
         conn.settimeout(None)
         go = conn.recv(1)
         conn.detach()

@@ -76,18 +76,22 @@ def reap(cdir: str) -> bool:
 def undo_start(cdir: str) -> None:
     """The shim died before it told its caller the container started: a detached init outlives
     its monitor (:mod:`.mon`), but a start its caller was told failed must not run on. Killed
-    through its cgroup; the next reader records it exited (state.reconcile)."""
+    through its cgroup; the next reader records it exited (state.reconcile). Still created on
+    record: the shim died after its "go", and the init may have cleared PR_SET_PDEATHSIG
+    (pid1.container_init) before it: killed too, and the container stays created."""
     from pycont import cgroups
     from pycont.runtime import state as st
 
     try:
         rec = st.load_state(cdir)  # not reconcile: that would adopt it
-        if rec.status not in (st.Status.RUNNING, st.Status.PAUSED) or not rec.pid:
+        if rec.status not in (st.Status.CREATED, st.Status.RUNNING, st.Status.PAUSED):
             return
         cfg = st.load_config(cdir)
         if cfg.cgroup:
-            cgroups.for_container(cfg.id).kill_all()
-        else:
+            cg = cgroups.for_container(cfg.id)
+            if cg.exists():
+                cg.kill_all()
+        elif rec.pid and rec.status is not st.Status.CREATED:
             os.kill(rec.pid, signal.SIGKILL)
     except (KernelError, OSError, ValueError, PycontError):
         return

@@ -208,7 +208,13 @@ def test_a_killed_worker_kills_the_client_by_the_same_signal(servers: Servers, n
         "run", "--rm", "--name", name, "busybox", "sleep", "30", stdout=subprocess.DEVNULL
     )
     try:
-        worker = wait_for(lambda: workers_of(pid), what="a worker")[0]
+        # Killed once it runs the command: a worker killed before the client's go ran
+        # nothing, and the client rightly runs the command itself (client.follow).
+        wait_for(
+            lambda: servers.run("inspect", "-f", "{{.State.Status}}", name).stdout == b"running\n",
+            what=f"{name} to run",
+        )
+        [worker] = workers_of(pid)  # the inspects' workers were reaped before they answered
         os.kill(worker, signal.SIGKILL)
         assert proc.wait(60) == -signal.SIGKILL
     finally:
