@@ -32,6 +32,7 @@ ALONE_SIGNALS = (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGUSR1, _signal.SIGUS
 ENV_SWITCH = "PYCONT_CLI_SERVER"  # "0": always the direct path
 ENV_DIR = "PYCONT_CLI_SERVER_DIR"  # where the socket lives (tests use their own)
 ENV_IDLE = "PYCONT_CLI_SERVER_IDLE"  # seconds without a request before the server exits
+SERVER_ENV = (b"PATH", b"LANG", ENV_DIR.encode(), ENV_IDLE.encode())  # what the server keeps
 MAGIC = 0x70630001  # "pc", protocol 1
 # header: magic, umask, number of fds, length of the body; the body is NUL-separated fields
 HEADER = _struct.Struct("!IIII")
@@ -363,7 +364,7 @@ def end_like(status: int) -> int:
 
 def spawn_server(folder: str, key: str) -> None:
     """Start a server for the next commands: double fork and setsid, so it belongs to no
-    terminal and no caller waits for it; stdio on /dev/null; failpoints left out."""
+    terminal and no caller waits for it; stdio on /dev/null; a minimal environment."""
     try:
         if not os.path.isdir(folder):
             os.makedirs(os.path.dirname(folder), mode=0o755, exist_ok=True)
@@ -383,7 +384,10 @@ def spawn_server(folder: str, key: str) -> None:
         os.setsid()
         if os.fork():
             os._exit(0)
-        env = {k: v for k, v in os.environb.items() if not k.startswith(b"PYCONT_FAILPOINTS")}
+        # Nothing of this client's environment but the locale, PATH and the server's own
+        # settings: a worker takes on each client's environment, and the server must not hold
+        # (nor show, in /proc/PID/environ) the first client's PYCONT_ROOT, tokens or paths.
+        env = {k: v for k, v in os.environb.items() if k in SERVER_ENV or k.startswith(b"LC_")}
         script = os.path.join(package_dir(), "cliserver.py")
         argv = [sys.executable, "-I", script, "serve", folder, key, os.pathsep.join(server_path())]
         null = os.open(os.devnull, os.O_RDWR)

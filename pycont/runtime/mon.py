@@ -8,7 +8,8 @@ exits, pycont-mon writes the code to ``<container>/exit`` and execs the shim's `
 Live restore: the init of a detached container no longer dies with its monitor (its parent-
 death signal is cleared at exec). If the monitor is killed, the next command that reads the
 container adopts it (:func:`adopt`): a new pycont-mon traces the init (ptrace(2),
-PTRACE_O_TRACEEXIT), which tells a tracer how its tracee exits, and records it as above.
+PTRACE_SEIZE: a tracer's waitpid(2) reports how its tracee ends, as a parent's does) and records
+it as above.
 
 The program is compiled once per machine from ``mon.c`` with the system's C compiler, into a
 cache keyed by the source's hash. ``PYCONT_MON=off`` keeps the Python shim; a path uses that

@@ -69,8 +69,6 @@ def test_a_command_runs_in_a_worker_of_the_server(servers: Servers, name: str) -
         worker = wait_for(lambda: workers_of(pid), what="a worker")[0]
         with open(f"/proc/{worker}/status") as f:
             assert "Umask:\t0027\n" in f.read()  # proc(5): the client's umask
-        with open(f"/proc/{worker}/environ", "rb") as f:
-            assert f"{client.ENV_DIR}={servers.folder}".encode() in f.read().split(b"\0")
         assert os.readlink(f"/proc/{worker}/cwd") == REPO
         # and with the switch off, the client runs it itself: no new worker
         alone = servers.run("ps", env=direct(servers))
@@ -84,6 +82,29 @@ def test_stdin_is_piped_to_the_container(servers: Servers) -> None:
     servers.up()
     r = servers.run("run", "--rm", "-i", "busybox", "cat", stdin=b"hi\nthere\n")
     assert (r.returncode, r.stdout) == (0, b"hi\nthere\n")
+
+
+def test_the_server_keeps_nothing_of_its_first_clients_environment(servers: Servers) -> None:
+    # The client that starts the server passes it only the locale, PATH and its own settings:
+    # another user's PYCONT_ROOT or token never sits in the server (proc(5): environ).
+    servers.run("system", "server", "status", env=servers.env_with(PC_FIRST_CLIENT="secret"))
+    info = wait_for(lambda: servers.running() and servers.running()[-1], what="a command server")
+    with open(f"/proc/{info['pid']}/environ", "rb") as f:
+        env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+    assert b"PC_FIRST_CLIENT" not in env and b"PYCONT_ROOT" not in env
+    assert env[client.ENV_DIR.encode()] == servers.folder.encode()
+    r = servers.run(
+        "run",
+        "--rm",
+        "-e",
+        "PC_NEXT",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $PC_NEXT",
+        env=servers.env_with(PC_NEXT="two"),
+    )
+    assert r.stdout == b"two\n"  # a worker still takes its client's environment on
 
 
 def test_paths_umask_and_environment_are_the_clients(servers: Servers, tmp_path: object) -> None:
