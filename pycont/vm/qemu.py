@@ -102,7 +102,12 @@ def host_tsc_khz() -> int | None:
 
 _accel_cache: dict[str, Accel] = {}
 
-TCG = ("-accel", "tcg,thread=multi", "-cpu", "max")
+# tb-size (MiB): TCG's translated-code cache. qemu's default is 1 GiB, which it fills as the
+# guest runs new code: with the lab VM's 1 GiB of RAM, qemu then passed Binder's 2 GB and was
+# OOM-killed mid-chapter. 256 MiB keeps qemu near RAM + 0.3 GiB; a full cache is flushed and
+# refilled (qemu-system(1): -accel tcg,tb-size=n).
+TCG_TB_MIB = 256
+TCG = ("-accel", f"tcg,thread=multi,tb-size={TCG_TB_MIB}", "-cpu", "max")
 
 
 def choose_accel(kernel: KernelFiles | Path | str | None = None, *, probe: bool = True) -> Accel:

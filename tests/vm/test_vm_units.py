@@ -172,7 +172,10 @@ def test_microvm_command_shares_the_host_read_only_over_virtio_mmio() -> None:
     assert append.startswith("console=ttyS0") and append.endswith("quiet cgroup_no_v1=all")
     if host_tsc_khz():
         assert f"tsc_early_khz={host_tsc_khz()}" in append.split()
-    assert cmd[cmd.index("-accel") : cmd.index("-accel") + 2] == ["-accel", "tcg,thread=multi"]
+    assert cmd[cmd.index("-accel") : cmd.index("-accel") + 2] == [
+        "-accel",
+        "tcg,thread=multi,tb-size=256",
+    ]
 
 
 def test_q35_command_uses_pci_devices_and_no_tsc_hint() -> None:
