@@ -52,8 +52,10 @@ def _compile(target: str) -> str:
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if cc is None:
         return "no C compiler (cc) to build it: apt-get install gcc libc6-dev"
-    os.makedirs(os.path.dirname(os.path.dirname(target)), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".pycont-mon-", dir=os.path.dirname(os.path.dirname(target)))
+    build = os.path.dirname(target)  # <cache>/mon-<hash>, renamed into place when complete
+    cache = os.path.dirname(build)
+    os.makedirs(cache, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".pycont-mon-", dir=cache)
     try:
         out = os.path.join(tmp, NAME)
         try:
@@ -70,12 +72,12 @@ def _compile(target: str) -> str:
             first = (res.stderr.strip().splitlines() or ["?"])[0]
             return f"{cc} could not build {SOURCE}: {first}"
         with contextlib.suppress(OSError):  # another process built it first: keep theirs
-            os.rename(tmp, os.path.dirname(target))
+            os.rename(tmp, build)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not os.access(target, os.X_OK):
         return f"{target} is not executable"
-    _sweep(os.path.dirname(os.path.dirname(target)), os.path.basename(os.path.dirname(target)))
+    _sweep(cache, os.path.basename(build))
     return ""
 
 
