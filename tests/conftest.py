@@ -176,6 +176,41 @@ def _is_foreign(leak: str) -> bool:
     return False
 
 
+def _default_bridges() -> set[str]:
+    """The stores' default bridges on this host (``pycont0``, ``pc0…``: made by
+    pycont.net.networks.default_bridge)."""
+    try:
+        return {d for d in os.listdir("/sys/class/net") if d == "pycont0" or d.startswith("pc0")}
+    except OSError:
+        return set()
+
+
+def _delete_idle_bridges(names: set[str]) -> None:
+    """Delete those of ``names`` that have no port plugged in (no container on them)."""
+    idle = set()
+    for name in names:
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if not os.listdir(f"/sys/class/net/{name}/brif"):
+                idle.add(name)
+    if not idle or os.geteuid() != 0:
+        return
+    from pycont.net import netlink
+
+    with netlink.host() as ipr:
+        for name in sorted(idle):
+            netlink.delete_link(ipr, name)
+
+
+@pytest.fixture(autouse=True)
+def _stores_default_bridges() -> Iterator[None]:
+    """A store's default bridge stays after its last container, as docker0 does
+    (pycont.net.networks). The ones a test's stores made go when it ends: a session of many
+    stores then neither runs out of subnets (docker's pools hold 31) nor leaves a device."""
+    before = _default_bridges()
+    yield
+    _delete_idle_bridges(_default_bridges() - before)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def pycont_root() -> Iterator[str]:
     """A fresh PYCONT_ROOT for the whole session; checked for leaks, then removed.
@@ -191,11 +226,14 @@ def pycont_root() -> Iterator[str]:
     os.environ["PYCONT_CLI_SERVER_DIR"] = cli_servers
     before = set(_find_leaks())
     _preexisting.extend(sorted(before))
+    bridges_before = _default_bridges()
     try:
         yield root
     finally:
         _stop_fork_server()
         _stop_cli_servers(cli_servers)
+        # made by a fixture wider than one test (module, session), idle now
+        _delete_idle_bridges(_default_bridges() - bridges_before)
         del os.environ["PYCONT_CLI_SERVER_DIR"]
         containers = os.path.join(root, "containers")
         left = sorted(os.listdir(containers)) if os.path.isdir(containers) else []

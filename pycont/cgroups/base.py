@@ -185,6 +185,11 @@ class Cgroup(abc.ABC):
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer has killed a process of this cgroup."""
 
+    def memory_peak(self) -> int | None:
+        """The kernel's memory high-water mark, alone: what a container's end records (one
+        file, where :meth:`stats` reads a dozen)."""
+        return self.stats().memory_peak
+
     @abc.abstractmethod
     def destroy(self) -> None:
         """Remove the folder(s); idempotent. The cgroup must hold no process: see kill_all()."""

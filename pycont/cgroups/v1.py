@@ -306,6 +306,9 @@ class V1Cgroup(Cgroup):
         path = self._file("memory", "memory.oom_control", "read OOM kills")
         return read_keyed(path).get("oom_kill", 0) > 0
 
+    def memory_peak(self) -> int | None:
+        return self._optional("memory", "memory.max_usage_in_bytes")
+
     def stats(self) -> Stats:
         mem = self._optional("memory", "memory.usage_in_bytes")
         memsw = self._optional("memory", "memory.memsw.usage_in_bytes")

@@ -273,6 +273,10 @@ class V2Cgroup(Cgroup):
     def oom_killed(self) -> bool:
         return read_keyed(self._need("memory.events", "read OOM kills")).get("oom_kill", 0) > 0
 
+    def memory_peak(self) -> int | None:
+        peak = self._int("memory.peak")  # Linux >= 5.19; before, stats() keeps a running max
+        return peak if peak is not None else self.stats().memory_peak
+
     def stats(self) -> Stats:
         cpu = self._keyed("cpu.stat")
         events = self._keyed("memory.events")

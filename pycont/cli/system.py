@@ -127,6 +127,10 @@ def cmd_system(a: argparse.Namespace) -> int:
 
         for name in networks.prune():
             print(f"Deleted Network: {name}")
+        # The default network stays, as docker's does; its idle bridge goes (made again by the
+        # next container on it), since pycont has no daemon that would remove it at the end.
+        if bridge := networks.remove_idle_default():
+            print(f"Deleted Bridge: {bridge} (of the default network, made again when needed)")
         reclaimed = Store().prune(dangling=not a.all, build_cache=True)
         print(f"Total reclaimed space: {decimal_size(reclaimed)}")
         return 0

@@ -197,15 +197,16 @@ class Session:
 
 def _remove_networks() -> None:
     """The session's networks, their bridges with them (a bridge is a host device: removing
-    the session's folder would leave it behind). Its containers are gone by now: the default
-    network's bridge went with its last lease; collecting the leases of containers whose folder
-    is gone takes it where a crash left one."""
+    the session's folder would leave it behind). Its containers are gone by now; collecting
+    the leases of containers whose folder is gone frees the bridges a crash held. The default
+    network's bridge stays after its last container, as docker0 does: it goes here too."""
     from pycont.net import networks
 
     networks.collect()
     for net in networks.ls():
         if net.user_defined:
             networks.remove(net.name)
+    networks.remove_idle_default()
 
 
 def _end(pid: int, start: int, timeout: float = 10.0) -> None:

@@ -207,6 +207,16 @@ def configure(
     return idx
 
 
+def ipv4_address(ipr: Any, name: str) -> tuple[str, int] | None:
+    """The first IPv4 address of device ``name`` and its prefix length, if it has one."""
+    idx = index(ipr, name)
+    if idx is None:
+        return None
+    for a in ipr.get_addr(index=idx, family=2):
+        return str(a.get_attr("IFA_ADDRESS")), int(a["prefixlen"])
+    return None
+
+
 def host_networks(ipr: Any) -> list[tuple[str, int]]:
     """Every IPv4 destination the host already reaches: routes and addresses (docker's rule:
     a new network's subnet must overlap none of them)."""

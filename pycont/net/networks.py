@@ -1,7 +1,8 @@
 """Networks and their address leases, on disk: ``<root>/networks/<name>.json``.
 
 Docker's model. Three networks are always there: ``bridge`` (the default: the bridge
-``pycont0`` and a subnet chosen when its first container is made), ``host`` and ``none``.
+``pycont0`` and a subnet chosen when its first container is made; like ``docker0`` the bridge
+stays up after its last container, until ``system prune``), ``host`` and ``none``.
 ``network create NAME`` adds a user-defined bridge network, with its own bridge ``pcb…`` made at
 once; on those, containers reach each other by name. A container leases one address per
 network when it is created and keeps it until it is removed; leases of containers whose folder
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import ipaddress
 import os
 import re
 import time
@@ -270,7 +272,7 @@ def lease(name: str, cid: str, container: str, aliases: list[str] | None = None)
         if net is None:
             if name != DEFAULT:
                 raise NetworkNotFound(f"network {name} not found")
-            net = _new_network(DEFAULT, None, None, default_bridge())
+            net = _idle_default() or _new_network(DEFAULT, None, None, default_bridge())
         _collect(net)
         if cid not in net.leases:
             ip = ipam.allocate(
@@ -285,8 +287,9 @@ def lease(name: str, cid: str, container: str, aliases: list[str] | None = None)
 def release(cid: str | None, only: str | None = None) -> list[Network]:
     """Give back the addresses of container ``cid`` (all its networks, or ``only`` one), and
     those of containers whose folder is gone; ``cid=None`` only collects those (see
-    :func:`collect`). The default network's bridge goes with its last lease; user networks
-    keep theirs until ``network rm``. Returns the networks changed."""
+    :func:`collect`). The default network's record goes with its last lease, its bridge
+    stays up (:func:`remove_idle_default`); user networks keep theirs until ``network rm``.
+    Returns the networks changed."""
     changed = []
     with locked():
         for net in _all():
@@ -297,12 +300,52 @@ def release(cid: str | None, only: str | None = None) -> list[Network]:
                 continue
             changed.append(net)
             if net.name == DEFAULT and not net.leases:
-                with netlink.host() as ipr:
-                    netlink.delete_link(ipr, net.bridge)
+                # Its bridge stays up, as docker0 does: deleting a device costs the kernel
+                # 30-70 ms (netdev unregistration), and the next container's start would pay
+                # again to make it. That start finds it and takes it over (_idle_default).
                 os.unlink(_path(net.name))
             else:
                 _save(net)
     return changed
+
+
+def _idle_default() -> Network | None:
+    """The default network again, from the bridge its last container left up: the bridge's
+    address is the gateway, its subnet the network's. None if that bridge is not there (the
+    first container of the store, a reboot, ``ip link del``, ``system prune``)."""
+    bridge = default_bridge()
+    with netlink.host() as ipr:
+        found = netlink.ipv4_address(ipr, bridge)
+    if found is None:
+        return None
+    gateway, prefixlen = found
+    subnet = ipaddress.IPv4Network(f"{gateway}/{prefixlen}", strict=False)
+    return Network(
+        name=DEFAULT,
+        id=os.urandom(32).hex(),
+        subnet=str(subnet),
+        gateway=gateway,
+        bridge=bridge,
+        created=time.time(),
+    )
+
+
+@netlink.off_loop
+def remove_idle_default() -> str | None:
+    """Delete the default network's bridge if no container holds an address on it (``system
+    prune``, the end of a chapter's session). Returns its name, if it was there; the next
+    container on the default network makes it again."""
+    with locked():
+        net = _load(DEFAULT)
+        if net is not None:
+            _collect(net)
+            if net.leases:
+                _save(net)
+                return None
+            os.unlink(_path(DEFAULT))
+        bridge = default_bridge() if net is None else net.bridge
+        with netlink.host() as ipr:
+            return bridge if netlink.delete_link(ipr, bridge) else None
 
 
 def collect() -> list[Network]:

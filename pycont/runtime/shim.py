@@ -99,7 +99,7 @@ def _final_readings(cg: Cgroup | None) -> tuple[bool, int | None]:
     with contextlib.suppress(KernelError, OSError):
         oom = cg.oom_killed()
     with contextlib.suppress(KernelError, OSError):
-        peak = cg.stats().memory_peak
+        peak = cg.memory_peak()
     return oom, peak
 
 

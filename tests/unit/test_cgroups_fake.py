@@ -378,6 +378,7 @@ def test_v1_stats_from_sample_files(tmp_path: Path) -> None:
     assert (s.io_read_bytes, s.io_write_bytes) == (5096, 8192)
     assert s.version == "v1"
     assert cg.oom_killed()
+    assert cg.memory_peak() == s.memory_peak  # what a container's end records, read alone
 
 
 def test_v1_stats_unlimited_and_missing(tmp_path: Path) -> None:
@@ -587,6 +588,13 @@ def test_v2_peak_is_tracked_without_memory_peak(tmp_path: Path) -> None:
         (d / "memory.current").write_text(f"{current}\n")
         seen.append(cg.stats().memory_peak)
     assert seen == [MiB, 3 * MiB, 3 * MiB]
+    assert cg.memory_peak() == 3 * MiB  # without memory.peak, the highest current seen
+
+
+def test_v2_memory_peak_reads_memory_peak(tmp_path: Path) -> None:
+    cg = V2Cgroup(NAME, root=str(fake_v2(tmp_path)))
+    (tmp_path / "pycont/web/memory.peak").write_text("5242880\n")
+    assert cg.memory_peak() == 5 * MiB
 
 
 def test_v2_freeze_waits_for_cgroup_events(tmp_path: Path, writes: Writes) -> None:
