@@ -301,7 +301,7 @@ import re
 lines = []
 pycont.run("busybox", ["true"], rm=True, name="ch01-narrate", hostname="narrated",
            network="none", narrate=lines.append)  # chapter 08 narrates the network's plumbing
-clone = next(line for line in lines if line.startswith("clone("))
+clone = next(line for line in lines if line.startswith(("clone(", "clone3(")))
 host_pid = clone.rsplit("= ", 1)[1]  # clone(...) returns the child's host pid
 shared = re.compile(r'/pycont("|/cpuset\.)')  # the parent folder all containers share
 for line in lines:
@@ -317,9 +317,13 @@ for line in lines:
    Limits, had `run` been given any (`memory="64m"`), would be written here too.
 2. `clone(CLONE_NEWNS|CLONE_NEWUTS|…)` — `clone(2)`: the shim creates the container's first
    process directly in five new namespaces (chapter 02); run by root, as here, not in a user
-   namespace: like Docker, pycont then gives none. It returns the child's host PID.
+   namespace: like Docker, pycont then gives none. It returns the child's host PID. On cgroup
+   v2, pycont calls `clone3(2)` with `CLONE_INTO_CGROUP` instead: the child is born in its
+   cgroup, and step 3 is not needed.
 3. `write(…/cgroup.procs, "<host pid>")` — the child joins its cgroup (in every hierarchy) before
-   it runs anything of its own: all it will ever start is counted and limited there. (Rootless,
+   it runs anything of its own: all it will ever start is counted and limited there. Moving a
+   process takes a kernel lock that first waits for every CPU to pass a quiescent point (an RCU
+   grace period): a few milliseconds, the longest wait of this whole start. (Rootless,
    `write(/proc/<pid>/uid_map …)` would follow: `user_namespaces(7)`, who the child's root is on
    the host.)
 4. `prctl(PR_SET_DUMPABLE, 0)` and `prctl(PR_SET_PDEATHSIG, SIGKILL)` — `prctl(2)`: until its

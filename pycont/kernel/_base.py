@@ -116,8 +116,9 @@ class Kernel(Protocol):
 
     def unshare(self, flags: int) -> None: ...
 
-    def clone(self, flags: int) -> int:
-        """fork(2) into new namespaces: returns the child's pid in the parent, 0 in the child."""
+    def clone(self, flags: int, cgroup_fd: int | None = None) -> int:
+        """fork(2) into new namespaces: returns the child's pid in the parent, 0 in the child.
+        ``cgroup_fd``: a cgroup v2 folder the child starts in (clone3 CLONE_INTO_CGROUP)."""
         ...
 
     def setns(self, fd: int, nstype: int, path: str = "") -> None: ...

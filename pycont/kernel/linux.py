@@ -63,9 +63,33 @@ _libc.capset.restype = ctypes.c_int
 
 # glibc has no pivot_root wrapper and its clone() wants a new stack: use syscall(2).
 _SYSCALLS = {
-    "x86_64": {"clone": 56, "pivot_root": 155, "seccomp": 317},
-    "aarch64": {"clone": 220, "pivot_root": 41, "seccomp": 277},
+    "x86_64": {"clone": 56, "pivot_root": 155, "seccomp": 317, "clone3": 435},
+    "aarch64": {"clone": 220, "pivot_root": 41, "seccomp": 277, "clone3": 435},
 }
+CLONE_INTO_CGROUP = 0x200000000  # linux/sched.h, Linux >= 5.7
+
+
+class _CloneArgs(ctypes.Structure):
+    """struct clone_args of clone3(2), up to its ``cgroup`` field (CLONE_ARGS_SIZE_VER2)."""
+
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in (
+            "flags",
+            "pidfd",
+            "child_tid",
+            "parent_tid",
+            "exit_signal",
+            "stack",
+            "stack_size",
+            "tls",
+            "set_tid",
+            "set_tid_size",
+            "cgroup",
+        )
+    ]
+
+
 _NR = _SYSCALLS.get(os.uname().machine, _SYSCALLS["x86_64"])
 
 SIOCGIFFLAGS = 0x8913
@@ -118,12 +142,25 @@ class LinuxKernel:
             unsupported_on=(1, 22, 28),
         )
 
-    def clone(self, flags: int) -> int:
+    def clone(self, flags: int, cgroup_fd: int | None = None) -> int:
         # clone(2) with a NULL stack behaves like fork(2) (the child runs on a copy of the
         # parent's stack) but can create namespaces at the same time, so the child is PID 1
         # of its new PID namespace and every new namespace is owned by its new user
         # namespace. Only safe in a single-threaded process: that is why it runs in the
         # helper, never in a notebook kernel.
+        if cgroup_fd is not None:
+            # clone3(2) CLONE_INTO_CGROUP (cgroup v2): the child is born in that cgroup. A
+            # write to cgroup.procs would move it there afterwards, under the cgroup
+            # threadgroup lock taken for writing, which waits out an RCU grace period (a few
+            # ms, longer on a busy machine); a fork into a cgroup takes that lock to read.
+            args = _CloneArgs(
+                flags=flags | CLONE_INTO_CGROUP, exit_signal=signal.SIGCHLD, cgroup=cgroup_fd
+            )
+            pid = _libc.syscall(
+                _NR["clone3"], ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))
+            )
+            what = f"clone3({describe_flags(flags)}|CLONE_INTO_CGROUP)"
+            return _check(pid, what, unsupported_on=(1, 7, 22, 28, 38, 95))
         pid = _libc.syscall(
             _NR["clone"],
             ctypes.c_ulong(flags | signal.SIGCHLD),

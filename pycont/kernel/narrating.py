@@ -31,9 +31,23 @@ class NarratingKernel:
     def unshare(self, flags: int) -> None:
         self._do(f"unshare({describe_flags(flags)})", lambda: self.inner.unshare(flags))
 
-    def clone(self, flags: int) -> int:
+    def clone(self, flags: int, cgroup_fd: int | None = None) -> int:
         text = f"clone({describe_flags(flags)}|SIGCHLD)"
-        pid = self.inner.clone(flags)
+        if cgroup_fd is not None:
+            try:
+                folder = os.readlink(f"/proc/self/fd/{cgroup_fd}")
+            except OSError:
+                folder = str(cgroup_fd)
+            text = (
+                f"clone3({{flags={describe_flags(flags)}|CLONE_INTO_CGROUP, "
+                f'exit_signal=SIGCHLD, cgroup=open("{folder}")}})'
+            )
+        try:
+            pid = self.inner.clone(flags, cgroup_fd)
+        except KernelError as err:
+            if cgroup_fd is not None:  # the caller falls back to clone + cgroup.procs
+                self.say(f"{text} = -1 {err.strerror}")
+            raise
         if pid:  # only the parent narrates, or the line would be printed twice
             self.say(f"{text} = {pid}")
         return pid

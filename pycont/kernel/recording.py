@@ -36,8 +36,11 @@ class RecordingKernel:
     def unshare(self, flags: int) -> None:
         self._record("unshare", flags)
 
-    def clone(self, flags: int) -> int:
-        self._record("clone", flags)
+    def clone(self, flags: int, cgroup_fd: int | None = None) -> int:
+        if cgroup_fd is None:
+            self._record("clone", flags)
+        else:
+            self._record("clone3", flags, cgroup_fd)
         return self.next_pid
 
     def setns(self, fd: int, nstype: int, path: str = "") -> None:

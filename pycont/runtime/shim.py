@@ -90,6 +90,28 @@ def _open_cgroup(k: Kernel, cfg: st.ContainerConfig) -> Cgroup | None:
     return cg
 
 
+def _clone(k: Kernel, flags: int, cg: Cgroup | None) -> tuple[int, bool]:
+    """clone(2) the container's init; on cgroup v2 straight into its cgroup (clone3
+    CLONE_INTO_CGROUP, Linux >= 5.7). Returns its pid (0 in the child), and whether it was born
+    in the cgroup; if not, the caller writes it to cgroup.procs."""
+    if cg is not None and cg.version == "v2":
+        try:
+            fd = os.open(cg.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                return k.clone(flags, cgroup_fd=fd), True
+            except KernelError:
+                # An older kernel, or a seccomp filter that refuses clone3 (docker's answers
+                # ENOSYS, so that libc falls back): the classic way below. A real refusal
+                # (namespaces) comes again from clone(2), and is reported then.
+                pass
+            finally:
+                os.close(fd)
+    return k.clone(flags), False
+
+
 def _final_readings(cg: Cgroup | None) -> tuple[bool, int | None]:
     """Whether the OOM killer struck, and the memory high-water mark: read while the cgroup's
     files still exist."""
@@ -189,7 +211,7 @@ def run(cdir: str, status_fd: int) -> int:
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     me_fd = os.pidfd_open(os.getpid())  # the init's way to see whether we still live
     try:
-        pid = k.clone(nsset.clone_flags())
+        pid, joined = _clone(k, nsset.clone_flags(), cg)
     except KernelError as err:
         os.close(me_fd)
         return abort(str(err), kind="clone")
@@ -207,7 +229,7 @@ def run(cdir: str, status_fd: int) -> int:
         failpoints.hit("start.forked")
         # Into the cgroup before it runs anything: memory it touches is charged there, and
         # its cgroup namespace (unshared next) is rooted there (cgroup_namespaces(7)).
-        if cg is not None:
+        if cg is not None and not joined:
             cg.add_pid(pid)
         if Namespace.USER in nsset.private():
             _write_maps(k, pid, cfg)

@@ -80,3 +80,26 @@ def test_pause_freezes_every_process(made: list[pycont.Container]) -> None:
     assert c.cgroup().frozen() and c.status == "paused"
     c.unpause()
     assert not c.cgroup().frozen() and c.status == "running"
+
+
+def test_the_init_is_in_its_cgroup_before_it_runs_anything() -> None:
+    """v2: born there, clone3(CLONE_INTO_CGROUP), with no cgroup.procs write (a migration,
+    which waits out an RCU grace period); v1: clone(2), then a write per controller."""
+    _root_only()
+    from pycont import cgroups
+
+    lines: list[str] = []
+    c = pycont.run("busybox", ["cat", "/proc/self/cgroup"], network="none", narrate=lines.append)
+    try:
+        assert c.exit_code == 0
+        calls = [line.split("(", 1)[0] for line in lines]
+        procs = [line for line in lines if "cgroup.procs" in line]
+        if cgroups.detect() == "v2":
+            assert "clone3" in calls and "clone" not in calls, lines
+            assert not procs, procs
+            assert c.output.split() == ["0::/"]  # its cgroup namespace's root: its own cgroup
+        else:
+            assert "clone" in calls and "clone3" not in calls, lines
+            assert procs
+    finally:
+        c.remove()
