@@ -8,6 +8,7 @@ cannot pull here), and the end-of-run clean-up with its leak check. Standard lib
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
 import signal
@@ -163,6 +164,8 @@ def cleanup(ctx: dict[str, Any], cg_before: set[str]) -> list[str]:
     )
     if ids:
         sh([*pc, "rm", "-f", *ids], check=False)
+    # the store's default bridge stays up after its last container, as docker0: this run's goes
+    sh([*pc, "system", "prune", "-f"], check=False)
     if os.environ.get("PYCONT_CLI_SERVER_DIR", "").startswith(work):
         sh([*pc, "system", "server", "stop"], check=False)  # the run's own command server
     for pid in ctx["workload_pids"]:  # a workload orphaned by the live-restore check
@@ -179,6 +182,9 @@ def cleanup(ctx: dict[str, Any], cg_before: set[str]) -> list[str]:
         subprocess.run(["umount", "-l", m], capture_output=True)
     shutil.rmtree(work, ignore_errors=True)
     left = [m for m in sl.read_text("/proc/self/mountinfo").splitlines() if work in m]
+    bridge = "pc0" + hashlib.sha256(root.encode()).hexdigest()[:8]  # networks.default_bridge
+    if os.path.lexists(f"/sys/class/net/{bridge}"):
+        left.append(f"network device {bridge}")
     for pid in pids() - {os.getpid()}:
         cmd = sl.read_text(f"/proc/{pid}/cmdline").replace("\0", " ")
         named = work in cmd or f"{PREFIX}-m" in cmd or f"{PREFIX}-lr" in cmd

@@ -241,12 +241,15 @@ def serve(folder: str, key: str) -> int:
 
 # -- pycont system server status|stop --------------------------------------------------------------
 def _alive(pid: int) -> bool:
-    """pid is a command server still (comm, proc(5)): not a reused pid."""
+    """pid is a command server still (proc(5) stat): not a reused pid, nor a killed server that
+    its parent (init, for a server whose client has gone) has not reaped yet."""
     try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip() == SERVER_NAME[:15]
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
     except OSError:
         return False
+    comm, _, rest = stat.partition(" (")[2].rpartition(") ")
+    return comm == SERVER_NAME[:15] and rest[:1] not in ("Z", "X")
 
 
 def servers(folder: str | None = None) -> list[dict[str, Any]]:

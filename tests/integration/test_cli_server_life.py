@@ -3,6 +3,7 @@ in an unsafe folder, gone when idle, `pycont system server`, and what stays dire
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -34,6 +35,33 @@ def test_a_killed_server_is_replaced_transparently(servers: Servers) -> None:
     assert (r.returncode, r.stdout, r.stderr) == (0, b"still\n", b"")
     second = wait_for(lambda: servers.running() and servers.running()[-1], what="a new server")
     assert second["pid"] != first["pid"] and second["socket"] == sock
+
+
+def test_a_killed_server_not_yet_reaped_is_not_listed(tmp_path: object) -> None:
+    """A server whose client has gone is init's child; killed, it stays a zombie, with its
+    name, until init reaps it: no longer a server."""
+    from pycont import cliserver
+
+    folder = tempfile.mkdtemp(prefix="pccli-zombie-")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # named as a server, then waits for its end
+        with open("/proc/self/comm", "w") as f:
+            f.write(cliserver.SERVER_NAME)
+        os.read(r, 1)
+        os._exit(0)
+    try:
+        with open(os.path.join(folder, "cli-test.json"), "w") as f:
+            json.dump({"pid": pid, "started": 1.0, "socket": "none"}, f)
+        wait_for(lambda: [i["pid"] for i in cliserver.servers(folder)] == [pid], what="its name")
+        os.write(w, b"x")
+        wait_for(lambda: process_gone(pid), what="its end")  # a zombie: not reaped yet
+        assert cliserver.servers(folder) == []
+    finally:
+        os.close(w)
+        os.close(r)
+        os.waitpid(pid, 0)
+        shutil.rmtree(folder)
 
 
 def test_another_tree_never_reaches_a_stale_server(servers: Servers) -> None:
