@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -392,9 +393,11 @@ def cleanup(pairs: list[Pair], pc: list[str], cg_before: set[str]) -> list[str]:
     """Remove everything this run made; return what is still there."""
     for p in pairs:
         p.stop_server()
-    names = ["pch5-a", "pch5-b", "pch5-keep"]
+    names = ["pch5-a", "pch5-b"]
     subprocess.run([*pc, "rm", "-f", *names], capture_output=True)
     subprocess.run([*pc, "network", "rm", NET], capture_output=True)
+    # the store's default bridge stays up after its last container, as docker0: this run's goes
+    subprocess.run([*pc, "system", "prune", "-f"], capture_output=True)
     if os.path.isdir(os.path.join(WORK, "podman")):
         P = podman_base()
         subprocess.run([*P, "rm", "-af", "-t", "0"], capture_output=True)
@@ -415,7 +418,8 @@ def cleanup(pairs: list[Pair], pc: list[str], cg_before: set[str]) -> list[str]:
         shutil.rmtree(d, ignore_errors=True)
     links = sh(["ip", "-o", "link"], check=False)
     netns = sh(["ip", "netns", "list"], check=False)
-    left = re.findall(r"^\d+: (pcbench[^:@]*)", links, re.M)
+    bridge = "pc0" + hashlib.sha256(PYCONT_ROOT.encode()).hexdigest()[:8]  # default_bridge
+    left = re.findall(rf"^\d+: (pcbench[^:@]*|{bridge})", links, re.M)
     left += [ln.split()[0] for ln in netns.splitlines() if ln.startswith("pycont-pcbench")]
     return left + [m for m in mounts if m.startswith(ours) and os.path.ismount(m)]
 
@@ -475,8 +479,8 @@ def main() -> int:
         print("packages: " + ", ".join(f"{k} {v}" for k, v in meta["packages"].items()))
         print("pairs: " + "; ".join(f"{p.name} -> {p.ip_b}:{p.port}" for p in pairs))
         traffic = traffic_rounds(pairs, a)
-        # the default bridge stays up between runs, as docker0 does (else each run makes it)
-        sh([*pc, "run", "-d", "--name", "pch5-keep", "busybox", "sleep", "3600"])
+        # No container is kept on the default network: pycont-bridge is a lone container's
+        # cost, the bridge made by the first run staying up after it, as docker0.
         run = [*pc, "run", "--rm", "--network"]
         cmds = {
             "pycont-none": [*run, "none", "busybox", "true"],
