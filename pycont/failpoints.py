@@ -44,7 +44,7 @@ STEPS: dict[str, str] = {
     #
     # -- start (pycont.runtime.shim, in the shim) --
     "start.cgroup-made": "the shim made the container's cgroup folders and set its limits",
-    "start.forked": "the container's init is cloned and waits for go; no cgroup pid, maps, net",
+    "start.forked": "the init is cloned (into its cgroup on v2) and waits for go; no maps, net",
     "start.go-sent": "the init was let go (cgroup, maps, network set); not yet known to exec",
     "start.exec-next": "in the init: root, user and confinement done, execve(2) is next",
     "start.running-recorded": "the state says running (pid, shim); the caller is not told yet",

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import os
 import shutil
@@ -165,6 +166,10 @@ def _is_foreign(leak: str) -> bool:
     kind, _, rest = leak.partition(": ")
     if kind in ("state", "network"):
         return not _under(rest)
+    if kind == "network device" and rest.startswith("pc0"):  # a store's default bridge
+        return not any(
+            rest == "pc0" + hashlib.sha256(root.encode()).hexdigest()[:8] for root in SESSION_ROOTS
+        )
     if kind == "process":
         try:
             with open(f"/proc/{rest.split()[0]}/environ", "rb") as f:
@@ -177,10 +182,12 @@ def _is_foreign(leak: str) -> bool:
 
 
 def _default_bridges() -> set[str]:
-    """The stores' default bridges on this host (``pycont0``, ``pc0…``: made by
-    pycont.net.networks.default_bridge)."""
+    """The default bridges of this session's stores on this host now: named after each store's
+    path (pycont.net.networks.default_bridge). Another pycont user's, on this shared machine,
+    is never among them."""
+    ours = {"pc0" + hashlib.sha256(root.encode()).hexdigest()[:8] for root in SESSION_ROOTS}
     try:
-        return {d for d in os.listdir("/sys/class/net") if d == "pycont0" or d.startswith("pc0")}
+        return ours & set(os.listdir("/sys/class/net"))
     except OSError:
         return set()
 

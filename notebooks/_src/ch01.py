@@ -301,7 +301,7 @@ import re
 lines = []
 pycont.run("busybox", ["true"], rm=True, name="ch01-narrate", hostname="narrated",
            network="none", narrate=lines.append)  # chapter 08 narrates the network's plumbing
-clone = next(line for line in lines if line.startswith(("clone(", "clone3(")))
+clone = next(line for line in lines if re.match(r"clone3?\(.*= \d+$", line))
 host_pid = clone.rsplit("= ", 1)[1]  # clone(...) returns the child's host pid
 shared = re.compile(r'/pycont("|/cpuset\.)')  # the parent folder all containers share
 for line in lines:

@@ -344,8 +344,18 @@ def remove_idle_default() -> str | None:
                 return None
             os.unlink(_path(DEFAULT))
         bridge = default_bridge() if net is None else net.bridge
+        if not _link_exists(bridge):
+            return None
         with netlink.host() as ipr:
-            return bridge if netlink.delete_link(ipr, bridge) else None
+            netlink.delete_link(ipr, bridge)  # quiet on EPERM: a user's store, root's pycont0
+            gone = netlink.index(ipr, bridge) is None
+        return bridge if gone else None
+
+
+def _link_exists(name: str) -> bool:
+    """Whether this network namespace has a device ``name`` (sysfs, as ``ip link`` lists it):
+    no netlink socket, no pyroute2 import, for the common case of none."""
+    return os.path.lexists(os.path.join("/sys/class/net", name))
 
 
 def collect() -> list[Network]:

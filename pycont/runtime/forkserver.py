@@ -47,8 +47,9 @@ def become(mode: str, args: list[str], fds: list[int], new_session: bool) -> NoR
     finally:
         # The caller reads the status pipe (and maybe stdout) to EOF. exit(2) closes files only
         # after it has torn down the address space, ~3 ms for this copy of the fork server:
-        # close them first, so the caller goes on while the kernel tears down.
-        os.closerange(0, 4)
+        # close them all first (shim.lock's with them: the record is final), so the caller
+        # goes on while the kernel tears down.
+        os.closerange(0, os.sysconf("SC_OPEN_MAX"))
         os._exit(code)
 
 

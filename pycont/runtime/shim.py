@@ -279,8 +279,8 @@ def run(cdir: str, status_fd: int) -> int:
         netsetup.stop(cdir, plumbing)
         if isinstance(err, FileNotFoundError):
             _close_cgroup(cg)
-            # rm -f gave its leases back while we started: the bridge made again since
-            # (attach.join) goes now, if no other container holds it.
+            # rm -f gave its leases back while we started; attach.join may have leased again
+            # since: give those back too.
             netsetup.release(cfg.id, cfg.network)
         msg = str(err) if isinstance(err, InvalidState) else f"container {cfg.name} was removed"
         rep.send(protocol.Failed("state", 125, msg))

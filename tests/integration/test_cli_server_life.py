@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -37,31 +38,31 @@ def test_a_killed_server_is_replaced_transparently(servers: Servers) -> None:
     assert second["pid"] != first["pid"] and second["socket"] == sock
 
 
-def test_a_killed_server_not_yet_reaped_is_not_listed(tmp_path: object) -> None:
+def test_a_killed_server_not_yet_reaped_is_not_listed(tmp_path: Path) -> None:
     """A server whose client has gone is init's child; killed, it stays a zombie, with its
     name, until init reaps it: no longer a server."""
     from pycont import cliserver
 
-    folder = tempfile.mkdtemp(prefix="pccli-zombie-")
     r, w = os.pipe()
     pid = os.fork()
-    if pid == 0:  # named as a server, then waits for its end
-        with open("/proc/self/comm", "w") as f:
-            f.write(cliserver.SERVER_NAME)
-        os.read(r, 1)
-        os._exit(0)
+    if pid == 0:  # named as a server, then waits for its end; never returns into pytest
+        try:
+            with open("/proc/self/comm", "w") as f:
+                f.write(cliserver.SERVER_NAME)
+            os.read(r, 1)
+        finally:
+            os._exit(0)
     try:
-        with open(os.path.join(folder, "cli-test.json"), "w") as f:
-            json.dump({"pid": pid, "started": 1.0, "socket": "none"}, f)
-        wait_for(lambda: [i["pid"] for i in cliserver.servers(folder)] == [pid], what="its name")
+        (tmp_path / "cli-test.json").write_text(json.dumps({"pid": pid, "started": 1.0}))
+        listed = lambda: [i["pid"] for i in cliserver.servers(str(tmp_path))]  # noqa: E731
+        wait_for(lambda: listed() == [pid], what="its name")
         os.write(w, b"x")
         wait_for(lambda: process_gone(pid), what="its end")  # a zombie: not reaped yet
-        assert cliserver.servers(folder) == []
+        assert listed() == []
     finally:
         os.close(w)
         os.close(r)
         os.waitpid(pid, 0)
-        shutil.rmtree(folder)
 
 
 def test_another_tree_never_reaches_a_stale_server(servers: Servers) -> None:
