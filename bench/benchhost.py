@@ -8,7 +8,6 @@ cannot pull here), and the end-of-run clean-up with its leak check. Standard lib
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import shutil
 import signal
@@ -182,7 +181,10 @@ def cleanup(ctx: dict[str, Any], cg_before: set[str]) -> list[str]:
         subprocess.run(["umount", "-l", m], capture_output=True)
     shutil.rmtree(work, ignore_errors=True)
     left = [m for m in sl.read_text("/proc/self/mountinfo").splitlines() if work in m]
-    bridge = "pc0" + hashlib.sha256(root.encode()).hexdigest()[:8]  # networks.default_bridge
+    sys.path.insert(0, REPO)
+    from pycont.net.networks import default_bridge
+
+    bridge = default_bridge(root)
     if os.path.lexists(f"/sys/class/net/{bridge}"):
         left.append(f"network device {bridge}")
     for pid in pids() - {os.getpid()}:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import hashlib
 import json
 import os
 import re
@@ -418,7 +417,10 @@ def cleanup(pairs: list[Pair], pc: list[str], cg_before: set[str]) -> list[str]:
         shutil.rmtree(d, ignore_errors=True)
     links = sh(["ip", "-o", "link"], check=False)
     netns = sh(["ip", "netns", "list"], check=False)
-    bridge = "pc0" + hashlib.sha256(PYCONT_ROOT.encode()).hexdigest()[:8]  # default_bridge
+    sys.path.insert(0, REPO)
+    from pycont.net.networks import default_bridge
+
+    bridge = default_bridge(PYCONT_ROOT)
     left = re.findall(rf"^\d+: (pcbench[^:@]*|{bridge})", links, re.M)
     left += [ln.split()[0] for ln in netns.splitlines() if ln.startswith("pycont-pcbench")]
     return left + [m for m in mounts if m.startswith(ours) and os.path.ismount(m)]

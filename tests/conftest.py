@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import os
 import shutil
@@ -167,9 +166,7 @@ def _is_foreign(leak: str) -> bool:
     if kind in ("state", "network"):
         return not _under(rest)
     if kind == "network device" and rest.startswith("pc0"):  # a store's default bridge
-        return not any(
-            rest == "pc0" + hashlib.sha256(root.encode()).hexdigest()[:8] for root in SESSION_ROOTS
-        )
+        return rest not in _store_bridges()
     if kind == "process":
         try:
             with open(f"/proc/{rest.split()[0]}/environ", "rb") as f:
@@ -181,13 +178,19 @@ def _is_foreign(leak: str) -> bool:
     return False
 
 
+def _store_bridges() -> set[str]:
+    """The default bridge each of this session's stores would have (networks.default_bridge)."""
+    from pycont.net.networks import default_bridge
+
+    return {default_bridge(root) for root in SESSION_ROOTS}
+
+
 def _default_bridges() -> set[str]:
     """The default bridges of this session's stores on this host now: named after each store's
     path (pycont.net.networks.default_bridge). Another pycont user's, on this shared machine,
     is never among them."""
-    ours = {"pc0" + hashlib.sha256(root.encode()).hexdigest()[:8] for root in SESSION_ROOTS}
     try:
-        return ours & set(os.listdir("/sys/class/net"))
+        return _store_bridges() & set(os.listdir("/sys/class/net"))
     except OSError:
         return set()
 

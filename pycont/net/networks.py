@@ -93,12 +93,14 @@ def locked() -> Iterator[None]:
         os.close(fd)
 
 
-def default_bridge() -> str:
+def default_bridge(root: str | None = None) -> str:
     """``pycont0`` for the default store; another store (``PYCONT_ROOT``, as each test has)
-    gets a bridge of its own, so two stores never lease the same address on one bridge."""
-    if paths.root() == paths.default_root():
+    gets a bridge of its own, so two stores never lease the same address on one bridge.
+    ``root``: that store's instead of this process's (a test session, a benchmark)."""
+    store = paths.root() if root is None else os.path.abspath(root)
+    if store == paths.default_root():
         return "pycont0"
-    return "pc0" + hashlib.sha256(paths.root().encode()).hexdigest()[:8]
+    return "pc0" + hashlib.sha256(store.encode()).hexdigest()[:8]
 
 
 def _load(name: str) -> Network | None:
